@@ -1,0 +1,239 @@
+// Package config holds every setting of the worker and the publisher in one
+// documented struct and loads it from, in order of precedence, command-line
+// flags, the environment, a .env file and the defaults.
+//
+// Each setting is one row of a table (see Settings): its environment name, its
+// flag name (the environment name lower-cased with '_' replaced by '-'), its
+// default, the binaries it belongs to and the function that parses and
+// validates it. Load reports every bad value at once in a *ValidationError,
+// each naming the setting and where its value came from.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole configuration of both binaries. Each field's comment
+// names its environment variable, its default and its valid values; the flag
+// is the variable's name in lower case with '-' for '_' (WORKER_CONCURRENCY is
+// --worker-concurrency). Settings of the other binary keep their defaults.
+type Config struct {
+	NATS      NATS
+	Topology  Topology
+	Worker    Worker
+	Publisher Publisher
+	Retry     Retry
+	Breaker   Breaker
+	Health    Health
+	Bulkhead  Bulkhead
+	Timeouts  Timeouts
+	Sim       Sim
+	Log       Log
+}
+
+// NATS says how to reach the NATS server, or how to run one in process.
+type NATS struct {
+	// URL (NATS_URL, default nats://127.0.0.1:4222) is one or more
+	// comma-separated server URLs with scheme nats, tls, ws or wss and an
+	// explicit host and port. With Embedded it must be a single URL: the
+	// embedded server listens there.
+	URL string
+	// CredsFile (NATS_CREDS, default empty = no credentials) is a NATS
+	// credentials file; when set it must exist.
+	CredsFile string
+	// Embedded (EMBEDDED_NATS, default false; worker only) runs a JetStream
+	// server inside the worker, listening on URL.
+	Embedded bool
+	// DataDir (DATA_DIR, default ./data; worker only) is where the embedded
+	// server stores JetStream data. Must not be empty.
+	DataDir string
+}
+
+// Topology names the JetStream objects and sets their limits.
+type Topology struct {
+	// ContactsStream (CONTACTS_STREAM, default CONTACTS) is the stream that
+	// holds queued contacts: no whitespace, '.', '*', '>', '/' or '\'.
+	ContactsStream string
+	// ContactsSubject (CONTACTS_SUBJECT, default contacts.queue) is the subject
+	// contacts are published on: dot-separated tokens, no wildcards.
+	ContactsSubject string
+	// Consumer (CONSUMER_NAME, default workers; worker only) is the durable
+	// pull consumer every worker replica shares; same rule as a stream name.
+	Consumer string
+	// CompletedBucket (COMPLETED_BUCKET, default completed) is the KV bucket
+	// of completed contacts and step checkpoints: letters, digits, '_', '-'.
+	CompletedBucket string
+	// DedupeWindow (DEDUPE_WINDOW, default 6h) is how long the stream
+	// remembers a Nats-Msg-Id to drop duplicate publishes. Must be > 0.
+	DedupeWindow time.Duration
+	// Replicas (STREAM_REPLICAS, default 1) is the stream's replica count,
+	// 1 to 5; use 3 in production clusters.
+	Replicas int
+	// AckWait (ACK_WAIT, default 30s; worker only) is how long the server
+	// waits for an ack before redelivering. At least 3s.
+	AckWait time.Duration
+	// MaxDeliver (MAX_DELIVER, default 5; worker only) is how many times a
+	// contact is delivered before it is dead-lettered. At least 1.
+	MaxDeliver int
+	// MaxAckPending (MAX_ACK_PENDING, default 256; worker only) caps the
+	// contacts in flight across all replicas; about replicas × concurrency.
+	// At least 1.
+	MaxAckPending int
+}
+
+// Worker tunes one worker process.
+type Worker struct {
+	// ID (WORKER_ID, default <hostname>-<pid>, computed by Load when empty)
+	// names the worker in logs and checkpoints: letters, digits, '.', '_',
+	// '-', at most 64 characters.
+	ID string
+	// Concurrency (WORKER_CONCURRENCY, default 16) is how many contacts the
+	// process works on at once, 1 to 4096.
+	Concurrency int
+	// PullBatch (PULL_BATCH, default 8) is how many messages one pull asks
+	// for, 1 to 256. Keep it small so buffered messages do not expire.
+	PullBatch int
+	// ShutdownGrace (SHUTDOWN_GRACE, default 25s) is how long a stopping
+	// worker waits for running contacts before abandoning them to
+	// redelivery. At least 0.
+	ShutdownGrace time.Duration
+	// OnBreakerOpen (ON_BREAKER_OPEN, default hold) is what happens to a
+	// contact whose provider's breaker is open: OnBreakerOpenHold delays it
+	// in the queue, OnBreakerOpenDeadLetter dead-letters it (the seed's
+	// "skip the contact").
+	OnBreakerOpen string
+}
+
+// Publisher tunes the publisher.
+type Publisher struct {
+	// Window (PUBLISH_WINDOW, default 256; publisher only) is the most
+	// asynchronous publishes awaiting their ack, 1 to 65536.
+	Window int
+}
+
+// Retry is the in-process retry policy of one provider call. With the
+// defaults a call is tried 3 times, waiting 5s and then 10s.
+type Retry struct {
+	// InitialDelay (RETRY_INITIAL_DELAY, default 5s) is the wait before the
+	// second attempt. At least 0.
+	InitialDelay time.Duration
+	// MaxAttempts (RETRY_MAX_ATTEMPTS, default 3) counts attempts in all,
+	// the first one included. At least 1.
+	MaxAttempts int
+	// Multiplier (RETRY_MULTIPLIER, default 2) multiplies each wait to get
+	// the next. At least 1.
+	Multiplier float64
+	// MaxDelay (RETRY_MAX_DELAY, default 60s) caps one wait; 0 means no cap.
+	MaxDelay time.Duration
+	// Jitter (RETRY_JITTER, default false) randomises each wait between 0
+	// and its computed value (full jitter).
+	Jitter bool
+	// RetryAfterCap (RETRY_AFTER_CAP, default 30s) is the longest provider
+	// Retry-After slept in process; a longer one sends the contact back to
+	// the queue with that delay. At least 0.
+	RetryAfterCap time.Duration
+}
+
+// Breaker configures each provider's circuit breaker.
+type Breaker struct {
+	// FailureThreshold (BREAKER_FAILURE_THRESHOLD, default 3) is how many
+	// consecutive failed attempts open the breaker. At least 1.
+	FailureThreshold int
+	// SuccessThreshold (BREAKER_SUCCESS_THRESHOLD, default 2) is how many
+	// successes in half-open close it again. At least 1.
+	SuccessThreshold int
+	// OpenTimeout (BREAKER_OPEN_TIMEOUT, default 30s) is how long the breaker
+	// stays open before it lets a probe through. Must be > 0.
+	OpenTimeout time.Duration
+}
+
+// Health configures the background provider health checks.
+type Health struct {
+	// Interval (HEALTH_CHECK_INTERVAL, default 60s) is the time between two
+	// checks of one provider. Must be > 0.
+	Interval time.Duration
+	// Timeout (HEALTH_CHECK_TIMEOUT, default 5s) bounds one check. Must be
+	// > 0 and not more than Interval.
+	Timeout time.Duration
+}
+
+// Bulkhead caps the concurrent calls per provider within one process.
+type Bulkhead struct {
+	// LLM (LLM_MAX_CONCURRENCY, default 16) is at least 1.
+	LLM int
+	// TTS (ELEVENLABS_MAX_CONCURRENCY, default 5) is at least 1; ElevenLabs
+	// plans allow 2 to 15 concurrent requests per account.
+	TTS int
+	// CRM (CRM_MAX_CONCURRENCY, default 16) is at least 1.
+	CRM int
+}
+
+// Timeouts bound one attempt of a provider call.
+type Timeouts struct {
+	// LLM (LLM_TIMEOUT, default 30s) must be > 0.
+	LLM time.Duration
+	// TTS (ELEVENLABS_TIMEOUT, default 30s) must be > 0.
+	TTS time.Duration
+	// CRM (CRM_TIMEOUT, default 10s) must be > 0.
+	CRM time.Duration
+}
+
+// Sim selects simulated providers for demos.
+type Sim struct {
+	// Scenario (SIMULATE, default empty = real providers) is one of
+	// Scenarios: healthy, or tts-503 (ElevenLabs answers 503 for TTSOutage).
+	Scenario string
+	// Latency (SIM_LATENCY, default 50ms) is each simulated call's duration.
+	// At least 0.
+	Latency time.Duration
+	// TTSOutage (SIM_TTS_OUTAGE, default 20s) is how long the simulated
+	// ElevenLabs answers 503 in the tts-503 scenario. At least 0.
+	TTSOutage time.Duration
+}
+
+// Log configures logging (see package logging).
+type Log struct {
+	// File (LOG_FILE, default logs/error_recovery.log) receives JSON lines;
+	// empty disables the file.
+	File string
+	// Level (LOG_LEVEL, default info) is one of LogLevels.
+	Level string
+	// MaxSizeMB (LOG_MAX_SIZE_MB, default 100) rotates the file at this size.
+	// At least 1.
+	MaxSizeMB int
+	// MaxBackups (LOG_MAX_BACKUPS, default 5) is how many rotated files are
+	// kept; 0 keeps all.
+	MaxBackups int
+	// MaxAgeDays (LOG_MAX_AGE_DAYS, default 28) is how many days rotated files
+	// are kept; 0 keeps them regardless of age.
+	MaxAgeDays int
+}
+
+// Values of Worker.OnBreakerOpen.
+const (
+	// OnBreakerOpenHold delays the contact in the queue until the breaker
+	// may let calls through again.
+	OnBreakerOpenHold = "hold"
+	// OnBreakerOpenDeadLetter dead-letters the contact at once, like the
+	// seed's "skip the contact".
+	OnBreakerOpenDeadLetter = "deadletter"
+)
+
+// Values of Sim.Scenario besides "" (real providers).
+const (
+	// ScenarioHealthy simulates providers that always succeed.
+	ScenarioHealthy = "healthy"
+	// ScenarioTTS503 simulates the seed's scenario: ElevenLabs answers 503
+	// for Sim.TTSOutage, then recovers.
+	ScenarioTTS503 = "tts-503"
+)
+
+// Scenarios lists the accepted SIMULATE values besides "". Append to it when
+// a simulated scenario is added; validation reads it at load time.
+var Scenarios = []string{ScenarioHealthy, ScenarioTTS503}
+
+// BreakerOpenPolicies lists the accepted ON_BREAKER_OPEN values.
+var BreakerOpenPolicies = []string{OnBreakerOpenHold, OnBreakerOpenDeadLetter}
+
+// LogLevels lists the accepted LOG_LEVEL values, least severe first.
+var LogLevels = []string{"debug", "info", "warn", "error"}

@@ -1,0 +1,643 @@
+package config_test
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/callagent/resilience/internal/config"
+)
+
+// env is a lookup function over a map, as tests pass to Load.
+type env map[string]string
+
+func (e env) lookup(k string) (string, bool) { v, ok := e[k]; return v, ok }
+
+// load registers scope's flags on a fresh flag set, parses args and loads
+// with environment e. ENV_FILE="" keeps a stray .env out unless e sets it.
+func load(t *testing.T, scope config.Scope, args []string, e env) (config.Config, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	l := config.Register(fs, scope)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("parse flags %v: %v", args, err)
+	}
+	if _, ok := e["ENV_FILE"]; !ok && !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--env-file") }) {
+		e = withEnv(e, "ENV_FILE", "")
+	}
+	return l.Load(e.lookup)
+}
+
+func withEnv(e env, k, v string) env {
+	out := env{k: v}
+	for kk, vv := range e {
+		out[kk] = vv
+	}
+	return out
+}
+
+// validationError asserts err is a *ValidationError and returns it.
+func validationError(t *testing.T, err error) *config.ValidationError {
+	t.Helper()
+	var ve *config.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("error %v (%T) is not a *config.ValidationError", err, err)
+	}
+	return ve
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	want := config.Config{
+		NATS: config.NATS{URL: "nats://127.0.0.1:4222", DataDir: "./data"},
+		Topology: config.Topology{
+			ContactsStream: "CONTACTS", ContactsSubject: "contacts.queue", Consumer: "workers",
+			CompletedBucket: "completed", DedupeWindow: 6 * time.Hour, Replicas: 1,
+			AckWait: 30 * time.Second, MaxDeliver: 5, MaxAckPending: 256,
+		},
+		Worker:    config.Worker{Concurrency: 16, PullBatch: 8, ShutdownGrace: 25 * time.Second, OnBreakerOpen: config.OnBreakerOpenHold},
+		Publisher: config.Publisher{Window: 256},
+		Retry: config.Retry{
+			InitialDelay: 5 * time.Second, MaxAttempts: 3, Multiplier: 2, MaxDelay: 60 * time.Second,
+			RetryAfterCap: 30 * time.Second,
+		},
+		Breaker:  config.Breaker{FailureThreshold: 3, SuccessThreshold: 2, OpenTimeout: 30 * time.Second},
+		Health:   config.Health{Interval: 60 * time.Second, Timeout: 5 * time.Second},
+		Bulkhead: config.Bulkhead{LLM: 16, TTS: 5, CRM: 16},
+		Timeouts: config.Timeouts{LLM: 30 * time.Second, TTS: 30 * time.Second, CRM: 10 * time.Second},
+		Sim:      config.Sim{Latency: 50 * time.Millisecond, TTSOutage: 20 * time.Second},
+		Log:      config.Log{File: "logs/error_recovery.log", Level: "info", MaxSizeMB: 100, MaxBackups: 5, MaxAgeDays: 28},
+	}
+	if got := config.Defaults(); got != want {
+		t.Errorf("Defaults() =\n%+v\nwant\n%+v", got, want)
+	}
+
+	for _, scope := range []config.Scope{config.ScopeWorker, config.ScopePublisher} {
+		got, err := load(t, scope, nil, env{})
+		if err != nil {
+			t.Fatalf("Load(%v) with nothing set: %v", scope, err)
+		}
+		if scope == config.ScopeWorker {
+			if got.Worker.ID == "" {
+				t.Errorf("worker Load left Worker.ID empty")
+			}
+			got.Worker.ID = ""
+		}
+		if got != want {
+			t.Errorf("Load(%v) with nothing set =\n%+v\nwant the defaults", scope, got)
+		}
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	t.Parallel()
+	const dotenv = "testdata/precedence.env" // WORKER_CONCURRENCY=3
+	tests := []struct {
+		name string
+		args []string
+		env  env
+		want int
+	}{
+		{name: "default", env: env{"ENV_FILE": ""}, want: 16},
+		{name: ".env over default", env: env{"ENV_FILE": dotenv}, want: 3},
+		{name: "environment over .env", env: env{"ENV_FILE": dotenv, "WORKER_CONCURRENCY": "4"}, want: 4},
+		{name: "flag over environment", args: []string{"--worker-concurrency=5"}, env: env{"ENV_FILE": dotenv, "WORKER_CONCURRENCY": "4"}, want: 5},
+		{name: "flag set to the default still wins", args: []string{"--worker-concurrency", "16"}, env: env{"ENV_FILE": dotenv, "WORKER_CONCURRENCY": "4"}, want: 16},
+		{name: "empty environment value is a value", env: env{"ENV_FILE": dotenv, "WORKER_CONCURRENCY": ""}, want: -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := load(t, config.ScopeWorker, tt.args, tt.env)
+			if tt.want < 0 {
+				ve := validationError(t, err)
+				want := config.Problem{Setting: "WORKER_CONCURRENCY", Source: "environment", Value: "", Reason: "not a whole number"}
+				if len(ve.Problems) != 1 || ve.Problems[0] != want {
+					t.Fatalf("problems = %+v, want [%+v]", ve.Problems, want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if cfg.Worker.Concurrency != tt.want {
+				t.Errorf("Worker.Concurrency = %d, want %d", cfg.Worker.Concurrency, tt.want)
+			}
+		})
+	}
+}
+
+func TestEnvFileForms(t *testing.T) {
+	t.Parallel()
+	cfg, err := load(t, config.ScopeWorker, []string{"--env-file=testdata/precedence.env"}, env{})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if cfg.Worker.Concurrency != 3 || cfg.Log.Level != "warn" || cfg.Sim.Scenario != config.ScenarioHealthy {
+		t.Errorf("from .env: concurrency %d, level %q, scenario %q; want 3, warn, healthy",
+			cfg.Worker.Concurrency, cfg.Log.Level, cfg.Sim.Scenario)
+	}
+	if _, set := os.LookupEnv("NOT_A_SETTING"); set {
+		t.Errorf("reading the .env file changed the process environment")
+	}
+}
+
+func TestDefaultEnvFileMayBeMissing(t *testing.T) {
+	// Not parallel: it changes the working directory.
+	t.Chdir(t.TempDir())
+	l := config.Register(pflag.NewFlagSet("test", pflag.ContinueOnError), config.ScopeWorker)
+	if _, err := l.Load(env{}.lookup); err != nil {
+		t.Fatalf("Load without .env: %v", err)
+	}
+	if err := os.WriteFile(".env", []byte("WORKER_CONCURRENCY=7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := l.Load(env{}.lookup)
+	if err != nil {
+		t.Fatalf("Load with .env: %v", err)
+	}
+	if cfg.Worker.Concurrency != 7 {
+		t.Errorf("Worker.Concurrency = %d, want 7 from the default .env", cfg.Worker.Concurrency)
+	}
+	cfg, err = l.Load(env{"ENV_FILE": ""}.lookup)
+	if err != nil {
+		t.Fatalf("Load with ENV_FILE empty: %v", err)
+	}
+	if cfg.Worker.Concurrency != 16 {
+		t.Errorf("ENV_FILE=\"\" should disable .env; Worker.Concurrency = %d, want 16", cfg.Worker.Concurrency)
+	}
+}
+
+func TestEnvFileErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		args     []string
+		env      env
+		wantMsg  string
+		wantLine int
+		wantIs   error
+		noLeak   string
+	}{
+		{
+			name:    "missing file named by flag",
+			args:    []string{"--env-file=testdata/missing.env"},
+			wantMsg: `env file "testdata/missing.env" (from flag --env-file): open testdata/missing.env: no such file or directory`,
+			wantIs:  fs.ErrNotExist,
+		},
+		{
+			name:    "missing file named by environment",
+			env:     env{"ENV_FILE": "testdata/missing.env"},
+			wantMsg: `env file "testdata/missing.env" (from environment): open testdata/missing.env: no such file or directory`,
+			wantIs:  fs.ErrNotExist,
+		},
+		{
+			name:     "bad variable name",
+			args:     []string{"--env-file=testdata/bad-key.env"},
+			wantMsg:  `env file "testdata/bad-key.env" (from flag --env-file) line 3: unexpected character "-" in variable name`,
+			wantLine: 3,
+			noLeak:   "sk_0123456789abcdef",
+		},
+		{
+			name:     "bad variable name with crlf line ends",
+			env:      env{"ENV_FILE": "testdata/crlf-bad-key.env"},
+			wantMsg:  `env file "testdata/crlf-bad-key.env" (from environment) line 3: unexpected character "@" in variable name`,
+			wantLine: 3,
+			noLeak:   "tok-abcdefgh",
+		},
+		{
+			name:     "unterminated quote",
+			args:     []string{"--env-file", "testdata/unterminated.env"},
+			wantMsg:  `env file "testdata/unterminated.env" (from flag --env-file) line 2: unterminated quoted value`,
+			wantLine: 2,
+			noLeak:   "secretsecret",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := tt.env
+			if e == nil {
+				e = env{}
+			}
+			_, err := load(t, config.ScopeWorker, tt.args, e)
+			var fe *config.EnvFileError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v (%T) is not a *config.EnvFileError", err, err)
+			}
+			if err.Error() != tt.wantMsg {
+				t.Errorf("error =\n%s\nwant\n%s", err, tt.wantMsg)
+			}
+			if fe.Line != tt.wantLine {
+				t.Errorf("Line = %d, want %d", fe.Line, tt.wantLine)
+			}
+			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+				t.Errorf("errors.Is(%v, %v) = false", err, tt.wantIs)
+			}
+			if tt.noLeak != "" && strings.Contains(err.Error(), tt.noLeak) {
+				t.Errorf("error leaks the file's contents: %v", err)
+			}
+		})
+	}
+}
+
+func TestRejections(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tests := []struct {
+		env, value, reason string
+	}{
+		{"NATS_URL", "", "must not be empty"},
+		{"NATS_URL", "http://h:4222", `scheme "http" is not one of nats, tls, ws, wss`},
+		{"NATS_URL", "nats://h", "missing port (want scheme://host:port)"},
+		{"NATS_URL", "nats://:4222", "missing host (want scheme://host:port)"},
+		{"NATS_URL", "nats://h:0", "port must be between 1 and 65535"},
+		{"NATS_URL", "nats://h:65536", "port must be between 1 and 65535"},
+		{"NATS_URL", "://h:1", "not a URL (want scheme://host:port)"},
+		{"NATS_URL", "nats://a:4222,http://b:1", `URL 2: scheme "http" is not one of nats, tls, ws, wss`},
+		{"NATS_URL", "nats://a:4222,", "URL 2: empty URL"},
+		{"NATS_CREDS", filepath.Join(dir, "missing.creds"), "file does not exist"},
+		{"NATS_CREDS", dir, "is a directory, not a file"},
+		{"EMBEDDED_NATS", "maybe", "not a boolean (use true, false, 1, 0, yes or no)"},
+		{"DATA_DIR", " ", "must not be empty"},
+		{"CONTACTS_STREAM", "", "must not be empty"},
+		{"CONTACTS_STREAM", "a b", "invalid stream name: contains whitespace"},
+		{"CONTACTS_STREAM", "a.b", `invalid stream name: contains "."`},
+		{"CONTACTS_STREAM", "a*", `invalid stream name: contains "*"`},
+		{"CONTACTS_STREAM", "a>", `invalid stream name: contains ">"`},
+		{"CONTACTS_STREAM", "a/b", `invalid stream name: contains "/"`},
+		{"CONTACTS_STREAM", `a\b`, `invalid stream name: contains "\\"`},
+		{"CONTACTS_SUBJECT", "", "must not be empty"},
+		{"CONTACTS_SUBJECT", "contacts.*", "invalid subject: wildcards (* and >) are not allowed"},
+		{"CONTACTS_SUBJECT", "contacts.>", "invalid subject: wildcards (* and >) are not allowed"},
+		{"CONTACTS_SUBJECT", "contacts..queue", "invalid subject: empty token (leading, trailing or double dot)"},
+		{"CONTACTS_SUBJECT", "contacts.", "invalid subject: empty token (leading, trailing or double dot)"},
+		{"CONTACTS_SUBJECT", "contacts queue", "invalid subject: contains whitespace"},
+		{"CONSUMER_NAME", "work.ers", `invalid consumer name: contains "."`},
+		{"COMPLETED_BUCKET", "", "must not be empty"},
+		{"COMPLETED_BUCKET", "com.pleted", "invalid bucket name: only letters, digits, _ and - are allowed"},
+		{"DEDUPE_WINDOW", "0s", "must be greater than 0"},
+		{"DEDUPE_WINDOW", "6", "not a duration (use Go syntax such as 250ms, 5s, 1m30s)"},
+		{"STREAM_REPLICAS", "0", "must be between 1 and 5"},
+		{"STREAM_REPLICAS", "6", "must be between 1 and 5"},
+		{"ACK_WAIT", "2999ms", "must be at least 3s"},
+		{"MAX_DELIVER", "0", "must be at least 1"},
+		{"MAX_ACK_PENDING", "-1", "must be at least 1"},
+		{"WORKER_ID", "worker 1", "invalid worker id: only letters, digits, ., _ and - are allowed"},
+		{"WORKER_ID", strings.Repeat("w", 65), "must be at most 64 characters"},
+		{"WORKER_CONCURRENCY", "abc", "not a whole number"},
+		{"WORKER_CONCURRENCY", "1.5", "not a whole number"},
+		{"WORKER_CONCURRENCY", "99999999999999999999", "whole number out of range"},
+		{"WORKER_CONCURRENCY", "0", "must be between 1 and 4096"},
+		{"WORKER_CONCURRENCY", "4097", "must be between 1 and 4096"},
+		{"PULL_BATCH", "257", "must be between 1 and 256"},
+		{"SHUTDOWN_GRACE", "-1s", "must not be negative"},
+		{"ON_BREAKER_OPEN", "skip", "unknown policy; one of: hold, deadletter"},
+		{"PUBLISH_WINDOW", "65537", "must be between 1 and 65536"},
+		{"RETRY_INITIAL_DELAY", "-5s", "must not be negative"},
+		{"RETRY_MAX_ATTEMPTS", "0", "must be at least 1"},
+		{"RETRY_MULTIPLIER", "0.5", "must be at least 1"},
+		{"RETRY_MULTIPLIER", "two", "not a number"},
+		{"RETRY_MULTIPLIER", "NaN", "not a finite number"},
+		{"RETRY_MULTIPLIER", "1e400", "not a finite number"},
+		{"RETRY_MAX_DELAY", "-1ms", "must not be negative"},
+		{"RETRY_JITTER", "on", "not a boolean (use true, false, 1, 0, yes or no)"},
+		{"RETRY_AFTER_CAP", "-30s", "must not be negative"},
+		{"BREAKER_FAILURE_THRESHOLD", "0", "must be at least 1"},
+		{"BREAKER_SUCCESS_THRESHOLD", "0", "must be at least 1"},
+		{"BREAKER_OPEN_TIMEOUT", "0", "must be greater than 0"},
+		{"HEALTH_CHECK_INTERVAL", "0s", "must be greater than 0"},
+		{"HEALTH_CHECK_TIMEOUT", "-1s", "must be greater than 0"},
+		{"LLM_MAX_CONCURRENCY", "0", "must be at least 1"},
+		{"ELEVENLABS_MAX_CONCURRENCY", "0", "must be at least 1"},
+		{"CRM_MAX_CONCURRENCY", "0", "must be at least 1"},
+		{"LLM_TIMEOUT", "0s", "must be greater than 0"},
+		{"ELEVENLABS_TIMEOUT", "-1s", "must be greater than 0"},
+		{"CRM_TIMEOUT", "0ms", "must be greater than 0"},
+		{"SIMULATE", "tts-500", "unknown scenario; one of: healthy, tts-503"},
+		{"SIM_LATENCY", "-1ms", "must not be negative"},
+		{"SIM_TTS_OUTAGE", "-1s", "must not be negative"},
+		{"LOG_LEVEL", "trace", "unknown level; one of: debug, info, warn, error"},
+		{"LOG_MAX_SIZE_MB", "0", "must be at least 1"},
+		{"LOG_MAX_BACKUPS", "-1", "must not be negative"},
+		{"LOG_MAX_AGE_DAYS", "-1", "must not be negative"},
+	}
+	covered := map[string]bool{}
+	for _, tt := range tests {
+		covered[tt.env] = true
+		t.Run(tt.env+"="+tt.value, func(t *testing.T) {
+			t.Parallel()
+			_, err := load(t, config.ScopeAll, nil, env{tt.env: tt.value})
+			ve := validationError(t, err)
+			want := config.Problem{Setting: tt.env, Source: "environment", Value: tt.value, Reason: tt.reason}
+			if len(ve.Problems) != 1 || ve.Problems[0] != want {
+				t.Fatalf("problems = %+v\nwant [%+v]", ve.Problems, want)
+			}
+			wantMsg := fmt.Sprintf("invalid configuration (1 problem):\n  %s=%q (from environment): %s", tt.env, tt.value, tt.reason)
+			if err.Error() != wantMsg {
+				t.Errorf("error =\n%s\nwant\n%s", err, wantMsg)
+			}
+		})
+	}
+	// Every setting with a rule has a rejection case above.
+	for _, s := range config.Settings(config.ScopeAll) {
+		switch s.Env {
+		case "ENV_FILE", "LOG_FILE": // any value is valid
+			continue
+		}
+		if !covered[s.Env] {
+			t.Errorf("no rejection case for %s", s.Env)
+		}
+	}
+}
+
+func TestAcceptedValues(t *testing.T) {
+	t.Parallel()
+	creds := filepath.Join(t.TempDir(), "user.creds")
+	if err := os.WriteFile(creds, []byte("creds"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := load(t, config.ScopeWorker, nil, env{
+		"NATS_URL":            "nats://a:4222, tls://b:4443,ws://c:80,WSS://d:443",
+		"NATS_CREDS":          creds,
+		"EMBEDDED_NATS":       "NO",
+		"WORKER_CONCURRENCY":  " 32 ",
+		"RETRY_JITTER":        "Yes",
+		"RETRY_MULTIPLIER":    "1.5",
+		"RETRY_INITIAL_DELAY": "1m30s",
+		"RETRY_MAX_DELAY":     "0",
+		"ON_BREAKER_OPEN":     "DeadLetter",
+		"LOG_LEVEL":           "DEBUG",
+		"LOG_FILE":            "",
+		"SIMULATE":            "TTS-503",
+		"WORKER_ID":           "w-1.a_b",
+		"ACK_WAIT":            "3s",
+		"CONTACTS_SUBJECT":    "a.b-c.d_e",
+	})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"NATS.URL", cfg.NATS.URL, "nats://a:4222, tls://b:4443,ws://c:80,WSS://d:443"},
+		{"NATS.CredsFile", cfg.NATS.CredsFile, creds},
+		{"NATS.Embedded", cfg.NATS.Embedded, false},
+		{"Worker.Concurrency", cfg.Worker.Concurrency, 32},
+		{"Retry.Jitter", cfg.Retry.Jitter, true},
+		{"Retry.Multiplier", cfg.Retry.Multiplier, 1.5},
+		{"Retry.InitialDelay", cfg.Retry.InitialDelay, 90 * time.Second},
+		{"Retry.MaxDelay", cfg.Retry.MaxDelay, time.Duration(0)},
+		{"Worker.OnBreakerOpen", cfg.Worker.OnBreakerOpen, config.OnBreakerOpenDeadLetter},
+		{"Log.Level", cfg.Log.Level, "debug"},
+		{"Log.File", cfg.Log.File, ""},
+		{"Sim.Scenario", cfg.Sim.Scenario, config.ScenarioTTS503},
+		{"Worker.ID", cfg.Worker.ID, "w-1.a_b"},
+		{"Topology.AckWait", cfg.Topology.AckWait, 3 * time.Second},
+		{"Topology.ContactsSubject", cfg.Topology.ContactsSubject, "a.b-c.d_e"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %#v, want %#v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestSeveralProblemsAtOnce(t *testing.T) {
+	t.Parallel()
+	_, err := load(t, config.ScopeWorker,
+		[]string{"--retry-initial-delay=-5s", "--env-file=testdata/bad-values.env", "--embedded-nats"},
+		env{
+			"WORKER_CONCURRENCY":    "abc",
+			"HEALTH_CHECK_INTERVAL": "1s",
+			"NATS_URL":              "nats://alice:wonderland@a:4222,nats://b:4222",
+		})
+	ve := validationError(t, err)
+	want := `invalid configuration (5 problems):
+  NATS_URL="nats://alice:<redacted>@a:4222,nats://b:4222" (from environment): must be a single URL when EMBEDDED_NATS is true (the embedded server listens there)
+  WORKER_CONCURRENCY="abc" (from environment): not a whole number
+  RETRY_INITIAL_DELAY="-5s" (from flag --retry-initial-delay): must not be negative
+  HEALTH_CHECK_TIMEOUT="5s" (from default): must not be more than HEALTH_CHECK_INTERVAL (1s)
+  SIMULATE="tts-500" (from testdata/bad-values.env): unknown scenario; one of: healthy, tts-503`
+	if err.Error() != want {
+		t.Errorf("error =\n%s\nwant\n%s", err, want)
+	}
+	if len(ve.Problems) != 5 {
+		t.Errorf("%d problems, want 5", len(ve.Problems))
+	}
+}
+
+func TestCrossRulesSkipInvalidDependencies(t *testing.T) {
+	t.Parallel()
+	// The interval is itself invalid, so the timeout is not compared with it;
+	// EMBEDDED_NATS is invalid, so NATS_URL may list several servers.
+	_, err := load(t, config.ScopeWorker, nil, env{
+		"HEALTH_CHECK_INTERVAL": "soon",
+		"EMBEDDED_NATS":         "perhaps",
+		"NATS_URL":              "nats://a:1,nats://b:2",
+	})
+	ve := validationError(t, err)
+	var settings []string
+	for _, p := range ve.Problems {
+		settings = append(settings, p.Setting)
+	}
+	if want := []string{"EMBEDDED_NATS", "HEALTH_CHECK_INTERVAL"}; !slices.Equal(settings, want) {
+		t.Errorf("problems for %v, want %v", settings, want)
+	}
+	// A valid single URL with the embedded server is fine.
+	if _, err := load(t, config.ScopeWorker, []string{"--embedded-nats=true"}, env{"NATS_URL": "nats://127.0.0.1:14222"}); err != nil {
+		t.Errorf("embedded with one URL: %v", err)
+	}
+}
+
+func TestScopes(t *testing.T) {
+	t.Parallel()
+	// The publisher ignores worker settings, even invalid ones, and the
+	// other way round.
+	pub, err := load(t, config.ScopePublisher, nil, env{"SIMULATE": "bogus", "WORKER_CONCURRENCY": "x", "WORKER_ID": "a b"})
+	if err != nil {
+		t.Fatalf("publisher Load with invalid worker settings: %v", err)
+	}
+	if pub.Sim.Scenario != "" || pub.Worker.Concurrency != 16 || pub.Worker.ID != "" {
+		t.Errorf("publisher got worker settings from the environment: %+v %+v", pub.Sim, pub.Worker)
+	}
+	wrk, err := load(t, config.ScopeWorker, nil, env{"PUBLISH_WINDOW": "0"})
+	if err != nil {
+		t.Fatalf("worker Load with an invalid publisher setting: %v", err)
+	}
+	if wrk.Publisher.Window != 256 {
+		t.Errorf("Publisher.Window = %d, want the default 256", wrk.Publisher.Window)
+	}
+
+	fs := pflag.NewFlagSet("publisher", pflag.ContinueOnError)
+	config.Register(fs, config.ScopePublisher)
+	if err := fs.Parse([]string{"--worker-concurrency=3"}); err == nil {
+		t.Errorf("publisher accepted the worker flag --worker-concurrency")
+	}
+
+	for _, tt := range []struct {
+		scope config.Scope
+		want  string
+	}{
+		{config.ScopeWorker, "worker"}, {config.ScopePublisher, "publisher"},
+		{config.ScopeAll, "worker, publisher"}, {0, "none"},
+	} {
+		if got := tt.scope.String(); got != tt.want {
+			t.Errorf("Scope(%d).String() = %q, want %q", tt.scope, got, tt.want)
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	t.Parallel()
+	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
+	config.Register(fs, config.ScopeWorker)
+	for _, s := range config.Settings(config.ScopeWorker) {
+		f := fs.Lookup(s.Flag)
+		if f == nil {
+			t.Errorf("no flag --%s for %s", s.Flag, s.Env)
+			continue
+		}
+		if f.DefValue != s.Default {
+			t.Errorf("--%s default %q, want %q", s.Flag, f.DefValue, s.Default)
+		}
+		if !strings.Contains(f.Usage, "(env "+s.Env+")") {
+			t.Errorf("--%s usage %q does not name %s", s.Flag, f.Usage, s.Env)
+		}
+	}
+	types := map[string]string{
+		"worker-concurrency": "int", "retry-initial-delay": "duration", "retry-multiplier": "float",
+		"embedded-nats": "bool", "nats-url": "string", "env-file": "string",
+	}
+	for name, typ := range types {
+		if got := fs.Lookup(name).Value.Type(); got != typ {
+			t.Errorf("--%s type %q, want %q", name, got, typ)
+		}
+	}
+	usage := fs.FlagUsages()
+	for _, line := range []string{
+		"--embedded-nats ",
+		"--worker-concurrency int ",
+		"(default 16)",
+		`--log-file string `,
+		`(default "logs/error_recovery.log")`,
+	} {
+		if !strings.Contains(usage, line) {
+			t.Errorf("flag usage lacks %q:\n%s", line, usage)
+		}
+	}
+	// A boolean flag alone means true; parse errors never come from pflag.
+	fs2 := pflag.NewFlagSet("w", pflag.ContinueOnError)
+	l2 := config.Register(fs2, config.ScopeWorker)
+	if err := fs2.Parse([]string{"--embedded-nats", "--worker-concurrency", "not-a-number"}); err != nil {
+		t.Fatalf("flag parse rejected a value Load should report: %v", err)
+	}
+	_, err := l2.Load(env{"ENV_FILE": ""}.lookup)
+	ve := validationError(t, err)
+	want := config.Problem{Setting: "WORKER_CONCURRENCY", Source: "flag --worker-concurrency", Value: "not-a-number", Reason: "not a whole number"}
+	if len(ve.Problems) != 1 || ve.Problems[0] != want {
+		t.Fatalf("problems = %+v, want [%+v]", ve.Problems, want)
+	}
+	cfg, err := load(t, config.ScopeWorker, []string{"--embedded-nats"}, env{})
+	if err != nil || !cfg.NATS.Embedded {
+		t.Errorf("--embedded-nats alone: Embedded=%v err=%v, want true, nil", cfg.NATS.Embedded, err)
+	}
+}
+
+func TestNilFlagSetAndEnvironment(t *testing.T) {
+	t.Parallel()
+	l := config.Register(nil, config.ScopeWorker)
+	cfg, err := l.Load(env{"ENV_FILE": "", "PULL_BATCH": "4"}.lookup)
+	if err != nil || cfg.Worker.PullBatch != 4 {
+		t.Fatalf("Load without flags: PullBatch=%d err=%v, want 4, nil", cfg.Worker.PullBatch, err)
+	}
+	if _, err := config.Register(nil, config.ScopePublisher).Load(nil); err != nil {
+		// nil lookup means an empty environment; the default .env in the
+		// package directory does not exist.
+		t.Fatalf("Load(nil): %v", err)
+	}
+}
+
+func TestWorkerIDComputed(t *testing.T) {
+	t.Parallel()
+	cfg, err := load(t, config.ScopeWorker, nil, env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cfg.Worker.ID
+	if !regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`).MatchString(id) {
+		t.Errorf("computed Worker.ID %q breaks the WORKER_ID rule", id)
+	}
+	if suffix := "-" + strconv.Itoa(os.Getpid()); !strings.HasSuffix(id, suffix) {
+		t.Errorf("computed Worker.ID %q does not end with %q", id, suffix)
+	}
+}
+
+// TestSettingsComplete proves every Config field is reachable from exactly
+// one setting, and every setting is well formed.
+func TestSettingsComplete(t *testing.T) {
+	t.Parallel()
+	var leaves []string
+	var walk func(typ reflect.Type, prefix string)
+	walk = func(typ reflect.Type, prefix string) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if f.Type.Kind() == reflect.Struct {
+				walk(f.Type, prefix+f.Name+".")
+				continue
+			}
+			leaves = append(leaves, prefix+f.Name)
+		}
+	}
+	walk(reflect.TypeFor[config.Config](), "")
+
+	all := config.Settings(config.ScopeAll)
+	byField := map[string][]string{}
+	for _, s := range all {
+		if s.Flag != strings.ReplaceAll(strings.ToLower(s.Env), "_", "-") {
+			t.Errorf("%s: flag %q is not the env name lower-cased with - for _", s.Env, s.Flag)
+		}
+		if s.Description == "" || s.Scope == 0 {
+			t.Errorf("%s: description %q, scope %v; want both set", s.Env, s.Description, s.Scope)
+		}
+		if s.Field != "" {
+			byField[s.Field] = append(byField[s.Field], s.Env)
+		} else if s.Env != "ENV_FILE" {
+			t.Errorf("%s fills no Config field", s.Env)
+		}
+	}
+	for _, leaf := range leaves {
+		if got := byField[leaf]; len(got) != 1 {
+			t.Errorf("Config.%s is filled by %v, want exactly one setting", leaf, got)
+		}
+		delete(byField, leaf)
+	}
+	for field, envs := range byField {
+		t.Errorf("settings %v name %q, which is not a Config field", envs, field)
+	}
+	if all[0].Env != "ENV_FILE" {
+		t.Errorf("first setting %s, want ENV_FILE", all[0].Env)
+	}
+
+	worker, publisher := config.Settings(config.ScopeWorker), config.Settings(config.ScopePublisher)
+	if len(worker)+len(publisher) <= len(all) || len(worker) >= len(all) || len(publisher) >= len(all) {
+		t.Errorf("scopes overlap wrongly: worker %d, publisher %d, all %d", len(worker), len(publisher), len(all))
+	}
+	for _, s := range publisher {
+		if s.Scope&config.ScopePublisher == 0 {
+			t.Errorf("Settings(ScopePublisher) lists %s of scope %v", s.Env, s.Scope)
+		}
+	}
+}

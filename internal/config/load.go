@@ -1,0 +1,358 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/joho/godotenv"
+	"github.com/spf13/pflag"
+
+	"github.com/callagent/resilience/internal/redact"
+)
+
+// Where a value came from, as Problem.Source and EnvFileError.Source name it.
+// A value from the .env file is named by the file's path.
+const (
+	SourceEnvironment = "environment"
+	SourceDefault     = "default"
+	sourceFlagPrefix  = "flag --"
+)
+
+// Problem is one invalid setting value.
+type Problem struct {
+	// Setting is the environment name of the setting, e.g. "WORKER_CONCURRENCY".
+	Setting string
+	// Source is where the value came from: "flag --worker-concurrency",
+	// "environment", the .env file's path, or "default".
+	Source string
+	// Value is the rejected text; "<redacted>" for secret settings, and with
+	// phone numbers, URL passwords and key shapes redacted for the others.
+	Value string
+	// Reason says what is wrong, e.g. "not a whole number".
+	Reason string
+}
+
+// String formats the problem as one line:
+// WORKER_CONCURRENCY="abc" (from environment): not a whole number.
+func (p Problem) String() string {
+	return fmt.Sprintf("%s=%q (from %s): %s", p.Setting, p.Value, p.Source, p.Reason)
+}
+
+// ValidationError lists every invalid setting found by one Load.
+type ValidationError struct {
+	Problems []Problem
+}
+
+// Error lists the problems, one per indented line, under a header that counts
+// them.
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	noun := "problems"
+	if len(e.Problems) == 1 {
+		noun = "problem"
+	}
+	fmt.Fprintf(&b, "invalid configuration (%d %s):", len(e.Problems), noun)
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// EnvFileError reports a .env file that could not be read or parsed. Load
+// stops at it, since values from a broken file cannot be trusted.
+type EnvFileError struct {
+	// Path is the file as named.
+	Path string
+	// Source is where the path came from: "flag --env-file", "environment"
+	// or "default".
+	Source string
+	// Line is the 1-based line of a syntax error; 0 when unknown or when the
+	// file could not be read.
+	Line int
+	// Err is the read error (errors.Is(err, fs.ErrNotExist) for a missing
+	// file) or the syntax error, without the file's contents.
+	Err error
+}
+
+func (e *EnvFileError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("env file %q (from %s) line %d: %v", e.Path, e.Source, e.Line, e.Err)
+	}
+	return fmt.Sprintf("env file %q (from %s): %v", e.Path, e.Source, e.Err)
+}
+
+// Unwrap returns the underlying read or syntax error.
+func (e *EnvFileError) Unwrap() error { return e.Err }
+
+// Loader loads the Config of one binary from its flags, the environment, a
+// .env file and the defaults. Create it with Register before the flags are
+// parsed; call Load after.
+type Loader struct {
+	fs       *pflag.FlagSet
+	scope    Scope
+	table    []setting
+	flags    map[string]*rawValue // by environment name
+	hostname func() (string, error)
+	pid      func() int
+}
+
+// Register adds a flag for every setting in scope (and --env-file) to fs and
+// returns the Loader that reads them. The flags are string-valued: bad values
+// are reported by Load, together with every other problem, not by the flag
+// parser. Boolean flags work alone (--embedded-nats means true). A nil fs
+// registers nothing; Load then reads the environment, .env and defaults only.
+func Register(fs *pflag.FlagSet, scope Scope) *Loader {
+	return register(fs, scope, table)
+}
+
+func register(fs *pflag.FlagSet, scope Scope, rows []setting) *Loader {
+	l := &Loader{
+		fs:       fs,
+		scope:    scope,
+		table:    rows,
+		flags:    map[string]*rawValue{},
+		hostname: os.Hostname,
+		pid:      os.Getpid,
+	}
+	if fs == nil {
+		return l
+	}
+	for _, s := range rows {
+		if s.Scope&scope == 0 {
+			continue
+		}
+		v := &rawValue{s: s.Default, typ: s.bind.typ, secret: s.Secret}
+		if v.typ == "" {
+			v.typ = "string"
+		}
+		f := fs.VarPF(v, s.Flag, "", s.Description+" (env "+s.Env+")")
+		if v.typ == "bool" {
+			f.NoOptDefVal = "true"
+		}
+		l.flags[s.Env] = v
+	}
+	return l
+}
+
+// rawValue is a flag that keeps its text for Load to parse.
+type rawValue struct {
+	s      string
+	typ    string
+	secret bool
+}
+
+// String returns the text, or "<secret>" for a non-empty secret.
+func (v *rawValue) String() string {
+	if v.secret && v.s != "" {
+		return secretMask
+	}
+	return v.s
+}
+
+// Set stores the text; it never fails, so every problem is reported by Load.
+func (v *rawValue) Set(s string) error { v.s = s; return nil }
+
+// Type names the value in help: "int", "duration", "bool", "string", ...
+func (v *rawValue) Type() string { return v.typ }
+
+// Load resolves every setting in the Loader's scope from, in order of
+// precedence, a flag given on the command line, the environment (through
+// lookupEnv; nil means an empty environment), the .env file and the default,
+// then validates them all. Settings outside the scope keep their defaults.
+// An empty Worker.ID is computed as <hostname>-<pid>.
+//
+// It returns a *ValidationError listing every invalid value, or an
+// *EnvFileError when the .env file cannot be read or parsed. The .env file is
+// --env-file, else ENV_FILE, else ".env" (which may be missing); it never
+// changes the process environment.
+func (l *Loader) Load(lookupEnv func(string) (string, bool)) (Config, error) {
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	dotenv, dotenvPath, err := l.readEnvFile(lookupEnv)
+	if err != nil {
+		return Config{}, err
+	}
+
+	var c Config
+	var problems []Problem
+	type loaded struct{ raw, source string }
+	ok := map[string]loaded{} // settings in scope that loaded without a problem
+	for _, s := range l.table {
+		if s.bind.set == nil {
+			continue
+		}
+		if s.Scope&l.scope == 0 {
+			if err := s.bind.set(&c, s.Default); err != nil {
+				panic(fmt.Sprintf("config: default of %s %q is invalid: %v", s.Env, s.Default, err))
+			}
+			continue
+		}
+		raw, source := l.lookup(s, lookupEnv, dotenv, dotenvPath)
+		if err := s.bind.set(&c, raw); err != nil {
+			problems = append(problems, newProblem(s, source, raw, err.Error()))
+			continue
+		}
+		ok[s.Env] = loaded{raw, source}
+	}
+
+	for _, r := range crossRules {
+		blamed, found := ok[r.env]
+		if !found || !allLoaded(ok, r.deps) {
+			continue
+		}
+		if reason := r.check(&c); reason != "" {
+			s, _ := l.row(r.env)
+			problems = append(problems, newProblem(s, blamed.source, blamed.raw, reason))
+		}
+	}
+
+	if len(problems) > 0 {
+		order := map[string]int{}
+		for i, s := range l.table {
+			order[s.Env] = i
+		}
+		// Stable: a setting's own problem comes before a cross-rule one.
+		slices.SortStableFunc(problems, func(a, b Problem) int { return order[a.Setting] - order[b.Setting] })
+		return Config{}, &ValidationError{Problems: problems}
+	}
+
+	if _, found := ok["WORKER_ID"]; found && c.Worker.ID == "" {
+		c.Worker.ID = defaultWorkerID(l.hostname, l.pid())
+	}
+	return c, nil
+}
+
+func allLoaded[V any](ok map[string]V, envs []string) bool {
+	for _, e := range envs {
+		if _, found := ok[e]; !found {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *Loader) row(env string) (setting, bool) {
+	for _, s := range l.table {
+		if s.Env == env {
+			return s, true
+		}
+	}
+	return setting{}, false
+}
+
+// lookup returns a setting's raw text and where it came from.
+func (l *Loader) lookup(s setting, lookupEnv func(string) (string, bool), dotenv map[string]string, dotenvPath string) (raw, source string) {
+	if v, found := l.flags[s.Env]; found && l.fs.Lookup(s.Flag).Changed {
+		return v.s, sourceFlagPrefix + s.Flag
+	}
+	if v, found := lookupEnv(s.Env); found {
+		return v, SourceEnvironment
+	}
+	if v, found := dotenv[s.Env]; found {
+		return v, dotenvPath
+	}
+	return s.Default, SourceDefault
+}
+
+func newProblem(s setting, source, raw, reason string) Problem {
+	value := redact.Text(raw)
+	if s.Secret {
+		value = redact.Placeholder
+	}
+	return Problem{Setting: s.Env, Source: source, Value: value, Reason: reason}
+}
+
+// readEnvFile finds and parses the .env file. A missing default file yields
+// no values; a missing file named by flag or environment is an error.
+func (l *Loader) readEnvFile(lookupEnv func(string) (string, bool)) (map[string]string, string, error) {
+	path, source := defaultEnvFile, SourceDefault
+	if v, found := l.flags[envFileEnv]; found && l.fs.Lookup(flagName(envFileEnv)).Changed {
+		path, source = v.s, sourceFlagPrefix+flagName(envFileEnv)
+	} else if v, found := lookupEnv(envFileEnv); found {
+		path, source = v, SourceEnvironment
+	}
+	if path == "" {
+		return nil, "", nil
+	}
+	content, err := os.ReadFile(path)
+	if err != nil {
+		if source == SourceDefault && errors.Is(err, fs.ErrNotExist) {
+			return nil, "", nil
+		}
+		return nil, "", &EnvFileError{Path: path, Source: source, Err: err}
+	}
+	values, err := godotenv.UnmarshalBytes(content)
+	if err != nil {
+		line, reason := locateEnvError(content, err)
+		return nil, "", &EnvFileError{Path: path, Source: source, Line: line, Err: errors.New(reason)}
+	}
+	return values, path, nil
+}
+
+var (
+	badKeyError     = regexp.MustCompile(`^(unexpected character "(?:[^"\\]|\\.)*" in variable name) near ("(?:[^"\\]|\\.)*")$`)
+	unterminatedErr = regexp.MustCompile(`(?s)^unterminated quoted value (.*)$`)
+)
+
+// locateEnvError turns a godotenv syntax error into a line number and a
+// reason without the file's text: godotenv quotes the rest of the file in its
+// messages, and a .env file holds API keys. It returns line 0 and the message
+// as it is when the message has an unknown form.
+func locateEnvError(content []byte, err error) (line int, reason string) {
+	text := bytes.ReplaceAll(content, []byte("\r\n"), []byte("\n")) // as godotenv sees it
+	msg := err.Error()
+	lineAt := func(offset int) int { return bytes.Count(text[:offset], []byte("\n")) + 1 }
+
+	if m := badKeyError.FindStringSubmatch(msg); m != nil {
+		// The quoted text is the rest of the file from the start of the
+		// statement with the bad name.
+		if rest, qerr := strconv.Unquote(m[2]); qerr == nil && bytes.HasSuffix(text, []byte(rest)) {
+			return lineAt(len(text) - len(rest)), m[1]
+		}
+		return 0, m[1]
+	}
+	if m := unterminatedErr.FindStringSubmatch(msg); m != nil && m[1] != "" {
+		// The value starts at an opening quote that no later unescaped
+		// quote of the same kind closes: the last unescaped one.
+		quote := m[1][0]
+		for i := len(text) - 1; i >= 0; i-- {
+			if text[i] == quote && (i == 0 || text[i-1] != '\\') {
+				if bytes.HasPrefix(text[i:], []byte(m[1])) {
+					return lineAt(i), "unterminated quoted value"
+				}
+				break
+			}
+		}
+		return 0, "unterminated quoted value"
+	}
+	return 0, msg
+}
+
+// defaultWorkerID is <hostname>-<pid>, with characters WORKER_ID does not
+// allow replaced by '-' and the host name shortened to fit 64 characters.
+func defaultWorkerID(hostname func() (string, error), pid int) string {
+	host, err := hostname()
+	if err != nil || host == "" {
+		host = "worker"
+	}
+	host = strings.Map(func(r rune) rune {
+		if r < 0x80 && workerIDPattern.MatchString(string(r)) {
+			return r
+		}
+		return '-'
+	}, host)
+	suffix := "-" + strconv.Itoa(pid)
+	if len(host)+len(suffix) > maxWorkerIDLen {
+		host = host[:maxWorkerIDLen-len(suffix)]
+	}
+	return host + suffix
+}

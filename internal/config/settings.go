@@ -1,0 +1,337 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// Scope is the set of binaries a setting belongs to. A binary registers and
+// loads only the settings of its scope; the others keep their defaults.
+type Scope uint8
+
+// Scopes. A setting belongs to one or both binaries.
+const (
+	// ScopeWorker marks settings of the worker daemon.
+	ScopeWorker Scope = 1 << iota
+	// ScopePublisher marks settings of the publisher tool.
+	ScopePublisher
+	// ScopeAll marks settings of both binaries.
+	ScopeAll = ScopeWorker | ScopePublisher
+)
+
+// String names the binaries in the scope: "worker", "publisher" or
+// "worker, publisher".
+func (s Scope) String() string {
+	var names []string
+	if s&ScopeWorker != 0 {
+		names = append(names, "worker")
+	}
+	if s&ScopePublisher != 0 {
+		names = append(names, "publisher")
+	}
+	if rest := s &^ ScopeAll; rest != 0 {
+		names = append(names, fmt.Sprintf("Scope(%#x)", uint8(rest)))
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// Setting describes one configuration value, for help texts and the README.
+type Setting struct {
+	// Env is the environment variable, also the key in the .env file.
+	Env string
+	// Flag is the command-line flag without its dashes.
+	Flag string
+	// Default is the value used when no source sets one, as text.
+	Default string
+	// Description says what the setting does and which values it accepts.
+	Description string
+	// Secret is true for credentials: their values are never shown.
+	Secret bool
+	// Scope is the set of binaries that read the setting.
+	Scope Scope
+	// Field is the Config field the setting fills, such as
+	// "Retry.InitialDelay"; empty for ENV_FILE, which only locates the .env
+	// file.
+	Field string
+}
+
+// setting is a row of the table: its description and its binder.
+type setting struct {
+	Setting
+	bind binder // zero for ENV_FILE
+}
+
+// envFileEnv is the setting that names the .env file.
+const envFileEnv = "ENV_FILE"
+
+// defaultEnvFile is read when no --env-file or ENV_FILE names another file;
+// it may be missing.
+const defaultEnvFile = ".env"
+
+const (
+	w    = ScopeWorker
+	p    = ScopePublisher
+	both = ScopeAll
+)
+
+// row builds a table row; the flag name and field name are derived.
+func row(env, def string, scope Scope, desc string, b binder) setting {
+	return setting{Setting: Setting{Env: env, Default: def, Description: desc, Scope: scope, Secret: b.secret}, bind: b}
+}
+
+// table is every setting, in the order of help texts and problem reports.
+// Adding a setting is adding a row (and its Config field).
+var table = finish([]setting{
+	{Setting: Setting{Env: envFileEnv, Default: defaultEnvFile, Scope: both,
+		Description: "The .env file read for settings not given as flags or environment variables; a missing default file is ignored, a missing named one is an error; empty disables it."}},
+
+	row("NATS_URL", "nats://127.0.0.1:4222", both,
+		"NATS server URLs, comma-separated, each scheme://host:port with scheme nats, tls, ws or wss; with EMBEDDED_NATS a single URL where the embedded server listens.",
+		stringField(func(c *Config) *string { return &c.NATS.URL }, natsURLs)),
+	row("NATS_CREDS", "", both,
+		"NATS credentials file; empty means none. Must exist when set.",
+		stringField(func(c *Config) *string { return &c.NATS.CredsFile }, existingFile)),
+	row("EMBEDDED_NATS", "false", w,
+		"Run a JetStream server inside the worker, listening on NATS_URL.",
+		boolField(func(c *Config) *bool { return &c.NATS.Embedded })),
+	row("DATA_DIR", "./data", w,
+		"Directory of the embedded server's JetStream data.",
+		stringField(func(c *Config) *string { return &c.NATS.DataDir }, nonEmpty)),
+
+	row("CONTACTS_STREAM", "CONTACTS", both,
+		"JetStream stream of queued contacts; no whitespace, '.', '*', '>', '/' or '\\'.",
+		stringField(func(c *Config) *string { return &c.Topology.ContactsStream }, natsName("stream"))),
+	row("CONTACTS_SUBJECT", "contacts.queue", both,
+		"Subject contacts are published on; no wildcards.",
+		stringField(func(c *Config) *string { return &c.Topology.ContactsSubject }, literalSubject)),
+	row("CONSUMER_NAME", "workers", w,
+		"Durable pull consumer shared by every worker replica; same rule as a stream name.",
+		stringField(func(c *Config) *string { return &c.Topology.Consumer }, natsName("consumer"))),
+	row("COMPLETED_BUCKET", "completed", both,
+		"Key-value bucket of completed contacts and step checkpoints; letters, digits, '_' and '-'.",
+		stringField(func(c *Config) *string { return &c.Topology.CompletedBucket }, kvBucket)),
+	row("DEDUPE_WINDOW", "6h", both,
+		"How long the stream drops a re-published contact with the same message id; > 0.",
+		durationField(func(c *Config) *time.Duration { return &c.Topology.DedupeWindow }, positive)),
+	row("STREAM_REPLICAS", "1", both,
+		"Replicas of the streams, 1 to 5; 3 in production clusters.",
+		intField(func(c *Config) *int { return &c.Topology.Replicas }, between(1, 5))),
+	row("ACK_WAIT", "30s", w,
+		"How long the server waits for an ack before redelivering; at least 3s.",
+		durationField(func(c *Config) *time.Duration { return &c.Topology.AckWait }, atLeast(3*time.Second))),
+	row("MAX_DELIVER", "5", w,
+		"Deliveries of a contact before it is dead-lettered; at least 1.",
+		intField(func(c *Config) *int { return &c.Topology.MaxDeliver }, atLeast(1))),
+	row("MAX_ACK_PENDING", "256", w,
+		"Contacts in flight across all replicas; about replicas × WORKER_CONCURRENCY; at least 1.",
+		intField(func(c *Config) *int { return &c.Topology.MaxAckPending }, atLeast(1))),
+
+	row("WORKER_ID", "", w,
+		"Name of this worker in logs and checkpoints; letters, digits, '.', '_', '-', at most 64; empty means <hostname>-<pid>.",
+		stringField(func(c *Config) *string { return &c.Worker.ID }, workerID)),
+	row("WORKER_CONCURRENCY", "16", w,
+		"Contacts one worker process works on at once, 1 to 4096.",
+		intField(func(c *Config) *int { return &c.Worker.Concurrency }, between(1, 4096))),
+	row("PULL_BATCH", "8", w,
+		"Messages asked for in one pull, 1 to 256.",
+		intField(func(c *Config) *int { return &c.Worker.PullBatch }, between(1, 256))),
+	row("SHUTDOWN_GRACE", "25s", w,
+		"How long a stopping worker waits for running contacts; at least 0.",
+		durationField(func(c *Config) *time.Duration { return &c.Worker.ShutdownGrace }, nonNegative)),
+	row("ON_BREAKER_OPEN", OnBreakerOpenHold, w,
+		"What happens to a contact whose provider's breaker is open: hold (delay it in the queue) or deadletter (skip it).",
+		enumField(func(c *Config) *string { return &c.Worker.OnBreakerOpen }, "policy", false, func() []string { return BreakerOpenPolicies })),
+
+	row("PUBLISH_WINDOW", "256", p,
+		"Most asynchronous publishes awaiting their ack, 1 to 65536.",
+		intField(func(c *Config) *int { return &c.Publisher.Window }, between(1, 65536))),
+
+	row("RETRY_INITIAL_DELAY", "5s", w,
+		"Wait before the second attempt of a provider call; at least 0.",
+		durationField(func(c *Config) *time.Duration { return &c.Retry.InitialDelay }, nonNegative)),
+	row("RETRY_MAX_ATTEMPTS", "3", w,
+		"Attempts of a provider call in all, the first included; at least 1.",
+		intField(func(c *Config) *int { return &c.Retry.MaxAttempts }, atLeast(1))),
+	row("RETRY_MULTIPLIER", "2", w,
+		"Factor from one wait to the next; at least 1.",
+		floatField(func(c *Config) *float64 { return &c.Retry.Multiplier }, atLeast(1.0))),
+	row("RETRY_MAX_DELAY", "60s", w,
+		"Cap on one wait; 0 means no cap.",
+		durationField(func(c *Config) *time.Duration { return &c.Retry.MaxDelay }, nonNegative)),
+	row("RETRY_JITTER", "false", w,
+		"Randomise each wait between 0 and its computed value (full jitter).",
+		boolField(func(c *Config) *bool { return &c.Retry.Jitter })),
+	row("RETRY_AFTER_CAP", "30s", w,
+		"Longest provider Retry-After slept in process; a longer one sends the contact back to the queue; at least 0.",
+		durationField(func(c *Config) *time.Duration { return &c.Retry.RetryAfterCap }, nonNegative)),
+
+	row("BREAKER_FAILURE_THRESHOLD", "3", w,
+		"Consecutive failed attempts that open a provider's breaker; at least 1.",
+		intField(func(c *Config) *int { return &c.Breaker.FailureThreshold }, atLeast(1))),
+	row("BREAKER_SUCCESS_THRESHOLD", "2", w,
+		"Successes in half-open that close the breaker; at least 1.",
+		intField(func(c *Config) *int { return &c.Breaker.SuccessThreshold }, atLeast(1))),
+	row("BREAKER_OPEN_TIMEOUT", "30s", w,
+		"How long a breaker stays open before it lets a probe through; > 0.",
+		durationField(func(c *Config) *time.Duration { return &c.Breaker.OpenTimeout }, positive)),
+
+	row("HEALTH_CHECK_INTERVAL", "60s", w,
+		"Time between two health checks of a provider; > 0.",
+		durationField(func(c *Config) *time.Duration { return &c.Health.Interval }, positive)),
+	row("HEALTH_CHECK_TIMEOUT", "5s", w,
+		"Bound on one health check; > 0 and not more than HEALTH_CHECK_INTERVAL.",
+		durationField(func(c *Config) *time.Duration { return &c.Health.Timeout }, positive)),
+
+	row("LLM_MAX_CONCURRENCY", "16", w,
+		"Concurrent LLM calls per worker process; at least 1.",
+		intField(func(c *Config) *int { return &c.Bulkhead.LLM }, atLeast(1))),
+	row("ELEVENLABS_MAX_CONCURRENCY", "5", w,
+		"Concurrent ElevenLabs calls per worker process; at least 1 (plans allow 2 to 15 per account).",
+		intField(func(c *Config) *int { return &c.Bulkhead.TTS }, atLeast(1))),
+	row("CRM_MAX_CONCURRENCY", "16", w,
+		"Concurrent CRM calls per worker process; at least 1.",
+		intField(func(c *Config) *int { return &c.Bulkhead.CRM }, atLeast(1))),
+
+	row("LLM_TIMEOUT", "30s", w,
+		"Bound on one LLM attempt; > 0.",
+		durationField(func(c *Config) *time.Duration { return &c.Timeouts.LLM }, positive)),
+	row("ELEVENLABS_TIMEOUT", "30s", w,
+		"Bound on one ElevenLabs attempt; > 0.",
+		durationField(func(c *Config) *time.Duration { return &c.Timeouts.TTS }, positive)),
+	row("CRM_TIMEOUT", "10s", w,
+		"Bound on one CRM attempt; > 0.",
+		durationField(func(c *Config) *time.Duration { return &c.Timeouts.CRM }, positive)),
+
+	row("SIMULATE", "", w,
+		"Simulated providers for demos: healthy or tts-503; empty means real providers.",
+		enumField(func(c *Config) *string { return &c.Sim.Scenario }, "scenario", true, func() []string { return Scenarios })),
+	row("SIM_LATENCY", "50ms", w,
+		"Duration of each simulated call; at least 0.",
+		durationField(func(c *Config) *time.Duration { return &c.Sim.Latency }, nonNegative)),
+	row("SIM_TTS_OUTAGE", "20s", w,
+		"How long the simulated ElevenLabs answers 503 in the tts-503 scenario; at least 0.",
+		durationField(func(c *Config) *time.Duration { return &c.Sim.TTSOutage }, nonNegative)),
+
+	row("LOG_FILE", "logs/error_recovery.log", both,
+		"JSON-lines log file, rotated; empty disables it.",
+		stringField(func(c *Config) *string { return &c.Log.File })),
+	row("LOG_LEVEL", "info", both,
+		"Least severe level logged: debug, info, warn or error.",
+		enumField(func(c *Config) *string { return &c.Log.Level }, "level", false, func() []string { return LogLevels })),
+	row("LOG_MAX_SIZE_MB", "100", both,
+		"Size in megabytes at which the log file is rotated; at least 1.",
+		intField(func(c *Config) *int { return &c.Log.MaxSizeMB }, atLeast(1))),
+	row("LOG_MAX_BACKUPS", "5", both,
+		"Rotated log files kept; 0 keeps all.",
+		intField(func(c *Config) *int { return &c.Log.MaxBackups }, nonNegative)),
+	row("LOG_MAX_AGE_DAYS", "28", both,
+		"Days rotated log files are kept; 0 keeps them regardless of age.",
+		intField(func(c *Config) *int { return &c.Log.MaxAgeDays }, nonNegative)),
+})
+
+// crossRule validates a setting against others once all of them parsed.
+type crossRule struct {
+	env  string   // the setting blamed
+	deps []string // settings that must have loaded without problems
+	// check returns "" or the reason the blamed setting is invalid.
+	check func(c *Config) string
+}
+
+// crossRules are checked after every setting parsed; a rule is skipped when
+// any setting it involves is out of scope or already has a problem.
+var crossRules = []crossRule{
+	{env: "NATS_URL", deps: []string{"EMBEDDED_NATS"}, check: func(c *Config) string {
+		if c.NATS.Embedded && strings.Contains(c.NATS.URL, ",") {
+			return "must be a single URL when EMBEDDED_NATS is true (the embedded server listens there)"
+		}
+		return ""
+	}},
+	{env: "HEALTH_CHECK_TIMEOUT", deps: []string{"HEALTH_CHECK_INTERVAL"}, check: func(c *Config) string {
+		if c.Health.Timeout > c.Health.Interval {
+			return fmt.Sprintf("must not be more than HEALTH_CHECK_INTERVAL (%v)", c.Health.Interval)
+		}
+		return ""
+	}},
+}
+
+// finish derives each row's flag and field name and checks the table is
+// consistent; a broken table is a programming error and panics at init.
+func finish(rows []setting) []setting {
+	seen := map[string]bool{}
+	for i := range rows {
+		s := &rows[i]
+		if seen[s.Env] {
+			panic("config: duplicate setting " + s.Env)
+		}
+		seen[s.Env] = true
+		s.Flag = flagName(s.Env)
+		if s.bind.ptr != nil {
+			s.Field = fieldPath(s.bind)
+			if s.Field == "" {
+				panic("config: setting " + s.Env + " does not point into Config")
+			}
+		}
+	}
+	return rows
+}
+
+// flagName is the flag for an environment name: lower case, '-' for '_'.
+func flagName(env string) string {
+	return strings.ReplaceAll(strings.ToLower(env), "_", "-")
+}
+
+// fieldPath finds the Config field b stores into, such as "Retry.InitialDelay".
+func fieldPath(b binder) string {
+	var c Config
+	ptr := reflect.ValueOf(b.ptr(&c))
+	return findField(reflect.ValueOf(&c).Elem(), ptr.Pointer(), ptr.Type().Elem(), "")
+}
+
+func findField(v reflect.Value, addr uintptr, typ reflect.Type, prefix string) string {
+	for i := range v.NumField() {
+		f := v.Field(i)
+		name := prefix + v.Type().Field(i).Name
+		if f.Addr().Pointer() == addr && f.Type() == typ {
+			return name
+		}
+		if f.Kind() == reflect.Struct {
+			if found := findField(f, addr, typ, name+"."); found != "" {
+				return found
+			}
+		}
+	}
+	return ""
+}
+
+// Settings lists the settings of the binaries in scope, in table order,
+// ENV_FILE first. Use ScopeAll for every setting.
+func Settings(scope Scope) []Setting {
+	var out []Setting
+	for _, s := range table {
+		if s.Scope&scope != 0 {
+			out = append(out, s.Setting)
+		}
+	}
+	return out
+}
+
+// Defaults returns the configuration with every setting at its default.
+// Worker.ID is left empty: Load computes it from the host name and process
+// id.
+func Defaults() Config {
+	var c Config
+	for _, s := range table {
+		if s.bind.set == nil {
+			continue
+		}
+		if err := s.bind.set(&c, s.Default); err != nil {
+			panic(fmt.Sprintf("config: default of %s %q is invalid: %v", s.Env, s.Default, err))
+		}
+	}
+	return c
+}
