@@ -1,0 +1,225 @@
+// Package call runs one contact through the paid steps of a call: the LLM writes the script,
+// text-to-speech turns it into audio, and the contact is recorded as completed.
+//
+// Each step runs through its provider's resilience guard (retry outside, breaker and bulkhead
+// inside). Providers are small interfaces declared here, so the simulated providers and the
+// real HTTP clients plug in the same way. Step results are kept in a Progress so that a
+// contact held while a breaker is open resumes where it stopped instead of paying again.
+package call
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/callagent/resilience/internal/contact"
+	"github.com/callagent/resilience/internal/resilience"
+)
+
+// Script is step 1's product.
+type Script struct {
+	Text             string `json:"text"`
+	Model            string `json:"model,omitempty"`
+	PromptTokens     int    `json:"prompt_tokens,omitempty"`
+	CompletionTokens int    `json:"completion_tokens,omitempty"`
+}
+
+// Audio is step 2's product.
+type Audio struct {
+	Data   []byte
+	Format string
+}
+
+// ScriptWriter is the LLM: it writes the call script for a contact.
+type ScriptWriter interface {
+	WriteScript(ctx context.Context, c contact.Contact) (Script, error)
+}
+
+// Synthesizer is text-to-speech: it turns the script into audio.
+type Synthesizer interface {
+	Synthesize(ctx context.Context, c contact.Contact, script string) (Audio, error)
+}
+
+// CompletionStore records completed contacts so that no contact is called twice.
+type CompletionStore interface {
+	// IsCompleted reports whether id was already recorded as completed.
+	IsCompleted(ctx context.Context, id string) (bool, error)
+	// MarkCompleted records id as completed with record; recording twice is not an error.
+	MarkCompleted(ctx context.Context, id string, record any) error
+}
+
+// Step is one provider behind its guard.
+type Step[P any] struct {
+	Provider P
+	Guard    *resilience.Guard
+	// Timeout bounds each attempt; zero means no per-attempt bound.
+	Timeout time.Duration
+}
+
+// Pipeline processes contacts. It is safe for concurrent use once built.
+type Pipeline struct {
+	LLM     Step[ScriptWriter]
+	TTS     Step[Synthesizer]
+	Retrier *resilience.Retrier
+	Store   CompletionStore
+	// Worker names this process in completion records.
+	Worker string
+	Log    logrus.FieldLogger
+	// Now is the clock for records; nil means time.Now.
+	Now func() time.Time
+}
+
+// Progress carries step results across runs of Process for the same contact, so a step that
+// succeeded is never paid for again.
+type Progress struct {
+	Script    *Script
+	Audio     *Audio
+	Providers map[string]string
+	Durations map[string]time.Duration
+}
+
+// Record is what the completed bucket keeps for a contact.
+type Record struct {
+	ContactID   string            `json:"contact_id"`
+	Status      string            `json:"status"`
+	Worker      string            `json:"worker"`
+	CompletedAt time.Time         `json:"completed_at"`
+	ScriptChars int               `json:"script_chars"`
+	AudioBytes  int               `json:"audio_bytes"`
+	AudioFormat string            `json:"audio_format,omitempty"`
+	Providers   map[string]string `json:"providers"`
+	StepMillis  map[string]int64  `json:"step_ms"`
+}
+
+// Outcome says what Process did with a contact that returned no error.
+type Outcome int
+
+const (
+	// Completed: the steps ran (this time or before) and the contact is now recorded.
+	Completed Outcome = iota + 1
+	// AlreadyCompleted: the contact was recorded as completed before; nothing was called.
+	AlreadyCompleted
+)
+
+// Step names, used in logs, records and metrics.
+const (
+	StepLLM = "llm"
+	StepTTS = "tts"
+)
+
+// Process runs the steps the contact still needs. On error, the caller decides what becomes
+// of the contact (see the worker's outcome table); prog keeps what succeeded.
+func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progress) (Outcome, error) {
+	log := p.Log.WithField("contact_id", c.ID)
+	done, err := p.Store.IsCompleted(ctx, c.ID)
+	if err != nil {
+		return 0, fmt.Errorf("check completed record: %w", err)
+	}
+	if done {
+		log.Infof("%s already completed; nothing to do", c.DisplayName())
+		return AlreadyCompleted, nil
+	}
+	if prog.Providers == nil {
+		prog.Providers = map[string]string{}
+		prog.Durations = map[string]time.Duration{}
+	}
+	if prog.Script == nil {
+		log.Info("Step 1: Generating response with LLM")
+		var script Script
+		err := p.run(ctx, log, p.LLM.Guard, p.LLM.Timeout, StepLLM, prog, func(ctx context.Context) error {
+			var err error
+			script, err = p.LLM.Provider.WriteScript(ctx, c)
+			return err
+		})
+		if err != nil {
+			return 0, &StepError{Step: StepLLM, Provider: p.LLM.Guard.Provider(), Err: err}
+		}
+		log.WithField("service", p.LLM.Guard.Provider()).Info("LLM API call successful")
+		prog.Script = &script
+	}
+	if prog.Audio == nil {
+		log.Infof("Step 2: Converting text to speech with %s", p.TTS.Guard.Provider())
+		var audio Audio
+		err := p.run(ctx, log, p.TTS.Guard, p.TTS.Timeout, StepTTS, prog, func(ctx context.Context) error {
+			var err error
+			audio, err = p.TTS.Provider.Synthesize(ctx, c, prog.Script.Text)
+			return err
+		})
+		if err != nil {
+			return 0, &StepError{Step: StepTTS, Provider: p.TTS.Guard.Provider(), Err: err}
+		}
+		prog.Audio = &audio
+	}
+	rec := p.record(c, prog)
+	if err := p.Store.MarkCompleted(ctx, c.ID, rec); err != nil {
+		return 0, fmt.Errorf("record completion: %w", err)
+	}
+	log.Infof("Call completed for %s", c.DisplayName())
+	return Completed, nil
+}
+
+func (p *Pipeline) run(ctx context.Context, log logrus.FieldLogger, g *resilience.Guard, timeout time.Duration,
+	step string, prog *Progress, op func(ctx context.Context) error) error {
+	start := p.now()
+	err := p.Retrier.Run(ctx, log.WithField("service", g.Provider()), g, func(ctx context.Context) error {
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		return op(ctx)
+	})
+	if err == nil {
+		prog.Providers[step] = g.Provider()
+		prog.Durations[step] = p.now().Sub(start)
+	}
+	return err
+}
+
+func (p *Pipeline) record(c contact.Contact, prog *Progress) Record {
+	ms := make(map[string]int64, len(prog.Durations))
+	for k, d := range prog.Durations {
+		ms[k] = d.Milliseconds()
+	}
+	return Record{
+		ContactID:   c.ID,
+		Status:      "completed",
+		Worker:      p.Worker,
+		CompletedAt: p.now().UTC(),
+		ScriptChars: len(prog.Script.Text),
+		AudioBytes:  len(prog.Audio.Data),
+		AudioFormat: prog.Audio.Format,
+		Providers:   prog.Providers,
+		StepMillis:  ms,
+	}
+}
+
+func (p *Pipeline) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// StepError says which step and provider a failure came from; it wraps the resilience or
+// fault error, so errors.As reaches the typed cause.
+type StepError struct {
+	Step     string
+	Provider string
+	Err      error
+}
+
+func (e *StepError) Error() string { return e.Err.Error() }
+func (e *StepError) Unwrap() error { return e.Err }
+
+// ProviderOf returns the provider a failure came from, or "" when it did not come from a step.
+func ProviderOf(err error) string {
+	var se *StepError
+	if errors.As(err, &se) {
+		return se.Provider
+	}
+	return ""
+}

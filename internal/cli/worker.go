@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/daemon"
+)
+
+// NewWorkerCommand is the `worker` daemon. SIGINT and SIGTERM stop it gracefully.
+func NewWorkerCommand(env Env, stdout io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Process queued contacts: LLM script, ElevenLabs speech, completion record",
+		Long: `worker consumes contacts from the JetStream contacts stream with a bounded pool and runs
+each through the call pipeline with retries, per-provider circuit breakers, bulkheads and
+health checks. Several workers share one durable consumer. Every setting comes from a flag,
+the environment or a .env file (in that order of precedence); see the README.`,
+		Version: Version,
+		Args:    cobra.NoArgs,
+	}
+	loader := config.Register(cmd.Flags(), config.ScopeWorker)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := loader.Load(env)
+		if err != nil {
+			return &ExitError{Code: 2, Err: err}
+		}
+		log, closer, err := newLogger(cfg, orStdout(stdout))
+		if err != nil {
+			return err
+		}
+		defer closer.Close()
+		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		if err := daemon.Run(ctx, daemon.Options{Config: cfg, Logger: log}); err != nil {
+			log.WithError(err).Error("Worker failed")
+			return &ExitError{Code: 1}
+		}
+		return nil
+	}
+	cmd.SetContext(context.Background())
+	return cmd
+}

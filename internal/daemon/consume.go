@@ -1,0 +1,270 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sirupsen/logrus"
+
+	"github.com/callagent/resilience/internal/call"
+	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/contact"
+	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/resilience"
+)
+
+// fetchWait bounds one pull request, so the loop notices shutdown and open breakers promptly.
+const fetchWait = 2 * time.Second
+
+type worker struct {
+	cfg      config.Config
+	log      *logrus.Logger
+	cons     jetstream.Consumer
+	pipeline *call.Pipeline
+	guards   []*resilience.Guard
+	policy   Policy
+	watch    *breakerWatch
+	stats    *Stats
+}
+
+// consume pulls contacts while ctx lives, never more than the free pool slots, and pauses
+// while a breaker is open (policy hold). When ctx ends it waits for in-flight contacts up to
+// the shutdown grace, then cancels them so they are released to JetStream.
+func (w *worker) consume(ctx context.Context) error {
+	// Work outlives ctx by the grace period: in-flight contacts finish instead of being cut.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	var stopping atomic.Bool
+	slots := make(chan struct{}, w.cfg.Worker.Concurrency)
+	var inflight sync.WaitGroup
+
+	var loopErr error
+	for ctx.Err() == nil {
+		if w.cfg.Worker.OnBreakerOpen != policyDeadLetter {
+			if open := openGuards(w.guards); len(open) > 0 {
+				w.log.Infof("Circuit breaker is OPEN for %s: not taking new contacts until it recovers", strings.Join(open, ", "))
+				if err := w.watch.waitClosed(ctx, w.guards); err != nil {
+					break
+				}
+				w.log.Info("All circuit breakers closed: taking contacts again")
+			}
+		}
+		// Wait for one free slot, then take as many more as are free, up to the pull batch.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		n := 1
+		for n < w.cfg.Worker.PullBatch {
+			select {
+			case slots <- struct{}{}:
+				n++
+				continue
+			default:
+			}
+			break
+		}
+		got, err := w.fetch(ctx, n, func(msg jetstream.Msg) {
+			inflight.Add(1)
+			go func() {
+				defer inflight.Done()
+				defer func() { <-slots }()
+				w.handle(workCtx, msg, &stopping)
+			}()
+		})
+		for range n - got {
+			<-slots
+		}
+		if err != nil && ctx.Err() == nil {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				loopErr = fmt.Errorf("consumer %s is gone: %w", w.cfg.Topology.Consumer, err)
+				break
+			}
+			w.log.WithError(err).Warn("Fetching contacts failed; trying again")
+			sleepCtx(ctx, time.Second)
+		}
+	}
+
+	w.log.Infof("Shutting down: no new contacts; waiting up to %s for %d in flight", w.cfg.Worker.ShutdownGrace, len(slots))
+	done := make(chan struct{})
+	go func() {
+		inflight.Wait()
+		close(done)
+	}()
+	grace := time.NewTimer(w.cfg.Worker.ShutdownGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+		w.log.Warnf("Shutdown grace of %s is over: releasing unfinished contacts for redelivery", w.cfg.Worker.ShutdownGrace)
+		stopping.Store(true)
+		cancelWork()
+		<-done
+	}
+	return loopErr
+}
+
+// fetch pulls up to n messages and hands each to start; it returns how many it started.
+func (w *worker) fetch(ctx context.Context, n int, start func(jetstream.Msg)) (int, error) {
+	fctx, cancel := context.WithTimeout(ctx, fetchWait)
+	defer cancel()
+	batch, err := w.cons.Fetch(n, jetstream.FetchContext(fctx))
+	if err != nil {
+		return 0, err
+	}
+	got := 0
+	for msg := range batch.Messages() {
+		got++
+		start(msg)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, jetstream.ErrNoMessages) {
+		return got, err
+	}
+	return got, nil
+}
+
+// handle processes one message to its end: decode, process (holding while a breaker is
+// open), and apply the outcome. The message is kept alive with InProgress meanwhile.
+func (w *worker) handle(ctx context.Context, msg jetstream.Msg, stopping *atomic.Bool) {
+	stopBeat := w.heartbeat(msg)
+	defer stopBeat()
+
+	delivered := uint64(1)
+	if md, err := msg.Metadata(); err == nil {
+		delivered = md.NumDelivered
+	}
+	c, err := contact.Decode(msg.Data())
+	if err != nil {
+		w.apply(msg, contact.Contact{}, w.policy.Decide(err, delivered, false), err)
+		return
+	}
+	log := w.log.WithField("contact_id", c.ID)
+	log.Infof("Processing contact: %s", c.DisplayName())
+
+	prog := &call.Progress{}
+	for {
+		outcome, err := w.pipeline.Process(ctx, c, prog)
+		d := w.policy.Decide(err, delivered, stopping.Load() || ctx.Err() != nil)
+		if d.Action == Ack && outcome == call.AlreadyCompleted {
+			w.stats.alreadyCompleted.Add(1)
+		}
+		if d.Action != Hold {
+			w.apply(msg, c, d, err)
+			return
+		}
+		provider := call.ProviderOf(err)
+		log.WithField("service", provider).Infof("Holding %s until %s recovers", c.DisplayName(), provider)
+		if err := w.watch.waitClosed(ctx, w.guards); err != nil {
+			w.apply(msg, c, Decision{Action: Release}, err)
+			return
+		}
+	}
+}
+
+// apply carries out a decision on the message and logs it once.
+func (w *worker) apply(msg jetstream.Msg, c contact.Contact, d Decision, cause error) {
+	log := w.log.WithField("contact_id", c.ID)
+	name := c.DisplayName()
+	if c.ID == "" {
+		name = "message"
+	}
+	var err error
+	switch d.Action {
+	case Ack:
+		ackCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = msg.DoubleAck(ackCtx)
+		cancel()
+		if err == nil {
+			w.stats.completed.Add(1)
+		}
+	case Retry:
+		w.stats.retried.Add(1)
+		log.WithFields(logrus.Fields{"service": call.ProviderOf(cause), "error_category": d.Reason}).
+			Errorf("Transient error for %s: %s", name, redact.Text(cause.Error()))
+		log.Infof("Sending alert: Call Failed for %s", name)
+		log.Infof("%s goes back to the queue; next try in %s", name, d.Delay.Round(time.Millisecond))
+		err = msg.NakWithDelay(d.Delay)
+	case DeadLetter:
+		w.stats.deadLettered.Add(1)
+		log.WithFields(logrus.Fields{"service": call.ProviderOf(cause), "error_category": d.Reason}).
+			Errorf("Permanent failure for %s: %s", name, redact.Text(cause.Error()))
+		log.Infof("Sending alert: Call Failed for %s", name)
+		if d.Reason == ReasonBreakerOpen {
+			log.Info("Skipping contact.")
+		}
+		err = msg.TermWithReason(d.Reason)
+	case Release:
+		w.stats.released.Add(1)
+		log.Infof("Released %s for redelivery (worker stopping)", name)
+		err = msg.Nak()
+	}
+	if err != nil {
+		// The message stays in the stream: JetStream redelivers it after AckWait.
+		log.WithError(err).Warnf("Could not %s %s; JetStream will redeliver it", d.Action, name)
+	}
+}
+
+// heartbeat sends InProgress every AckWait/3 so a slow call or a held contact is not
+// redelivered to another worker. The returned func stops it.
+func (w *worker) heartbeat(msg jetstream.Msg) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	every := max(w.cfg.Topology.AckWait/3, 100*time.Millisecond)
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// Stats counts what this worker did, for the summary printed at shutdown.
+type Stats struct {
+	completed, alreadyCompleted, retried, deadLettered, released atomic.Int64
+}
+
+// StatsSnapshot is a copy of Stats.
+type StatsSnapshot struct {
+	Completed, AlreadyCompleted, Retried, DeadLettered, Released int64
+}
+
+// Snapshot copies the counters.
+func (s *Stats) Snapshot() StatsSnapshot {
+	return StatsSnapshot{
+		Completed:        s.completed.Load() - s.alreadyCompleted.Load(),
+		AlreadyCompleted: s.alreadyCompleted.Load(),
+		Retried:          s.retried.Load(),
+		DeadLettered:     s.deadLettered.Load(),
+		Released:         s.released.Load(),
+	}
+}
+
+const policyDeadLetter = "deadletter"

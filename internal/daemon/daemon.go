@@ -1,0 +1,181 @@
+// Package daemon is the worker: it connects to NATS (or starts the embedded server), ensures
+// the streams and the shared consumer, and runs contacts through the call pipeline with a
+// bounded pool, mapping each result to one JetStream action (see Policy.Decide).
+//
+// Run is embeddable: the worker's main turns flags and signals into a Config and a context,
+// and tests run the same code in process.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sirupsen/logrus"
+
+	"github.com/callagent/resilience/internal/call"
+	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/natsembed"
+	"github.com/callagent/resilience/internal/queue"
+	"github.com/callagent/resilience/internal/resilience"
+)
+
+// Options are the worker's inputs beyond configuration.
+type Options struct {
+	Config config.Config
+	Logger *logrus.Logger
+	// Providers overrides the providers chosen from Config (tests inject their own).
+	Providers *Providers
+	// Ready, if set, is called once the worker consumes (tests and the demo wait on it).
+	Ready func(natsURL string)
+}
+
+// Run runs the worker until ctx is cancelled, then shuts down gracefully: it stops fetching,
+// lets in-flight contacts finish within Config.Worker.ShutdownGrace, releases the rest to
+// JetStream for redelivery, and stops the embedded server if it started one. It returns nil
+// after a clean stop.
+func Run(ctx context.Context, opts Options) error {
+	cfg := opts.Config
+	log := opts.Logger
+	started := time.Now()
+	log.Info("Starting AI Call Agent worker")
+
+	url := cfg.NATS.URL
+	if cfg.NATS.Embedded {
+		srv, err := natsembed.Start(natsembed.Options{
+			URL: cfg.NATS.URL, StoreDir: cfg.NATS.DataDir, SyncAlways: true, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			srv.Shutdown()
+			log.Info("Embedded NATS server stopped")
+		}()
+		url = srv.ClientURL()
+		log.Infof("Embedded NATS server with JetStream listening on %s (data in %s)", url, cfg.NATS.DataDir)
+	}
+
+	nc, err := queue.Connect(url, "call-worker "+cfg.Worker.ID, cfg.NATS.CredsFile, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := queue.EnsureContactsStream(setupCtx, js, cfg.Topology); err != nil {
+		return err
+	}
+	kv, err := queue.EnsureCompletedBucket(setupCtx, js, cfg.Topology)
+	if err != nil {
+		return err
+	}
+	cons, err := queue.EnsureConsumer(setupCtx, js, cfg.Topology)
+	if err != nil {
+		return err
+	}
+
+	providers := opts.Providers
+	if providers == nil {
+		if providers, err = NewProviders(cfg, log); err != nil {
+			return err
+		}
+	}
+	if cfg.Sim.Scenario != "" {
+		log.Infof("Simulated providers: scenario %s, latency %s, ElevenLabs outage %s",
+			cfg.Sim.Scenario, cfg.Sim.Latency, cfg.Sim.TTSOutage)
+	}
+	log.Infof("Timings: retry %d attempts from %s (x%g, max %s), breaker opens after %d failures for %s, closes after %d successes, health check every %s",
+		cfg.Retry.MaxAttempts, cfg.Retry.InitialDelay, cfg.Retry.Multiplier, cfg.Retry.MaxDelay,
+		cfg.Breaker.FailureThreshold, cfg.Breaker.OpenTimeout, cfg.Breaker.SuccessThreshold, cfg.Health.Interval)
+
+	w := &worker{
+		cfg:   cfg,
+		log:   log,
+		cons:  cons,
+		stats: &Stats{},
+		watch: newBreakerWatch(nil),
+	}
+	w.policy = Policy{MaxDeliver: cfg.Topology.MaxDeliver, OnBreakerOpen: cfg.Worker.OnBreakerOpen, Redelivery: retryPolicy(cfg)}
+	llmGuard := w.newGuard(providers.LLMName, cfg.Bulkhead.LLM)
+	ttsGuard := w.newGuard(providers.TTSName, cfg.Bulkhead.TTS)
+	w.guards = []*resilience.Guard{llmGuard, ttsGuard}
+	w.pipeline = &call.Pipeline{
+		LLM:     call.Step[call.ScriptWriter]{Provider: providers.LLM, Guard: llmGuard, Timeout: cfg.Timeouts.LLM},
+		TTS:     call.Step[call.Synthesizer]{Provider: providers.TTS, Guard: ttsGuard, Timeout: cfg.Timeouts.TTS},
+		Retrier: resilience.NewRetrier(retryPolicy(cfg), nil, log),
+		Store:   queue.NewCompletions(kv),
+		Worker:  cfg.Worker.ID,
+		Log:     log,
+	}
+
+	// Health checkers live until the worker has stopped processing.
+	healthCtx, stopHealth := context.WithCancel(context.WithoutCancel(ctx))
+	var health sync.WaitGroup
+	for _, hc := range []struct {
+		g *resilience.Guard
+		p resilience.Prober
+	}{{llmGuard, providers.LLMProbe}, {ttsGuard, providers.TTSProbe}} {
+		if hc.p == nil {
+			continue
+		}
+		checker := resilience.NewHealthChecker(hc.g, hc.p, cfg.Health.Interval, cfg.Health.Timeout, nil, log)
+		health.Add(1)
+		go func() {
+			defer health.Done()
+			checker.Run(healthCtx)
+		}()
+	}
+
+	log.Infof("Worker %s consuming %s from stream %s (consumer %s, concurrency %d)",
+		cfg.Worker.ID, cfg.Topology.ContactsSubject, cfg.Topology.ContactsStream, cfg.Topology.Consumer, cfg.Worker.Concurrency)
+	if opts.Ready != nil {
+		opts.Ready(url)
+	}
+	runErr := w.consume(ctx)
+
+	stopHealth()
+	health.Wait()
+	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		log.WithError(err).Warn("draining the NATS connection")
+	}
+	s := w.stats.Snapshot()
+	log.Infof("Summary: %d completed, %d already completed, %d failed and left for retry, %d dead-lettered, %d released at shutdown, in %s",
+		s.Completed, s.AlreadyCompleted, s.Retried, s.DeadLettered, s.Released, time.Since(started).Round(100*time.Millisecond))
+	log.Info("AI Call Agent stopped")
+	return runErr
+}
+
+func retryPolicy(cfg config.Config) resilience.RetryPolicy {
+	return resilience.RetryPolicy{
+		MaxAttempts:   cfg.Retry.MaxAttempts,
+		InitialDelay:  cfg.Retry.InitialDelay,
+		Multiplier:    cfg.Retry.Multiplier,
+		MaxDelay:      cfg.Retry.MaxDelay,
+		Jitter:        cfg.Retry.Jitter,
+		RetryAfterCap: cfg.Retry.RetryAfterCap,
+	}
+}
+
+func (w *worker) newGuard(name string, limit int) *resilience.Guard {
+	return resilience.NewGuard(name, resilience.GuardOptions{
+		Breaker: resilience.BreakerSettings{
+			FailureThreshold: w.cfg.Breaker.FailureThreshold,
+			SuccessThreshold: w.cfg.Breaker.SuccessThreshold,
+			OpenTimeout:      w.cfg.Breaker.OpenTimeout,
+		},
+		MaxConcurrency: limit,
+		Listener:       w.watch,
+		Logger:         w.log,
+	})
+}
+

@@ -1,0 +1,138 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/callagent/resilience/internal/contact"
+	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/resilience"
+)
+
+// Action is what happens to a contact's JetStream message after an attempt to process it.
+type Action int
+
+const (
+	// Ack: done (completed now or before).
+	Ack Action = iota + 1
+	// Retry: NakWithDelay, so JetStream redelivers after Delay (to any replica).
+	Retry
+	// DeadLetter: written off with a reason; the message is terminated.
+	DeadLetter
+	// Hold: a provider's breaker is open; keep the message (InProgress heartbeats) and run
+	// the contact again when the breaker closes, without using a delivery.
+	Hold
+	// Release: the worker is stopping; Nak at once so another replica takes the contact.
+	Release
+)
+
+func (a Action) String() string {
+	switch a {
+	case Ack:
+		return "ack"
+	case Retry:
+		return "retry"
+	case DeadLetter:
+		return "dead-letter"
+	case Hold:
+		return "hold"
+	case Release:
+		return "release"
+	}
+	return "unknown"
+}
+
+// Decision is an Action with its details.
+type Decision struct {
+	Action Action
+	// Delay before redelivery, for Retry.
+	Delay time.Duration
+	// Reason is the error category, for DeadLetter and Retry (a fault.Kind string, or one of
+	// the reasons below).
+	Reason string
+}
+
+// Dead-letter reasons that are not provider error kinds.
+const (
+	ReasonInvalidContact     = "invalid_payload"
+	ReasonDeliveriesExceeded = "max_deliveries"
+	ReasonBreakerOpen        = "circuit_open"
+	ReasonInternal           = "internal"
+)
+
+// Policy holds the settings the outcome table depends on.
+type Policy struct {
+	// MaxDeliver is the consumer's delivery limit: the last delivery that still fails
+	// transiently is dead-lettered instead of redelivered.
+	MaxDeliver int
+	// OnBreakerOpen is "hold" (default) or "deadletter" (the seed's "skip the contact").
+	OnBreakerOpen string
+	// Redelivery is the schedule for Retry delays: redelivery n waits Wait(n), continuing
+	// the in-process backoff.
+	Redelivery resilience.RetryPolicy
+}
+
+// Decide is the outcome table: the one place that maps the result of processing a contact to
+// a JetStream action. delivered is the message's delivery count (1 on the first delivery).
+//
+//	result                                   action
+//	nil (completed, or completed before)      Ack
+//	the worker is stopping (ctx cancelled)    Release: Nak, another replica takes it
+//	invalid contact payload                   DeadLetter invalid_payload
+//	permanent provider error (auth, quota…)   DeadLetter <kind>
+//	breaker open, policy hold                 Hold until the breaker closes
+//	breaker open, policy deadletter           DeadLetter circuit_open
+//	provider asked to wait beyond the cap     Retry after the provider's delay
+//	retries exhausted / transient error       Retry with backoff, until MaxDeliver;
+//	                                          then DeadLetter <kind>
+//	anything else (NATS, KV)                  Retry with backoff, until MaxDeliver
+func (p Policy) Decide(err error, delivered uint64, stopping bool) Decision {
+	if err == nil {
+		return Decision{Action: Ack}
+	}
+	if stopping && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return Decision{Action: Release}
+	}
+	var invalid *contact.InvalidError
+	if errors.As(err, &invalid) {
+		return Decision{Action: DeadLetter, Reason: ReasonInvalidContact}
+	}
+	var open *resilience.OpenError
+	if errors.As(err, &open) {
+		if p.OnBreakerOpen == policyDeadLetter {
+			return Decision{Action: DeadLetter, Reason: ReasonBreakerOpen}
+		}
+		return Decision{Action: Hold, Reason: ReasonBreakerOpen}
+	}
+	kind := fault.KindOf(err)
+	reason := kind.String()
+	if kind == fault.KindUnknown {
+		reason = ReasonInternal
+	}
+	var svc *fault.ServiceError
+	if errors.As(err, &svc) && !kind.Transient() {
+		return Decision{Action: DeadLetter, Reason: reason}
+	}
+	if p.MaxDeliver > 0 && delivered >= uint64(p.MaxDeliver) {
+		return Decision{Action: DeadLetter, Reason: reason}
+	}
+	var deferred *resilience.DeferError
+	if errors.As(err, &deferred) {
+		return Decision{Action: Retry, Delay: deferred.After, Reason: reason}
+	}
+	return Decision{Action: Retry, Delay: p.redeliveryDelay(delivered), Reason: reason}
+}
+
+// redeliveryDelay continues the in-process schedule: after MaxAttempts in-process attempts,
+// delivery n waits as retry MaxAttempts+n-1 would have.
+func (p Policy) redeliveryDelay(delivered uint64) time.Duration {
+	n := p.Redelivery.MaxAttempts + int(min(delivered, math.MaxInt32)) - 1
+	d := p.Redelivery.Wait(max(n, 1))
+	if d <= 0 {
+		d = time.Second
+	}
+	return d
+}
+

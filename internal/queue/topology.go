@@ -1,0 +1,85 @@
+// Package queue owns everything the project keeps in JetStream: the contacts stream and its
+// durable pull consumer, the completed-contacts record, publishing with dedupe, and status.
+//
+// Every other package sees JetStream through the small functions here, so stream and consumer
+// settings live in one place and follow design.md: a WorkQueue stream (a contact leaves it only
+// when acked or terminated), explicit acks, small pull batches, MaxAckPending sized to the
+// fleet's pool, and AckWait kept alive with InProgress heartbeats.
+package queue
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/callagent/resilience/internal/config"
+)
+
+// ContactsStreamConfig is the contacts stream as this project wants it.
+func ContactsStreamConfig(t config.Topology) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        t.ContactsStream,
+		Description: "contacts waiting for a call; a contact leaves only when completed or dead-lettered",
+		Subjects:    []string{t.ContactsSubject},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+		Duplicates:  t.DedupeWindow,
+		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// ConsumerConfig is the durable pull consumer every worker replica shares.
+func ConsumerConfig(t config.Topology) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       t.Consumer,
+		Description:   "call workers",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       t.AckWait,
+		MaxDeliver:    t.MaxDeliver,
+		MaxAckPending: t.MaxAckPending,
+		FilterSubject: t.ContactsSubject,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Replicas:      t.Replicas,
+	}
+}
+
+// CompletedBucketConfig is the KV bucket that records each completed contact, keyed by id.
+// It is the source of the status command's completed count and of "never call twice".
+func CompletedBucketConfig(t config.Topology) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      t.CompletedBucket,
+		Description: "completed contacts, keyed by contact id",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+	}
+}
+
+// EnsureContactsStream creates the contacts stream or updates it to the wanted settings.
+func EnsureContactsStream(ctx context.Context, js jetstream.JetStream, t config.Topology) (jetstream.Stream, error) {
+	s, err := js.CreateOrUpdateStream(ctx, ContactsStreamConfig(t))
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", t.ContactsStream, err)
+	}
+	return s, nil
+}
+
+// EnsureConsumer creates the shared durable consumer or updates it to the wanted settings.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, t config.Topology) (jetstream.Consumer, error) {
+	c, err := js.CreateOrUpdateConsumer(ctx, t.ContactsStream, ConsumerConfig(t))
+	if err != nil {
+		return nil, fmt.Errorf("ensure consumer %s on stream %s: %w", t.Consumer, t.ContactsStream, err)
+	}
+	return c, nil
+}
+
+// EnsureCompletedBucket creates or updates the completed-contacts KV bucket.
+func EnsureCompletedBucket(ctx context.Context, js jetstream.JetStream, t config.Topology) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, CompletedBucketConfig(t))
+	if err != nil {
+		return nil, fmt.Errorf("ensure KV bucket %s: %w", t.CompletedBucket, err)
+	}
+	return kv, nil
+}
