@@ -15,6 +15,7 @@ import (
 	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/contact"
+	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/redact"
 	"github.com/callagent/resilience/internal/resilience"
 )
@@ -46,20 +47,16 @@ func (w *worker) consume(ctx context.Context) error {
 
 	var loopErr error
 	for ctx.Err() == nil {
-		if w.cfg.Worker.OnBreakerOpen != policyDeadLetter {
-			if open := openGuards(w.guards); len(open) > 0 {
-				w.log.Infof("Circuit breaker is OPEN for %s: not taking new contacts until it recovers", strings.Join(open, ", "))
-				if err := w.watch.waitClosed(ctx, w.guards); err != nil {
-					break
-				}
-				w.log.Info("All circuit breakers closed: taking contacts again")
-			}
-		}
 		// Wait for one free slot, then take as many more as are free, up to the pull batch.
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 			continue
+		}
+		// Only then look at the breakers, so no contact is fetched while one is open.
+		if err := w.waitForBreakers(ctx); err != nil {
+			<-slots
+			break
 		}
 		n := 1
 		for n < w.cfg.Worker.PullBatch {
@@ -109,6 +106,25 @@ func (w *worker) consume(ctx context.Context) error {
 		<-done
 	}
 	return loopErr
+}
+
+// waitForBreakers blocks while a breaker is open (policy hold): the worker stops pulling
+// contacts that would only wait, so an outage neither floods the dead-letter stream nor burns
+// deliveries. With policy deadletter it never waits: contacts fail fast, as in the seed.
+func (w *worker) waitForBreakers(ctx context.Context) error {
+	if w.cfg.Worker.OnBreakerOpen == policyDeadLetter {
+		return nil
+	}
+	open := openGuards(w.guards)
+	if len(open) == 0 {
+		return nil
+	}
+	w.log.Infof("Circuit breaker is OPEN for %s: not taking new contacts until it recovers", strings.Join(open, ", "))
+	if err := w.watch.waitClosed(ctx, w.guards); err != nil {
+		return err
+	}
+	w.log.Info("All circuit breakers closed: taking contacts again")
+	return nil
 }
 
 // fetch pulls up to n messages and hands each to start; it returns how many it started.
@@ -187,15 +203,13 @@ func (w *worker) apply(msg jetstream.Msg, c contact.Contact, d Decision, cause e
 		}
 	case Retry:
 		w.stats.retried.Add(1)
-		log.WithFields(logrus.Fields{"service": call.ProviderOf(cause), "error_category": d.Reason}).
-			Errorf("Transient error for %s: %s", name, redact.Text(cause.Error()))
+		w.failureLog(log, cause, d).Errorf("Transient error for %s: %s", name, failureMessage(cause))
 		log.Infof("Sending alert: Call Failed for %s", name)
 		log.Infof("%s goes back to the queue; next try in %s", name, d.Delay.Round(time.Millisecond))
 		err = msg.NakWithDelay(d.Delay)
 	case DeadLetter:
 		w.stats.deadLettered.Add(1)
-		log.WithFields(logrus.Fields{"service": call.ProviderOf(cause), "error_category": d.Reason}).
-			Errorf("Permanent failure for %s: %s", name, redact.Text(cause.Error()))
+		w.failureLog(log, cause, d).Errorf("Permanent failure for %s: %s", name, failureMessage(cause))
 		log.Infof("Sending alert: Call Failed for %s", name)
 		if d.Reason == ReasonBreakerOpen {
 			log.Info("Skipping contact.")
@@ -210,6 +224,34 @@ func (w *worker) apply(msg jetstream.Msg, c contact.Contact, d Decision, cause e
 		// The message stays in the stream: JetStream redelivers it after AckWait.
 		log.WithError(err).Warnf("Could not %s %s; JetStream will redeliver it", d.Action, name)
 	}
+}
+
+// failureLog carries the seed's JSON fields for a failed contact.
+func (w *worker) failureLog(log *logrus.Entry, cause error, d Decision) *logrus.Entry {
+	fields := logrus.Fields{"error_category": d.Reason}
+	if provider := call.ProviderOf(cause); provider != "" {
+		fields["service"] = provider
+		for _, g := range w.guards {
+			if g.Provider() == provider {
+				fields["circuit_state"] = string(g.State())
+			}
+		}
+	}
+	var exhausted *resilience.RetriesExhaustedError
+	if errors.As(cause, &exhausted) {
+		fields["retry_count"] = exhausted.Attempts
+	}
+	return log.WithFields(fields)
+}
+
+// failureMessage is the provider's own message when there is one ("Service temporarily
+// unavailable", as the seed prints), else the error; redacted either way.
+func failureMessage(err error) string {
+	var svc *fault.ServiceError
+	if errors.As(err, &svc) {
+		return redact.Text(svc.Error())
+	}
+	return redact.Text(err.Error())
 }
 
 // heartbeat sends InProgress every AckWait/3 so a slow call or a held contact is not

@@ -178,4 +178,3 @@ func (w *worker) newGuard(name string, limit int) *resilience.Guard {
 		Logger:         w.log,
 	})
 }
-

@@ -111,8 +111,10 @@ func (p Policy) Decide(err error, delivered uint64, stopping bool) Decision {
 	if kind == fault.KindUnknown {
 		reason = ReasonInternal
 	}
+	// fault.IsTransient, not kind.Transient: an error marked final (a bad response seen
+	// twice, say) keeps its transient kind but must not be redelivered.
 	var svc *fault.ServiceError
-	if errors.As(err, &svc) && !kind.Transient() {
+	if errors.As(err, &svc) && !fault.IsTransient(err) {
 		return Decision{Action: DeadLetter, Reason: reason}
 	}
 	if p.MaxDeliver > 0 && delivered >= uint64(p.MaxDeliver) {
@@ -135,4 +137,3 @@ func (p Policy) redeliveryDelay(delivered uint64) time.Duration {
 	}
 	return d
 }
-

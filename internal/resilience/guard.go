@@ -1,0 +1,390 @@
+package resilience
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	circuitbreaker "github.com/mercari/go-circuitbreaker"
+	"github.com/sirupsen/logrus"
+
+	"github.com/callagent/resilience/internal/fault"
+)
+
+// State is a breaker state, spelled as the seed logs it (the circuit_state log field).
+type State string
+
+// Breaker states.
+const (
+	StateClosed   State = "CLOSED"
+	StateOpen     State = "OPEN"
+	StateHalfOpen State = "HALF_OPEN"
+)
+
+// StateListener learns of breaker transitions (alerts and metrics plug in here). Each real
+// transition is delivered exactly once — repeats such as OPEN→OPEN are dropped — in order,
+// one at a time, from a goroutine of the Guard's, never under the breaker's lock: the
+// listener may call the Guard, and a slow listener delays only later notifications.
+type StateListener interface {
+	BreakerStateChanged(provider string, from, to State, at time.Time)
+}
+
+// Defaults for GuardOptions (the seed's values).
+const (
+	DefaultFailureThreshold = 3
+	DefaultSuccessThreshold = 2
+	DefaultOpenTimeout      = 30 * time.Second
+	DefaultMaxConcurrency   = 5
+)
+
+// BreakerSettings configures a provider's circuit breaker. Zero fields take the defaults.
+type BreakerSettings struct {
+	// FailureThreshold is how many consecutive counted failures open the breaker
+	// (default 3).
+	FailureThreshold int
+	// SuccessThreshold is how many successful calls in HALF_OPEN close it (default 2).
+	SuccessThreshold int
+	// OpenTimeout is how long it stays OPEN before HALF_OPEN (default 30s).
+	OpenTimeout time.Duration
+}
+
+// GuardOptions configures a Guard. Zero fields take the defaults.
+type GuardOptions struct {
+	Breaker BreakerSettings
+	// MaxConcurrency caps concurrent calls to the provider from this process
+	// (default 5; ElevenLabs plans allow 2–15).
+	MaxConcurrency int
+	// Clock drives the breaker's open timeout; nil means the real clock.
+	Clock clock.Clock
+	// Listener learns of transitions; may be nil.
+	Listener StateListener
+	// Logger receives transition and concurrency logs; nil discards them.
+	Logger *logrus.Logger
+}
+
+// Validate reports the first invalid field; zero means "default" and is valid.
+func (o GuardOptions) Validate() error {
+	switch {
+	case o.Breaker.FailureThreshold < 0:
+		return fmt.Errorf("breaker failure threshold must not be negative, got %d", o.Breaker.FailureThreshold)
+	case o.Breaker.SuccessThreshold < 0:
+		return fmt.Errorf("breaker success threshold must not be negative, got %d", o.Breaker.SuccessThreshold)
+	case o.Breaker.OpenTimeout < 0:
+		return fmt.Errorf("breaker open timeout must not be negative, got %s", o.Breaker.OpenTimeout)
+	case o.MaxConcurrency < 0:
+		return fmt.Errorf("max concurrency must not be negative, got %d", o.MaxConcurrency)
+	}
+	return nil
+}
+
+// WithDefaults returns o with zero (or negative) fields replaced by the defaults.
+func (o GuardOptions) WithDefaults() GuardOptions {
+	if o.Breaker.FailureThreshold <= 0 {
+		o.Breaker.FailureThreshold = DefaultFailureThreshold
+	}
+	if o.Breaker.SuccessThreshold <= 0 {
+		o.Breaker.SuccessThreshold = DefaultSuccessThreshold
+	}
+	if o.Breaker.OpenTimeout <= 0 {
+		o.Breaker.OpenTimeout = DefaultOpenTimeout
+	}
+	if o.MaxConcurrency <= 0 {
+		o.MaxConcurrency = DefaultMaxConcurrency
+	}
+	return o
+}
+
+// Guard protects one provider: a circuit breaker and a bulkhead around each attempt. Create
+// one per provider and share it among all workers of the process. Safe for concurrent use.
+type Guard struct {
+	provider    string
+	cb          *circuitbreaker.CircuitBreaker
+	bulkhead    *Bulkhead
+	clock       clock.Clock
+	realClock   bool
+	log         *logrus.Logger
+	listener    StateListener
+	openTimeout time.Duration
+
+	state    atomic.Pointer[State] // mirror of the breaker's state, written under cb's lock
+	probing  atomic.Bool           // the one HALF_OPEN call (or health probe) is in flight
+	checkers atomic.Int32          // running HealthCheckers: they own the HALF_OPEN probe
+	halfOpen chan struct{}         // signalled on entering HALF_OPEN, for the health checker
+
+	mu       sync.Mutex // guards the fields below
+	retryAt  time.Time
+	events   []transition
+	flushing bool
+}
+
+type transition struct {
+	from, to State
+	at       time.Time
+}
+
+var (
+	closedState   = StateClosed
+	openState     = StateOpen
+	halfOpenState = StateHalfOpen
+)
+
+// NewGuard returns the guard for provider (its display name, e.g. "ElevenLabs"), with o's
+// zero fields set to the defaults. It starts no goroutine.
+func NewGuard(provider string, o GuardOptions) *Guard {
+	o = o.WithDefaults()
+	c, real := clockOrReal(o.Clock)
+	g := &Guard{
+		provider:    provider,
+		bulkhead:    NewBulkhead(o.MaxConcurrency),
+		clock:       c,
+		realClock:   real,
+		log:         loggerOrDiscard(o.Logger),
+		listener:    o.Listener,
+		openTimeout: o.Breaker.OpenTimeout,
+		halfOpen:    make(chan struct{}, 1),
+	}
+	g.state.Store(&closedState)
+	g.cb = circuitbreaker.New(
+		circuitbreaker.WithClock(c),
+		circuitbreaker.WithTripFunc(circuitbreaker.NewTripFuncConsecutiveFailures(int64(o.Breaker.FailureThreshold))),
+		circuitbreaker.WithCounterResetInterval(-1),
+		circuitbreaker.WithHalfOpenMaxSuccesses(int64(o.Breaker.SuccessThreshold)),
+		circuitbreaker.WithOpenTimeout(o.Breaker.OpenTimeout),
+		circuitbreaker.WithOnStateChangeHookFn(g.onStateChange),
+	)
+	return g
+}
+
+// Provider returns the provider's display name.
+func (g *Guard) Provider() string { return g.provider }
+
+// Bulkhead returns the provider's bulkhead, e.g. to apply ElevenLabs'
+// maximum-concurrent-requests header with SetLimit.
+func (g *Guard) Bulkhead() *Bulkhead { return g.bulkhead }
+
+// State returns the breaker's state.
+func (g *Guard) State() State { return *g.state.Load() }
+
+// RetryAt returns when the breaker may let a call through: the end of the open timeout
+// while OPEN, now while HALF_OPEN, and the zero time while CLOSED.
+func (g *Guard) RetryAt() time.Time {
+	switch g.State() {
+	case StateOpen:
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.retryAt
+	case StateHalfOpen:
+		return g.clock.Now()
+	default:
+		return time.Time{}
+	}
+}
+
+// Ready reports whether Do would admit a call now: CLOSED, or HALF_OPEN with the probe free
+// and no HealthChecker owning it. Workers use it to stop taking contacts while a provider is
+// down.
+func (g *Guard) Ready() bool {
+	switch g.State() {
+	case StateClosed:
+		return true
+	case StateHalfOpen:
+		return g.checkers.Load() == 0 && !g.probing.Load()
+	default:
+		return false
+	}
+}
+
+// Reset closes the breaker and clears its counters (the health checker does this when the
+// provider is healthy again). The transition is logged and reported once; resetting a closed
+// breaker reports nothing.
+func (g *Guard) Reset() { g.cb.Reset() }
+
+// Do runs op as ONE attempt against the provider: it fails fast with *OpenError when the
+// breaker refuses, waits for a bulkhead slot (or returns ctx's error wrapped), calls
+// op(ctx), and records the outcome in the breaker.
+//
+// op's error comes back as it was, except that a bare transport error (deadline, net.Error,
+// EOF) is classified as a *fault.ServiceError for the provider. A concurrency_limit error
+// also lowers the bulkhead's limit to one below the calls in flight. Do does not log a
+// refusal; Retrier.Run does, with the contact's fields.
+func (g *Guard) Do(ctx context.Context, op func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	probe, err := g.admit()
+	if err != nil {
+		return err
+	}
+	if probe {
+		defer g.probing.Store(false)
+	}
+	if err := g.bulkhead.Acquire(ctx); err != nil {
+		return fmt.Errorf("wait for a %s concurrency slot: %w", g.provider, err)
+	}
+	defer g.bulkhead.Release()
+	err = g.normalize(ctx, op(ctx))
+	if err != nil && fault.KindOf(err) == fault.KindConcurrencyLimit {
+		g.lowerConcurrency(err)
+	}
+	g.record(ctx, err)
+	return err
+}
+
+// admit decides whether a call may start; probe is true when it is the HALF_OPEN probe and
+// must clear g.probing when done.
+func (g *Guard) admit() (probe bool, err error) {
+	switch st := g.State(); st {
+	case StateClosed:
+		return false, nil
+	case StateHalfOpen:
+		if g.checkers.Load() == 0 && g.probing.CompareAndSwap(false, true) {
+			return true, nil
+		}
+		return false, &OpenError{Provider: g.provider, State: st, RetryAt: g.clock.Now()}
+	default:
+		return false, g.openError()
+	}
+}
+
+func (g *Guard) openError() *OpenError {
+	g.mu.Lock()
+	at := g.retryAt
+	g.mu.Unlock()
+	return &OpenError{Provider: g.provider, State: StateOpen, RetryAt: at}
+}
+
+// normalize classifies bare transport errors; everything else is returned unchanged.
+func (g *Guard) normalize(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *fault.ServiceError
+	if errors.As(err, &se) {
+		return err
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		return err // the caller's context ended: not the provider's doing
+	}
+	classified := fault.Classify(fault.Facts{Provider: g.provider, Err: err})
+	if fault.KindOf(classified) == fault.KindUnknown {
+		return err
+	}
+	return classified
+}
+
+// record tells the breaker how the attempt went. What counts as a provider failure is
+// decided here, not by mercari's ctx sniffing; Ignore is applied unwrapped so Done sees it.
+func (g *Guard) record(ctx context.Context, err error) {
+	if err != nil && !countsAsFailure(ctx, err) {
+		err = circuitbreaker.Ignore(err)
+	}
+	_ = g.cb.Done(ctx, err)
+}
+
+// countsAsFailure reports whether err is evidence that the provider is failing.
+func countsAsFailure(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false // the caller gave up (shutdown, its own deadline)
+	}
+	var se *fault.ServiceError
+	if !errors.As(err, &se) {
+		return false // cancellations and unclassified errors say nothing about the provider
+	}
+	switch se.Kind {
+	case fault.KindInvalidPayload, fault.KindConcurrencyLimit:
+		return false
+	default:
+		return true
+	}
+}
+
+// lowerConcurrency shrinks the bulkhead after the provider refused for concurrency: to one
+// below the calls in flight (this one included), never below 1, never upwards.
+func (g *Guard) lowerConcurrency(err error) {
+	to := max(g.bulkhead.InUse()-1, 1)
+	before, changed := g.bulkhead.lower(to)
+	if !changed {
+		return
+	}
+	g.log.WithFields(logrus.Fields{
+		"service":        g.provider,
+		"error_category": fault.KindConcurrencyLimit.String(),
+		"circuit_state":  string(g.State()),
+	}).Warnf("%s refused a call for concurrency (%v): lowering our concurrency from %d to %d", g.provider, err, before, to)
+}
+
+// onStateChange is mercari's hook. It runs with the breaker's lock held, so it must not call
+// g.cb; it may also repeat a state (OPEN→OPEN), which is dropped here.
+//
+// One race is left to heal itself: if Reset closes an OPEN breaker while mercari's open timer
+// is already firing, the timer then moves CLOSED→HALF_OPEN. That is logged and reported like
+// any transition, and the half-open probe (the health checker's, or one real call) closes the
+// breaker again.
+func (g *Guard) onStateChange(_, to circuitbreaker.State) {
+	next := &closedState
+	switch to {
+	case circuitbreaker.StateOpen:
+		next = &openState
+	case circuitbreaker.StateHalfOpen:
+		next = &halfOpenState
+	}
+	now := g.clock.Now()
+
+	g.mu.Lock()
+	prev := *g.state.Load()
+	if prev == *next {
+		g.mu.Unlock()
+		return
+	}
+	g.state.Store(next)
+	if *next == StateOpen {
+		g.retryAt = now.Add(g.openTimeout)
+	} else {
+		g.retryAt = time.Time{}
+	}
+	retryAt := g.retryAt
+	if g.listener != nil {
+		g.events = append(g.events, transition{from: prev, to: *next, at: now})
+		if !g.flushing {
+			g.flushing = true
+			go g.flush()
+		}
+	}
+	g.mu.Unlock()
+
+	e := g.log.WithFields(logrus.Fields{"service": g.provider, "circuit_state": string(*next)})
+	switch *next {
+	case StateOpen:
+		e.WithField("retry_at", retryAt).Errorf("Circuit breaker OPENED for %s", g.provider)
+	case StateHalfOpen:
+		e.Infof("Circuit breaker HALF_OPEN for %s", g.provider)
+		select {
+		case g.halfOpen <- struct{}{}:
+		default:
+		}
+	default:
+		e.Infof("Circuit breaker CLOSED for %s", g.provider)
+	}
+}
+
+// flush delivers queued transitions to the listener, in order, outside every lock. At most
+// one flush runs per guard; it ends when the queue is empty.
+func (g *Guard) flush() {
+	for {
+		g.mu.Lock()
+		if len(g.events) == 0 {
+			g.flushing = false
+			g.events = nil
+			g.mu.Unlock()
+			return
+		}
+		ev := g.events[0]
+		g.events = g.events[1:]
+		g.mu.Unlock()
+		g.listener.BreakerStateChanged(g.provider, ev.from, ev.to, ev.at)
+	}
+}

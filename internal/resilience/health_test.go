@@ -1,0 +1,254 @@
+package resilience
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/sirupsen/logrus"
+
+	"github.com/callagent/resilience/internal/fault"
+)
+
+// prober answers probes with the configured error; when block is set, a probe waits for
+// release (or ctx) first.
+type prober struct {
+	mu      sync.Mutex
+	err     error
+	block   bool
+	release chan struct{}
+	calls   atomic.Int32
+}
+
+func newProber() *prober { return &prober{release: make(chan struct{})} }
+
+func (p *prober) set(err error, block bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.err, p.block = err, block
+}
+
+func (p *prober) Probe(ctx context.Context) error {
+	p.calls.Add(1)
+	p.mu.Lock()
+	err, block := p.err, p.block
+	p.mu.Unlock()
+	if block {
+		select {
+		case <-p.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return err
+}
+
+type checkerBundle struct {
+	g      *Guard
+	c      *clock.Mock
+	p      *prober
+	h      *HealthChecker
+	logs   logs
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startChecker runs a HealthChecker (interval 60s, timeout 5s) on a mock clock until the
+// test ends.
+func startChecker(t *testing.T, o GuardOptions, setup func(b *checkerBundle)) *checkerBundle {
+	t.Helper()
+	b := &checkerBundle{c: clock.NewMock(), p: newProber(), logs: newLogs(), done: make(chan struct{})}
+	o.Clock, o.Logger = b.c, b.logs.logger
+	b.g = NewGuard(eleven, o)
+	if setup != nil {
+		setup(b)
+	}
+	b.h = NewHealthChecker(b.g, b.p, time.Minute, 5*time.Second, b.c, b.logs.logger)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	go func() {
+		defer close(b.done)
+		b.h.Run(ctx)
+	}()
+	t.Cleanup(b.stop)
+	waitFor(t, "the first probe", func() bool { return b.p.calls.Load() >= 1 })
+	return b
+}
+
+func (b *checkerBundle) stop() {
+	b.cancel()
+	<-b.done
+}
+
+func TestHealthCheckerResetsBreakerAtHalfOpen(t *testing.T) {
+	t.Parallel()
+	b := startChecker(t, GuardOptions{}, func(b *checkerBundle) {
+		openGuard(t, b.g)
+		b.p.set(unavailable(), false)
+	})
+	waitFor(t, "the failed first probe", func() bool { return b.h.Stats().Failures == 1 })
+	if b.g.State() != StateOpen {
+		t.Fatalf("a failed probe while open changed the state to %s", b.g.State())
+	}
+
+	// The provider recovers; at RetryAt the breaker goes half-open and the checker probes.
+	b.p.set(nil, true)
+	b.c.Add(30 * time.Second)
+	waitFor(t, "the half-open probe", func() bool { return b.p.calls.Load() == 2 })
+	if b.g.State() != StateHalfOpen || b.g.Ready() {
+		t.Fatalf("state %s, ready %v while the checker probes", b.g.State(), b.g.Ready())
+	}
+	s := &script{}
+	var open *OpenError
+	if err := b.g.Do(context.Background(), s.op); !errors.As(err, &open) || open.State != StateHalfOpen || s.calls.Load() != 0 {
+		t.Fatalf("a real call was let through while the checker probes: %v", err)
+	}
+	close(b.p.release)
+	waitFor(t, "the breaker to close", func() bool { return b.g.State() == StateClosed })
+	if err := b.g.Do(context.Background(), ok); err != nil {
+		t.Fatalf("Do after recovery = %v", err)
+	}
+	st := b.h.Stats()
+	if st.Resets != 1 || st.Probes != 2 || st.Failures != 1 || st.ConsecutiveFailures != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+	healthy := b.logs.find("ElevenLabs is healthy")
+	if healthy == nil || healthy.Data["service"] != eleven {
+		t.Fatalf("logs = %q", b.logs.messages())
+	}
+	msgs := b.logs.messages()
+	iHealthy, iClosed := -1, -1
+	for i, m := range msgs {
+		if m == "ElevenLabs is healthy" && iHealthy < 0 {
+			iHealthy = i
+		}
+		if m == "Circuit breaker CLOSED for ElevenLabs" {
+			iClosed = i
+		}
+	}
+	if iHealthy < 0 || iClosed < iHealthy {
+		t.Fatalf("want \"ElevenLabs is healthy\" then the CLOSED line: %q", msgs)
+	}
+}
+
+func TestHealthCheckerFailedHalfOpenProbeReopens(t *testing.T) {
+	t.Parallel()
+	// An open timeout of 25s keeps the half-open probes away from the 60s interval ticks.
+	b := startChecker(t, GuardOptions{Breaker: BreakerSettings{OpenTimeout: 25 * time.Second}}, func(b *checkerBundle) {
+		openGuard(t, b.g)
+		b.p.set(unavailable(), false)
+	})
+	waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
+	for round := 1; round <= 2; round++ {
+		b.c.Add(25 * time.Second)
+		waitFor(t, "the half-open probe", func() bool { return b.h.Stats().Probes == uint64(1+round) })
+		waitFor(t, "the breaker to re-open", func() bool { return b.g.State() == StateOpen })
+		if want := b.c.Now().Add(25 * time.Second); !b.g.RetryAt().Equal(want) {
+			t.Fatalf("RetryAt = %s, want %s", b.g.RetryAt(), want)
+		}
+	}
+	if st := b.h.Stats(); st.Failures != 3 || st.ConsecutiveFailures != 3 || st.Resets != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+	if n := b.logs.count("Circuit breaker OPENED for ElevenLabs"); n != 3 {
+		t.Fatalf("OPENED logged %d times, want 3", n)
+	}
+}
+
+func TestHealthCheckerWhileClosed(t *testing.T) {
+	t.Parallel()
+	b := startChecker(t, GuardOptions{}, nil)
+	waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
+	if e := b.logs.find("ElevenLabs is healthy"); e == nil || e.Level != logrus.InfoLevel {
+		t.Fatalf("first healthy probe not logged: %q", b.logs.messages())
+	}
+
+	// Failing probes are counted and logged but never trip the breaker.
+	b.p.set(unavailable(), false)
+	for i := 2; i <= 6; i++ {
+		b.c.Add(time.Minute)
+		waitFor(t, "the next probe", func() bool { return b.h.Stats().Probes == uint64(i) })
+	}
+	if st := b.h.Stats(); st.Failures != 5 || st.ConsecutiveFailures != 5 || b.g.State() != StateClosed {
+		t.Fatalf("stats %+v, state %s", st, b.g.State())
+	}
+	e := b.logs.find("Health check failed for ElevenLabs: Service temporarily unavailable")
+	if e == nil || e.Level != logrus.WarnLevel || e.Data["error_category"] != "service_unavailable" || e.Data["circuit_state"] != "CLOSED" {
+		t.Fatalf("failed probe line missing: %q", b.logs.messages())
+	}
+
+	b.p.set(nil, false)
+	b.c.Add(time.Minute)
+	waitFor(t, "a healthy probe", func() bool { return b.h.Stats().Probes == 7 })
+	if st := b.h.Stats(); st.ConsecutiveFailures != 0 || st.Resets != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+	if n := b.logs.count("ElevenLabs is healthy"); n != 2 {
+		t.Fatalf("healthy logged at info %d times, want 2 (start, recovery): %q", n, b.logs.messages())
+	}
+}
+
+func TestHealthCheckerResetsOpenBreakerAtInterval(t *testing.T) {
+	t.Parallel()
+	// Open timeout longer than the interval: the interval probe resets the breaker early.
+	b := startChecker(t, GuardOptions{Breaker: BreakerSettings{OpenTimeout: 10 * time.Minute}}, nil)
+	waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
+	openGuard(t, b.g)
+	b.c.Add(time.Minute)
+	waitFor(t, "the breaker to close", func() bool { return b.g.State() == StateClosed })
+	if b.h.Stats().Resets != 1 {
+		t.Fatalf("stats = %+v", b.h.Stats())
+	}
+	// The stopped open timer must not fire later.
+	for i := 3; i <= 12; i++ {
+		b.c.Add(time.Minute)
+		waitFor(t, "the next interval probe", func() bool { return b.h.Stats().Probes == uint64(i) })
+	}
+	if b.g.State() != StateClosed {
+		t.Fatalf("state %s after the old open timeout", b.g.State())
+	}
+}
+
+func TestHealthCheckerProbeTimeout(t *testing.T) {
+	t.Parallel()
+	b := startChecker(t, GuardOptions{}, func(b *checkerBundle) { b.p.set(nil, true) })
+	b.c.Add(5 * time.Second)
+	waitFor(t, "the timed-out probe", func() bool { return b.h.Stats().Failures == 1 })
+	e := b.logs.find("Health check failed for ElevenLabs")
+	if e == nil || e.Data["error_category"] != fault.KindTimeout.String() {
+		t.Fatalf("logs = %q", b.logs.messages())
+	}
+}
+
+func TestHealthCheckerStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	b := startChecker(t, GuardOptions{}, func(b *checkerBundle) { b.p.set(nil, true) })
+	b.cancel()
+	select {
+	case <-b.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if st := b.h.Stats(); st.Probes != 0 || st.Failures != 0 {
+		t.Fatalf("a probe cut short by shutdown was counted: %+v", st)
+	}
+	msgs := b.logs.messages()
+	if len(msgs) != 2 || msgs[0] != "Health checker started for ElevenLabs" || msgs[1] != "Health checker stopped for ElevenLabs" {
+		t.Fatalf("logs = %q", msgs)
+	}
+	if b.g.checkers.Load() != 0 {
+		t.Fatal("the checker still owns the half-open probe after stopping")
+	}
+}
+
+func TestHealthCheckerDefaults(t *testing.T) {
+	t.Parallel()
+	h := NewHealthChecker(NewGuard(eleven, GuardOptions{}), newProber(), 0, -1, nil, nil)
+	if h.interval != DefaultHealthInterval || h.timeout != DefaultHealthTimeout || !h.realClock {
+		t.Fatalf("interval %s, timeout %s, real clock %v", h.interval, h.timeout, h.realClock)
+	}
+}
