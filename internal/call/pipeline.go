@@ -223,3 +223,22 @@ func ProviderOf(err error) string {
 	}
 	return ""
 }
+
+// CallResult is what the CRM receives for a completed call.
+type CallResult struct {
+	ContactID string `json:"contact_id"`
+	Status    string `json:"status"`
+	Script    string `json:"script"`
+	// AudioRef locates the audio (the audio checkpoint's object name), not the bytes.
+	AudioRef    string            `json:"audio_ref,omitempty"`
+	AudioFormat string            `json:"audio_format,omitempty"`
+	Providers   map[string]string `json:"providers"`
+	StepMillis  map[string]int64  `json:"step_ms"`
+	CompletedAt time.Time         `json:"completed_at"`
+}
+
+// Recorder is the CRM: it records each completed call. Recording the same contact twice must
+// be harmless (the real client sends an Idempotency-Key equal to the contact id).
+type Recorder interface {
+	RecordCall(ctx context.Context, r CallResult) error
+}
