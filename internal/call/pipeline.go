@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -61,24 +62,41 @@ type Step[P any] struct {
 
 // Pipeline processes contacts. It is safe for concurrent use once built.
 type Pipeline struct {
-	LLM     Step[ScriptWriter]
-	TTS     Step[Synthesizer]
-	Retrier *resilience.Retrier
-	Store   CompletionStore
-	// Worker names this process in completion records.
+	LLM Step[ScriptWriter]
+	TTS Step[Synthesizer]
+	// CRM records each completed call; nil when no CRM is configured.
+	CRM         *Step[Recorder]
+	Retrier     *resilience.Retrier
+	Store       CompletionStore
+	Checkpoints CheckpointStore
+	// Lease is how long a claim holds without renewal (the consumer's AckWait).
+	Lease time.Duration
+	// Worker names this process in claims and completion records.
 	Worker string
 	Log    logrus.FieldLogger
 	// Now is the clock for records; nil means time.Now.
 	Now func() time.Time
 }
 
-// Progress carries step results across runs of Process for the same contact, so a step that
-// succeeded is never paid for again.
+// Progress links the runs of Process for one delivery of a contact: the claim taken on the
+// first run, which the worker's heartbeat renews and which it releases on failure.
+// It is safe for concurrent use: the heartbeat reads the claim while the steps run.
 type Progress struct {
-	Script    *Script
-	Audio     *Audio
-	Providers map[string]string
-	Durations map[string]time.Duration
+	mu    sync.Mutex
+	claim Claim
+}
+
+// Claim returns the claim taken so far, or nil.
+func (p *Progress) Claim() Claim {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.claim
+}
+
+func (p *Progress) setClaim(c Claim) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.claim = c
 }
 
 // Record is what the completed bucket keeps for a contact.
@@ -88,7 +106,7 @@ type Record struct {
 	Worker      string            `json:"worker"`
 	CompletedAt time.Time         `json:"completed_at"`
 	ScriptChars int               `json:"script_chars"`
-	AudioBytes  int               `json:"audio_bytes"`
+	AudioRef    string            `json:"audio_ref,omitempty"`
 	AudioFormat string            `json:"audio_format,omitempty"`
 	Providers   map[string]string `json:"providers"`
 	StepMillis  map[string]int64  `json:"step_ms"`
@@ -108,10 +126,13 @@ const (
 const (
 	StepLLM = "llm"
 	StepTTS = "tts"
+	StepCRM = "crm"
 )
 
-// Process runs the steps the contact still needs. On error, the caller decides what becomes
-// of the contact (see the worker's outcome table); prog keeps what succeeded.
+// Process runs the steps the contact still needs, resuming from its checkpoint: a step whose
+// result was saved is never paid for again. It claims the contact first, so two workers
+// never run its steps at once. On error the caller decides what becomes of the contact (the
+// worker's outcome table) and releases claim.
 func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progress) (Outcome, error) {
 	log := p.Log.WithField("contact_id", c.ID)
 	done, err := p.Store.IsCompleted(ctx, c.ID)
@@ -122,14 +143,20 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 		log.Infof("%s already completed; nothing to do", c.DisplayName())
 		return AlreadyCompleted, nil
 	}
-	if prog.Providers == nil {
-		prog.Providers = map[string]string{}
-		prog.Durations = map[string]time.Duration{}
+	claim := prog.Claim()
+	if claim == nil {
+		var err error
+		if claim, err = p.Checkpoints.Claim(ctx, c.ID, p.Worker, p.Lease); err != nil {
+			return 0, err
+		}
+		prog.setClaim(claim)
 	}
-	if prog.Script == nil {
+	cp := claim.Checkpoint()
+
+	if cp.Script == nil {
 		log.Info("Step 1: Generating response with LLM")
 		var script Script
-		err := p.run(ctx, log, p.LLM.Guard, p.LLM.Timeout, StepLLM, prog, func(ctx context.Context) error {
+		took, err := p.run(ctx, log, p.LLM.Guard, p.LLM.Timeout, func(ctx context.Context) error {
 			var err error
 			script, err = p.LLM.Provider.WriteScript(ctx, c)
 			return err
@@ -138,31 +165,79 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 			return 0, &StepError{Step: StepLLM, Provider: p.LLM.Guard.Provider(), Err: err}
 		}
 		log.WithField("service", p.LLM.Guard.Provider()).Info("LLM API call successful")
-		prog.Script = &script
+		if err := claim.Save(ctx, func(cp *Checkpoint) {
+			cp.Script = &script
+			setStep(cp, StepLLM, p.LLM.Guard.Provider(), took)
+		}); err != nil {
+			return 0, fmt.Errorf("checkpoint the script: %w", err)
+		}
+	} else {
+		log.Info("Step 1: script already written (checkpoint); not calling the LLM again")
 	}
-	if prog.Audio == nil {
+
+	cp = claim.Checkpoint()
+	if cp.AudioRef == "" {
 		log.Infof("Step 2: Converting text to speech with %s", p.TTS.Guard.Provider())
 		var audio Audio
-		err := p.run(ctx, log, p.TTS.Guard, p.TTS.Timeout, StepTTS, prog, func(ctx context.Context) error {
+		took, err := p.run(ctx, log, p.TTS.Guard, p.TTS.Timeout, func(ctx context.Context) error {
 			var err error
-			audio, err = p.TTS.Provider.Synthesize(ctx, c, prog.Script.Text)
+			audio, err = p.TTS.Provider.Synthesize(ctx, c, cp.Script.Text)
 			return err
 		})
 		if err != nil {
 			return 0, &StepError{Step: StepTTS, Provider: p.TTS.Guard.Provider(), Err: err}
 		}
-		prog.Audio = &audio
+		ref, err := p.Checkpoints.PutAudio(ctx, c.ID, audio)
+		if err != nil {
+			return 0, fmt.Errorf("checkpoint the audio: %w", err)
+		}
+		if err := claim.Save(ctx, func(cp *Checkpoint) {
+			cp.AudioRef, cp.AudioFormat = ref, audio.Format
+			setStep(cp, StepTTS, p.TTS.Guard.Provider(), took)
+		}); err != nil {
+			return 0, fmt.Errorf("checkpoint the audio: %w", err)
+		}
+	} else {
+		log.Info("Step 2: audio already synthesized (checkpoint); not calling text-to-speech again")
 	}
-	rec := p.record(c, prog)
-	if err := p.Store.MarkCompleted(ctx, c.ID, rec); err != nil {
+
+	cp = claim.Checkpoint()
+	if p.CRM != nil {
+		result := p.result(c, cp)
+		log.Infof("Step 3: Recording the call in the CRM (%s)", p.CRM.Guard.Provider())
+		took, err := p.run(ctx, log, p.CRM.Guard, p.CRM.Timeout, func(ctx context.Context) error {
+			return p.CRM.Provider.RecordCall(ctx, result)
+		})
+		if err != nil {
+			return 0, &StepError{Step: StepCRM, Provider: p.CRM.Guard.Provider(), Err: err}
+		}
+		setStep(&cp, StepCRM, p.CRM.Guard.Provider(), took)
+	}
+
+	if err := p.Store.MarkCompleted(ctx, c.ID, p.record(c, cp)); err != nil {
 		return 0, fmt.Errorf("record completion: %w", err)
+	}
+	if err := claim.Release(ctx, time.Time{}); err != nil {
+		// The contact is recorded as completed; a stale claim only delays nobody.
+		log.WithError(err).Debug("releasing the claim after completion")
 	}
 	log.Infof("Call completed for %s", c.DisplayName())
 	return Completed, nil
 }
 
+func setStep(cp *Checkpoint, step, provider string, took time.Duration) {
+	if cp.Providers == nil {
+		cp.Providers = map[string]string{}
+	}
+	if cp.StepMillis == nil {
+		cp.StepMillis = map[string]int64{}
+	}
+	cp.Providers[step] = provider
+	cp.StepMillis[step] = took.Milliseconds()
+}
+
 func (p *Pipeline) run(ctx context.Context, log logrus.FieldLogger, g *resilience.Guard, timeout time.Duration,
-	step string, prog *Progress, op func(ctx context.Context) error) error {
+	op func(ctx context.Context) error) (time.Duration, error) {
 	start := p.now()
 	err := p.Retrier.Run(ctx, log.WithField("service", g.Provider()), g, func(ctx context.Context) error {
 		if timeout > 0 {
@@ -172,28 +247,33 @@ func (p *Pipeline) run(ctx context.Context, log logrus.FieldLogger, g *resilienc
 		}
 		return op(ctx)
 	})
-	if err == nil {
-		prog.Providers[step] = g.Provider()
-		prog.Durations[step] = p.now().Sub(start)
-	}
-	return err
+	return p.now().Sub(start), err
 }
 
-func (p *Pipeline) record(c contact.Contact, prog *Progress) Record {
-	ms := make(map[string]int64, len(prog.Durations))
-	for k, d := range prog.Durations {
-		ms[k] = d.Milliseconds()
-	}
+func (p *Pipeline) record(c contact.Contact, cp Checkpoint) Record {
 	return Record{
 		ContactID:   c.ID,
 		Status:      "completed",
 		Worker:      p.Worker,
 		CompletedAt: p.now().UTC(),
-		ScriptChars: len(prog.Script.Text),
-		AudioBytes:  len(prog.Audio.Data),
-		AudioFormat: prog.Audio.Format,
-		Providers:   prog.Providers,
-		StepMillis:  ms,
+		ScriptChars: len(cp.Script.Text),
+		AudioRef:    cp.AudioRef,
+		AudioFormat: cp.AudioFormat,
+		Providers:   cp.Providers,
+		StepMillis:  cp.StepMillis,
+	}
+}
+
+func (p *Pipeline) result(c contact.Contact, cp Checkpoint) CallResult {
+	return CallResult{
+		ContactID:   c.ID,
+		Status:      "completed",
+		Script:      cp.Script.Text,
+		AudioRef:    cp.AudioRef,
+		AudioFormat: cp.AudioFormat,
+		Providers:   cp.Providers,
+		StepMillis:  cp.StepMillis,
+		CompletedAt: p.now().UTC(),
 	}
 }
 

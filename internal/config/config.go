@@ -61,8 +61,27 @@ type Topology struct {
 	// pull consumer every worker replica shares; same rule as a stream name.
 	Consumer string
 	// CompletedBucket (COMPLETED_BUCKET, default completed) is the KV bucket
-	// of completed contacts and step checkpoints: letters, digits, '_', '-'.
+	// of completed contacts: letters, digits, '_', '-'.
 	CompletedBucket string
+	// CheckpointBucket (CHECKPOINT_BUCKET, default checkpoints) is the KV
+	// bucket of per-contact claims and step results (the LLM script), so a
+	// redelivered contact resumes instead of paying again.
+	CheckpointBucket string
+	// AudioBucket (AUDIO_BUCKET, default audio) is the Object Store bucket of
+	// synthesized audio, the TTS step's checkpoint.
+	AudioBucket string
+	// CheckpointTTL (CHECKPOINT_TTL, default 168h) is how long checkpoints
+	// and audio are kept. Must be > 0.
+	CheckpointTTL time.Duration
+	// DeadLetterStream (DEAD_LETTER_STREAM, default DEAD_LETTERS) keeps
+	// written-off contacts with their reason; same rule as a stream name.
+	DeadLetterStream string
+	// DeadLetterSubject (DEAD_LETTER_SUBJECT, default deadletter.contacts) is
+	// the subject dead letters are published on; no wildcards.
+	DeadLetterSubject string
+	// DeadLetterMaxAge (DEAD_LETTER_MAX_AGE, default 720h = 30 days) is how
+	// long a dead letter is kept. Must be > 0.
+	DeadLetterMaxAge time.Duration
 	// DedupeWindow (DEDUPE_WINDOW, default 6h) is how long the stream
 	// remembers a Nats-Msg-Id to drop duplicate publishes. Must be > 0.
 	DedupeWindow time.Duration

@@ -16,6 +16,7 @@ import (
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/queue"
 	"github.com/callagent/resilience/internal/redact"
 	"github.com/callagent/resilience/internal/resilience"
 )
@@ -32,6 +33,7 @@ type worker struct {
 	policy   Policy
 	watch    *breakerWatch
 	stats    *Stats
+	dlq      *queue.DeadLetterer
 }
 
 // consume pulls contacts while ctx lives, never more than the free pool slots, and pauses
@@ -148,9 +150,13 @@ func (w *worker) fetch(ctx context.Context, n int, start func(jetstream.Msg)) (i
 }
 
 // handle processes one message to its end: decode, process (holding while a breaker is
-// open), and apply the outcome. The message is kept alive with InProgress meanwhile.
+// open), and apply the outcome. Meanwhile a heartbeat keeps the message and the claim alive.
 func (w *worker) handle(ctx context.Context, msg jetstream.Msg, stopping *atomic.Bool) {
-	stopBeat := w.heartbeat(msg)
+	// A lost claim cancels this contact's work, and only this contact's.
+	mctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	prog := &call.Progress{}
+	stopBeat := w.heartbeat(mctx, msg, prog, cancel)
 	defer stopBeat()
 
 	delivered := uint64(1)
@@ -159,71 +165,135 @@ func (w *worker) handle(ctx context.Context, msg jetstream.Msg, stopping *atomic
 	}
 	c, err := contact.Decode(msg.Data())
 	if err != nil {
-		w.apply(msg, contact.Contact{}, w.policy.Decide(err, delivered, false), err)
+		w.apply(msg, contact.Contact{}, nil, w.policy.Decide(err, delivered, false), err)
 		return
 	}
 	log := w.log.WithField("contact_id", c.ID)
 	log.Infof("Processing contact: %s", c.DisplayName())
 
-	prog := &call.Progress{}
 	for {
-		outcome, err := w.pipeline.Process(ctx, c, prog)
+		outcome, err := w.pipeline.Process(mctx, c, prog)
+		if errors.Is(context.Cause(mctx), call.ErrClaimLost) {
+			err = call.ErrClaimLost
+		}
 		d := w.policy.Decide(err, delivered, stopping.Load() || ctx.Err() != nil)
 		if d.Action == Ack && outcome == call.AlreadyCompleted {
 			w.stats.alreadyCompleted.Add(1)
 		}
 		if d.Action != Hold {
-			w.apply(msg, c, d, err)
+			w.apply(msg, c, prog.Claim(), d, err)
 			return
 		}
 		provider := call.ProviderOf(err)
 		log.WithField("service", provider).Infof("Holding %s until %s recovers", c.DisplayName(), provider)
-		if err := w.watch.waitClosed(ctx, w.guards); err != nil {
-			w.apply(msg, c, Decision{Action: Release}, err)
+		if err := w.watch.waitClosed(mctx, w.guards); err != nil {
+			if errors.Is(context.Cause(mctx), call.ErrClaimLost) {
+				err = call.ErrClaimLost
+			}
+			w.apply(msg, c, prog.Claim(), w.policy.Decide(err, delivered, true), err)
 			return
 		}
 	}
 }
 
-// apply carries out a decision on the message and logs it once.
-func (w *worker) apply(msg jetstream.Msg, c contact.Contact, d Decision, cause error) {
+// apply carries out a decision on the message and logs it once. A dead letter is published
+// and acked by its stream before the original is terminated; if that publish fails the
+// original is nak'ed, never lost.
+func (w *worker) apply(msg jetstream.Msg, c contact.Contact, claim call.Claim, d Decision, cause error) {
 	log := w.log.WithField("contact_id", c.ID)
 	name := c.DisplayName()
 	if c.ID == "" {
 		name = "message"
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	now := time.Now()
 	var err error
 	switch d.Action {
 	case Ack:
-		ackCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = msg.DoubleAck(ackCtx)
-		cancel()
+		err = msg.DoubleAck(ctx)
 		if err == nil {
 			w.stats.completed.Add(1)
 		}
 	case Retry:
 		w.stats.retried.Add(1)
+		w.release(ctx, log, claim, now)
 		w.failureLog(log, cause, d).Errorf("Transient error for %s: %s", name, failureMessage(cause))
 		log.Infof("Sending alert: Call Failed for %s", name)
 		log.Infof("%s goes back to the queue; next try in %s", name, d.Delay.Round(time.Millisecond))
 		err = msg.NakWithDelay(d.Delay)
 	case DeadLetter:
-		w.stats.deadLettered.Add(1)
+		cp := w.release(ctx, log, claim, now)
 		w.failureLog(log, cause, d).Errorf("Permanent failure for %s: %s", name, failureMessage(cause))
 		log.Infof("Sending alert: Call Failed for %s", name)
 		if d.Reason == ReasonBreakerOpen {
 			log.Info("Skipping contact.")
 		}
+		if err = w.deadLetter(ctx, msg, c, cp, d, cause, now); err != nil {
+			log.WithError(err).Errorf("Could not dead-letter %s; it stays in the queue", name)
+			err = msg.NakWithDelay(w.policy.redeliveryDelay(1))
+			break
+		}
+		w.stats.deadLettered.Add(1)
+		log.WithField("error_category", d.Reason).Infof("%s dead-lettered (%s)", name, d.Reason)
 		err = msg.TermWithReason(d.Reason)
 	case Release:
 		w.stats.released.Add(1)
+		w.release(ctx, log, claim, time.Time{})
 		log.Infof("Released %s for redelivery (worker stopping)", name)
 		err = msg.Nak()
+	case Yield:
+		log.Infof("%s is being worked on by another worker (%v); leaving it to its owner", name, cause)
+		err = msg.NakWithDelay(d.Delay)
+	case Abandon:
+		log.Warnf("Lost the claim on %s to another worker; leaving the contact to it", name)
 	}
 	if err != nil {
 		// The message stays in the stream: JetStream redelivers it after AckWait.
 		log.WithError(err).Warnf("Could not %s %s; JetStream will redeliver it", d.Action, name)
 	}
+}
+
+// release gives up the claim, recording a failure when failedAt is set, and returns the
+// checkpoint as released (for the dead letter's failure times).
+func (w *worker) release(ctx context.Context, log logrus.FieldLogger, claim call.Claim, failedAt time.Time) call.Checkpoint {
+	if claim == nil {
+		return call.Checkpoint{FirstFailure: failedAt, LastFailure: failedAt}
+	}
+	if err := claim.Release(ctx, failedAt); err != nil {
+		log.WithError(err).Warn("Could not release the claim; it expires with its lease")
+	}
+	cp := claim.Checkpoint()
+	if cp.FirstFailure.IsZero() {
+		cp.FirstFailure, cp.LastFailure = failedAt, failedAt
+	}
+	return cp
+}
+
+func (w *worker) deadLetter(ctx context.Context, msg jetstream.Msg, c contact.Contact, cp call.Checkpoint, d Decision, cause error, now time.Time) error {
+	dl := queue.DeadLetter{
+		ContactID:       c.ID,
+		Reason:          d.Reason,
+		Provider:        call.ProviderOf(cause),
+		LastError:       redact.Text(cause.Error()),
+		Attempts:        1,
+		FirstFailure:    cp.FirstFailure,
+		LastFailure:     now,
+		Worker:          w.cfg.Worker.ID,
+		OriginalSubject: msg.Subject(),
+		OriginalStream:  w.cfg.Topology.ContactsStream,
+		MsgID:           msg.Headers().Get(jetstream.MsgIDHeader),
+		Payload:         msg.Data(),
+	}
+	if md, err := msg.Metadata(); err == nil {
+		dl.Attempts = int(md.NumDelivered)
+		dl.StreamSeq = md.Sequence.Stream
+		dl.OriginalStream = md.Stream
+	}
+	if dl.FirstFailure.IsZero() {
+		dl.FirstFailure = now
+	}
+	return w.dlq.Publish(ctx, dl)
 }
 
 // failureLog carries the seed's JSON fields for a failed contact.
@@ -255,8 +325,9 @@ func failureMessage(err error) string {
 }
 
 // heartbeat sends InProgress every AckWait/3 so a slow call or a held contact is not
-// redelivered to another worker. The returned func stops it.
-func (w *worker) heartbeat(msg jetstream.Msg) func() {
+// redelivered to another worker, and renews the contact's claim; a lost claim cancels the
+// contact's work through cancel. The returned func stops it.
+func (w *worker) heartbeat(ctx context.Context, msg jetstream.Msg, prog *call.Progress, cancel context.CancelCauseFunc) func() {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	every := max(w.cfg.Topology.AckWait/3, 100*time.Millisecond)
@@ -270,6 +341,12 @@ func (w *worker) heartbeat(msg jetstream.Msg) func() {
 				return
 			case <-t.C:
 				_ = msg.InProgress()
+				if claim := prog.Claim(); claim != nil {
+					if err := claim.Renew(ctx); errors.Is(err, call.ErrClaimLost) {
+						cancel(call.ErrClaimLost)
+						return
+					}
+				}
 			}
 		}
 	}()

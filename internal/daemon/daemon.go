@@ -83,6 +83,21 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if _, err := queue.EnsureDeadLetterStream(setupCtx, js, cfg.Topology); err != nil {
+		return err
+	}
+	checkpoints, err := queue.EnsureCheckpoints(setupCtx, js, cfg.Topology)
+	if err != nil {
+		return err
+	}
+	advisories, err := queue.EnsureAdvisoryConsumer(setupCtx, js, cfg.Topology)
+	if err != nil {
+		return err
+	}
+	contacts, err := js.Stream(setupCtx, cfg.Topology.ContactsStream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", cfg.Topology.ContactsStream, err)
+	}
 
 	providers := opts.Providers
 	if providers == nil {
@@ -104,23 +119,27 @@ func Run(ctx context.Context, opts Options) error {
 		cons:  cons,
 		stats: &Stats{},
 		watch: newBreakerWatch(nil),
+		dlq:   queue.NewDeadLetterer(js, cfg.Topology),
 	}
 	w.policy = Policy{MaxDeliver: cfg.Topology.MaxDeliver, OnBreakerOpen: cfg.Worker.OnBreakerOpen, Redelivery: retryPolicy(cfg)}
 	llmGuard := w.newGuard(providers.LLMName, cfg.Bulkhead.LLM)
 	ttsGuard := w.newGuard(providers.TTSName, cfg.Bulkhead.TTS)
 	w.guards = []*resilience.Guard{llmGuard, ttsGuard}
 	w.pipeline = &call.Pipeline{
-		LLM:     call.Step[call.ScriptWriter]{Provider: providers.LLM, Guard: llmGuard, Timeout: cfg.Timeouts.LLM},
-		TTS:     call.Step[call.Synthesizer]{Provider: providers.TTS, Guard: ttsGuard, Timeout: cfg.Timeouts.TTS},
-		Retrier: resilience.NewRetrier(retryPolicy(cfg), nil, log),
-		Store:   queue.NewCompletions(kv),
-		Worker:  cfg.Worker.ID,
-		Log:     log,
+		LLM:         call.Step[call.ScriptWriter]{Provider: providers.LLM, Guard: llmGuard, Timeout: cfg.Timeouts.LLM},
+		TTS:         call.Step[call.Synthesizer]{Provider: providers.TTS, Guard: ttsGuard, Timeout: cfg.Timeouts.TTS},
+		Retrier:     resilience.NewRetrier(retryPolicy(cfg), nil, log),
+		Store:       queue.NewCompletions(kv),
+		Checkpoints: checkpoints,
+		Lease:       cfg.Topology.AckWait,
+		Worker:      cfg.Worker.ID,
+		Log:         log,
 	}
 
-	// Health checkers live until the worker has stopped processing.
+	// Health checkers and the exhausted-contact sweeper live until the worker has stopped
+	// processing.
 	healthCtx, stopHealth := context.WithCancel(context.WithoutCancel(ctx))
-	var health sync.WaitGroup
+	var background sync.WaitGroup
 	for _, hc := range []struct {
 		g *resilience.Guard
 		p resilience.Prober
@@ -129,12 +148,20 @@ func Run(ctx context.Context, opts Options) error {
 			continue
 		}
 		checker := resilience.NewHealthChecker(hc.g, hc.p, cfg.Health.Interval, cfg.Health.Timeout, nil, log)
-		health.Add(1)
+		background.Add(1)
 		go func() {
-			defer health.Done()
+			defer background.Done()
 			checker.Run(healthCtx)
 		}()
 	}
+
+	sweeper := &exhaustedSweeper{w: w, advisories: advisories, contacts: contacts,
+		completions: queue.NewCompletions(kv), checkpoints: checkpoints}
+	background.Add(1)
+	go func() {
+		defer background.Done()
+		sweeper.run(healthCtx)
+	}()
 
 	log.Infof("Worker %s consuming %s from stream %s (consumer %s, concurrency %d)",
 		cfg.Worker.ID, cfg.Topology.ContactsSubject, cfg.Topology.ContactsStream, cfg.Topology.Consumer, cfg.Worker.Concurrency)
@@ -144,7 +171,7 @@ func Run(ctx context.Context, opts Options) error {
 	runErr := w.consume(ctx)
 
 	stopHealth()
-	health.Wait()
+	background.Wait()
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.WithError(err).Warn("draining the NATS connection")
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/resilience"
@@ -26,6 +27,12 @@ const (
 	Hold
 	// Release: the worker is stopping; Nak at once so another replica takes the contact.
 	Release
+	// Yield: another worker holds a live claim on the contact; redeliver after its lease, by
+	// when the owner has completed it (then the redelivery is acked) or has died.
+	Yield
+	// Abandon: this worker lost its claim (its lease expired during a stall and another
+	// worker took over); the message now belongs to that worker's delivery: touch nothing.
+	Abandon
 )
 
 func (a Action) String() string {
@@ -40,6 +47,10 @@ func (a Action) String() string {
 		return "hold"
 	case Release:
 		return "release"
+	case Yield:
+		return "yield"
+	case Abandon:
+		return "abandon"
 	}
 	return "unknown"
 }
@@ -80,6 +91,8 @@ type Policy struct {
 //	result                                   action
 //	nil (completed, or completed before)      Ack
 //	the worker is stopping (ctx cancelled)    Release: Nak, another replica takes it
+//	another worker holds the contact's claim  Yield: redeliver after its lease
+//	this worker lost the claim                Abandon: the other worker's delivery owns it
 //	invalid contact payload                   DeadLetter invalid_payload
 //	permanent provider error (auth, quota…)   DeadLetter <kind>
 //	breaker open, policy hold                 Hold until the breaker closes
@@ -94,6 +107,13 @@ func (p Policy) Decide(err error, delivered uint64, stopping bool) Decision {
 	}
 	if stopping && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return Decision{Action: Release}
+	}
+	if errors.Is(err, call.ErrClaimLost) {
+		return Decision{Action: Abandon}
+	}
+	var held *call.ClaimHeldError
+	if errors.As(err, &held) {
+		return Decision{Action: Yield, Delay: max(time.Until(held.Until), 0) + time.Second, Reason: "claimed"}
 	}
 	var invalid *contact.InvalidError
 	if errors.As(err, &invalid) {

@@ -70,5 +70,17 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, t config.Topology) 
 		}
 		st.Completed = kvs.Values()
 	}
+	dlq, err := js.Stream(ctx, t.DeadLetterStream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+	case err != nil:
+		return st, fmt.Errorf("read stream %s: %w", t.DeadLetterStream, err)
+	default:
+		info, err := dlq.Info(ctx)
+		if err != nil {
+			return st, fmt.Errorf("read stream %s: %w", t.DeadLetterStream, err)
+		}
+		st.DeadLettered = info.State.Msgs
+	}
 	return st, nil
 }

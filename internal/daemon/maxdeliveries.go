@@ -1,0 +1,109 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/callagent/resilience/internal/queue"
+)
+
+// exhaustedSweeper dead-letters contacts that reached the delivery limit without any worker
+// writing them off (every worker that took one died on it), from the stored MAX_DELIVERIES
+// advisories. Such a contact is still in the stream but would never be delivered again.
+type exhaustedSweeper struct {
+	w           *worker
+	advisories  jetstream.Consumer
+	contacts    jetstream.Stream
+	completions *queue.Completions
+	checkpoints *queue.Checkpoints
+}
+
+// run processes advisories until ctx ends.
+func (s *exhaustedSweeper) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		fctx, cancel := context.WithTimeout(ctx, fetchWait)
+		batch, err := s.advisories.Fetch(8, jetstream.FetchContext(fctx))
+		if err != nil {
+			cancel()
+			if ctx.Err() == nil {
+				s.w.log.WithError(err).Warn("Reading MAX_DELIVERIES advisories failed; trying again")
+				sleepCtx(ctx, time.Second)
+			}
+			continue
+		}
+		for msg := range batch.Messages() {
+			if err := s.handle(ctx, msg); err != nil {
+				s.w.log.WithError(err).Warn("Could not dead-letter an exhausted contact; will try again")
+				_ = msg.NakWithDelay(5 * time.Second)
+				continue
+			}
+			_ = msg.Ack()
+		}
+		cancel()
+	}
+}
+
+func (s *exhaustedSweeper) handle(ctx context.Context, msg jetstream.Msg) error {
+	adv, err := queue.ParseMaxDeliveries(msg.Data())
+	if err != nil {
+		s.w.log.WithError(err).Warn("Ignoring a malformed MAX_DELIVERIES advisory")
+		return nil
+	}
+	raw, err := s.contacts.GetMsg(ctx, adv.StreamSeq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil // already acked or terminated
+	}
+	if err != nil {
+		return fmt.Errorf("read contact at sequence %d: %w", adv.StreamSeq, err)
+	}
+	var head struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(raw.Data, &head) // best effort: the payload may be anything
+	log := s.w.log.WithField("contact_id", head.ID)
+
+	if head.ID != "" {
+		done, err := s.completions.IsCompleted(ctx, head.ID)
+		if err != nil {
+			return err
+		}
+		if done { // completed, but its ack was lost with the worker
+			return s.contacts.DeleteMsg(ctx, adv.StreamSeq)
+		}
+	}
+	now := time.Now()
+	dl := queue.DeadLetter{
+		ContactID:       head.ID,
+		Reason:          ReasonDeliveriesExceeded,
+		LastError:       fmt.Sprintf("delivery limit (%d) reached without a result: the workers that took the contact stopped before finishing it", adv.Deliveries),
+		Attempts:        int(adv.Deliveries),
+		FirstFailure:    now,
+		LastFailure:     now,
+		Worker:          s.w.cfg.Worker.ID,
+		OriginalSubject: raw.Subject,
+		OriginalStream:  s.w.cfg.Topology.ContactsStream,
+		StreamSeq:       adv.StreamSeq,
+		MsgID:           raw.Header.Get(jetstream.MsgIDHeader),
+		Payload:         raw.Data,
+	}
+	if head.ID != "" {
+		if cp, ok, err := s.checkpoints.Get(ctx, head.ID); err == nil && ok && !cp.FirstFailure.IsZero() {
+			dl.FirstFailure = cp.FirstFailure
+		}
+	}
+	if err := s.w.dlq.Publish(ctx, dl); err != nil {
+		return err
+	}
+	if err := s.contacts.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("remove dead-lettered contact at sequence %d: %w", adv.StreamSeq, err)
+	}
+	s.w.stats.deadLettered.Add(1)
+	log.WithField("error_category", ReasonDeliveriesExceeded).
+		Errorf("Contact %s exhausted its %d deliveries without a result; dead-lettered", head.ID, adv.Deliveries)
+	return nil
+}
