@@ -37,7 +37,7 @@ whole worker fleet. Every setting comes from a flag, the environment or a .env f
 		app.cfg = cfg
 		return nil
 	}
-	root.AddCommand(app.enqueueCommand(), app.statusCommand(), app.waitCommand())
+	root.AddCommand(app.enqueueCommand(), app.statusCommand(), app.waitCommand(), app.dlqCommand())
 	root.SetContext(context.Background())
 	return root
 }
