@@ -15,7 +15,6 @@ import (
 	"github.com/callagent/resilience/internal/cli"
 	"github.com/callagent/resilience/internal/natsembed"
 	"github.com/callagent/resilience/internal/natstest"
-	"github.com/callagent/resilience/internal/queue"
 )
 
 type result struct {
@@ -32,15 +31,16 @@ func env(vars map[string]string) cli.Env {
 
 func publisher(t *testing.T, srv *natsembed.Server, args ...string) result {
 	t.Helper()
+	return publisherWithInput(t, srv, "", args...)
+}
+
+// publisherWithInput runs the publisher in process against srv with stdin as its input.
+func publisherWithInput(t *testing.T, srv *natsembed.Server, stdin string, args ...string) result {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	vars := map[string]string{"LOG_FILE": "", "ENV_FILE": filepath.Join(t.TempDir(), "absent.env")}
-	if srv != nil {
-		vars["NATS_URL"] = srv.ClientURL()
-	} else {
-		vars["NATS_URL"] = "nats://127.0.0.1:1" // nothing listens: commands that connect fail
-	}
-	delete(vars, "ENV_FILE") // the default .env in the package directory does not exist
+	vars := map[string]string{"LOG_FILE": "", "NATS_URL": srv.ClientURL()}
 	cmd := cli.NewPublisherCommand(env(vars), &out, &errOut)
+	cmd.SetIn(strings.NewReader(stdin))
 	code := cli.Execute(cmd, args, &errOut)
 	return result{code: code, stdout: out.String(), stderr: errOut.String()}
 }
@@ -193,14 +193,15 @@ func TestStatusAfterStreamCounts(t *testing.T) {
 	if r := publisher(t, srv, "enqueue", file); r.code != 0 {
 		t.Fatal(r.stderr)
 	}
-	_ = queue.Status{}
 	r := publisher(t, srv, "status")
 	for _, w := range []string{"pending", "3", "in progress", "completed", "dead-lettered"} {
 		if !strings.Contains(r.stdout, w) {
 			t.Errorf("status output lacks %q:\n%s", w, r.stdout)
 		}
 	}
-	_ = js
+	if got := streamMsgs(t, js); got != 3 {
+		t.Fatalf("stream holds %d, want 3", got)
+	}
 }
 
 func TestBadConfigurationIsReportedInFull(t *testing.T) {

@@ -70,8 +70,10 @@ func EachDeadLetter(ctx context.Context, js jetstream.JetStream, t config.Topolo
 		return fmt.Errorf("read stream %s: %w", t.DeadLetterStream, err)
 	}
 	matched := 0
+	// Ask for no more than what is left, so a fetch never waits for messages that do not exist.
+	pending := info.State.Msgs
 	for {
-		batch, err := cons.Fetch(dlqBatch, jetstream.FetchMaxWait(time.Second))
+		batch, err := cons.Fetch(int(min(pending, dlqBatch)), jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			return fmt.Errorf("read stream %s: %w", t.DeadLetterStream, err)
 		}
@@ -82,7 +84,8 @@ func EachDeadLetter(ctx context.Context, js jetstream.JetStream, t config.Topolo
 			if err != nil {
 				return fmt.Errorf("read stream %s: %w", t.DeadLetterStream, err)
 			}
-			last = md.NumPending == 0 || md.Sequence.Stream >= info.State.LastSeq
+			pending = md.NumPending
+			last = pending == 0 || md.Sequence.Stream >= info.State.LastSeq
 			dl, err := ParseDeadLetter(&jetstream.RawStreamMsg{
 				Subject: msg.Subject(), Sequence: md.Sequence.Stream, Header: msg.Headers(),
 				Data: msg.Data(), Time: md.Timestamp,
