@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/callagent/resilience/internal/cli.Version=$(VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test/short bench lint fuzz docker clean
+.PHONY: help build run test test/short bench lint fuzz docs docker clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z\/_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,6 +31,9 @@ lint: ## gofmt and go vet
 
 fuzz: ## Fuzz the contacts parser for 30s
 	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime 30s ./internal/contact/
+
+docs: ## Regenerate the README's configuration table from internal/config
+	$(GO) test ./internal/config -run TestREADMEConfigurationTable -update
 
 docker: ## Build the container image (needs a Docker engine)
 	docker build -t call-agent:$(VERSION) .

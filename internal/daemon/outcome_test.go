@@ -357,3 +357,41 @@ func TestDuplicateOfACompletedContactCallsNothing(t *testing.T) {
 		t.Fatalf("a completed contact paid again: LLM %d, TTS %d calls", llm.sum(), tts.calls())
 	}
 }
+
+func TestReplayAfterATTSFailureResumesWithoutCallingTheLLMAgain(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	cfg := testConfig(srv, "worker-a")
+	enqueue(t, js, cfg, 2)
+	var mu sync.Mutex
+	keyRevoked := true
+	tts := &scriptedTTS{respond: func(int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if keyRevoked {
+			return fault.Classify(fault.Facts{Provider: "ElevenLabs", Status: 401, Code: "invalid_api_key", Message: "Invalid API key"})
+		}
+		return nil
+	}}
+	var llm calls
+	startWorker(t, cfg, withTTS(&llm, tts), io.Discard)
+	waitFor(t, 30*time.Second, "both contacts dead-lettered", settled(t, js, cfg, 2))
+
+	mu.Lock()
+	keyRevoked = false // the operator fixed the key
+	mu.Unlock()
+	for _, dl := range deadLetters(t, js, cfg) {
+		if _, err := queue.Replay(context.Background(), js, cfg.Topology, dl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 30*time.Second, "replayed contacts completed", func() (bool, string) {
+		st := statusOf(t, js, cfg)
+		return st.Completed == 2 && st.DeadLettered == 0 && st.Idle(), fmt.Sprintf("%+v", st)
+	})
+	for _, id := range []string{"c-0000", "c-0001"} {
+		if got := llm.get(id); got != 1 {
+			t.Errorf("%s: LLM called %d times; the replay must resume from the script checkpoint", id, got)
+		}
+	}
+}
