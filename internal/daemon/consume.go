@@ -165,7 +165,12 @@ func (w *worker) handle(ctx context.Context, msg jetstream.Msg, stopping *atomic
 	}
 	c, err := contact.Decode(msg.Data())
 	if err != nil {
-		w.apply(msg, contact.Contact{}, nil, w.policy.Decide(err, delivered, false), err)
+		// A poison message: dead-lettered at once, under its id when it has a readable one.
+		var invalid *contact.InvalidError
+		if errors.As(err, &invalid) {
+			c.ID = invalid.ID
+		}
+		w.apply(msg, c, nil, w.policy.Decide(err, delivered, false), err)
 		return
 	}
 	log := w.log.WithField("contact_id", c.ID)
@@ -204,6 +209,8 @@ func (w *worker) apply(msg jetstream.Msg, c contact.Contact, claim call.Claim, d
 	name := c.DisplayName()
 	if c.ID == "" {
 		name = "message"
+	} else if c.Phone == "" {
+		name = fmt.Sprintf("message of contact %q", c.ID)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

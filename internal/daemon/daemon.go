@@ -44,6 +44,15 @@ func Run(ctx context.Context, opts Options) error {
 	started := time.Now()
 	log.Info("Starting AI Call Agent worker")
 
+	// Providers first: a worker that cannot call anyone must not start taking contacts.
+	providers := opts.Providers
+	if providers == nil {
+		var err error
+		if providers, err = NewProviders(cfg, log); err != nil {
+			return err
+		}
+	}
+
 	url := cfg.NATS.URL
 	if cfg.NATS.Embedded {
 		srv, err := natsembed.Start(natsembed.Options{
@@ -99,12 +108,6 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("stream %s: %w", cfg.Topology.ContactsStream, err)
 	}
 
-	providers := opts.Providers
-	if providers == nil {
-		if providers, err = NewProviders(cfg, log); err != nil {
-			return err
-		}
-	}
 	if cfg.Sim.Scenario != "" {
 		log.Infof("Simulated providers: scenario %s, latency %s, ElevenLabs outage %s",
 			cfg.Sim.Scenario, cfg.Sim.Latency, cfg.Sim.TTSOutage)

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"bytes"
+	"strings"
 	"context"
 	"fmt"
 	"io"
@@ -304,11 +305,25 @@ func TestPoisonMessageIsTerminatedAndTheWorkerCarriesOn(t *testing.T) {
 	var llm, tts calls
 	out := &syncBuffer{}
 	startWorker(t, cfg, simProviders(sim.Options{Scenario: sim.Healthy}, &llm, &tts), out)
-	waitFor(t, 30*time.Second, "valid contacts completed and poison removed", completedAndIdle(t, js, cfg, 3))
+	waitFor(t, 30*time.Second, "valid contacts completed and poison dead-lettered", settled(t, js, cfg, 6))
 	if llm.sum() != 3 {
 		t.Errorf("LLM calls = %d, want 3 (poison must never reach a provider)", llm.sum())
 	}
-	if got := bytes.Count([]byte(out.String()), []byte("Permanent failure for message")); got != 3 {
-		t.Errorf("logged %d permanent failures for poison messages, want 3; log:\n%s", got, out.String())
+	dls := deadLetters(t, js, cfg)
+	if len(dls) != 3 {
+		t.Fatalf("%d dead letters, want the 3 poison messages", len(dls))
+	}
+	byID := map[string]queue.DeadLetter{}
+	for _, dl := range dls {
+		if dl.Reason != "invalid_payload" || len(dl.Payload) == 0 || dl.LastError == "" {
+			t.Errorf("poison dead letter = %+v", dl)
+		}
+		byID[dl.MsgID] = dl
+	}
+	if dl := byID["poison-1"]; !strings.Contains(dl.LastError, "phone") || dl.ContactID != "x1" {
+		t.Errorf("the dead letter of a contact without phone does not say so or lacks its id: %+v", dl)
+	}
+	if dl := byID["poison-0"]; string(dl.Payload) != "not json" {
+		t.Errorf("the dead letter does not keep the original payload: %q", dl.Payload)
 	}
 }
