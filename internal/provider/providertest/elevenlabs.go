@@ -129,10 +129,9 @@ func (e *ElevenLabs) serve(s *Server, w http.ResponseWriter, r *http.Request, bo
 		}
 	}
 	if rep, ok := s.scripted(false); ok {
-		if rep.Header == nil {
-			rep.Header = http.Header{}
-		}
-		mergeHeader(rep.Header, conc)
+		h := conc.Clone()
+		mergeHeader(h, rep.Header) // the script's headers win
+		rep.Header = h
 		s.write(w, r, rep)
 		return
 	}

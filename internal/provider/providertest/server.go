@@ -41,6 +41,9 @@ type Reply struct {
 	// Stall, after Header and Body are flushed, blocks until the client goes away or the test
 	// ends: a body that never finishes.
 	Stall bool
+	// Hang blocks before anything is sent, until the client goes away or the test ends: a
+	// provider that never answers.
+	Hang bool
 }
 
 // Request is a request a fake received.
@@ -190,6 +193,7 @@ func (s *Server) checkForbidden(r *http.Request, body []byte) {
 			if bytes.Contains(body, []byte(form)) || strings.Contains(head.String(), form) ||
 				strings.Contains(r.URL.String(), form) {
 				s.t.Errorf("providertest: %s %s carries a forbidden value (%d characters)", r.Method, r.URL.Path, len(v))
+				break
 			}
 		}
 	}
@@ -200,8 +204,15 @@ func (s *Server) violation(r *http.Request, format string, args ...any) {
 	s.t.Errorf("providertest: %s %s: %s", r.Method, r.URL.Path, fmt.Sprintf(format, args...))
 }
 
-// write sends rep, streaming Filler and honouring Stall.
+// write sends rep, streaming Filler and honouring Stall and Hang.
 func (s *Server) write(w http.ResponseWriter, r *http.Request, rep Reply) {
+	if rep.Hang {
+		select {
+		case <-r.Context().Done():
+		case <-s.done:
+		}
+		return
+	}
 	for k, vs := range rep.Header {
 		for _, v := range vs {
 			w.Header().Add(k, v)

@@ -1,0 +1,288 @@
+package crm_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/callagent/resilience/internal/call"
+	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/fault/faulttest"
+	"github.com/callagent/resilience/internal/provider/crm"
+	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/provider/providertest"
+	"github.com/callagent/resilience/internal/redact"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const token = "crm-token-9f8e7d6c5b4a39281706"
+
+var result = call.CallResult{
+	ContactID:   "c-42",
+	Status:      "completed",
+	Script:      "Hello Ada, this is a courtesy call.",
+	AudioRef:    "audio/c-42",
+	AudioFormat: "mp3_44100_128",
+	Providers:   map[string]string{"llm": "LLM", "tts": "ElevenLabs (fallback)"},
+	StepMillis:  map[string]int64{"llm": 812, "tts": 1490},
+	CompletedAt: time.Date(2026, 1, 30, 0, 17, 2, 0, time.UTC),
+}
+
+type bundle struct {
+	fake   *providertest.CRM
+	client *crm.Client
+}
+
+// setup starts a fake CRM and a client for it; edit adjusts the options, which already
+// hold the fake's webhook URL (and its health URL when withHealth is set).
+func setup(t *testing.T, withHealth bool, edit func(*crm.Options)) *bundle {
+	t.Helper()
+	fake := providertest.NewCRM(t, providertest.CRMOptions{Token: token})
+	hc, err := httpx.New(httpx.Options{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hc.CloseIdleConnections)
+	o := crm.Options{WebhookURL: fake.WebhookURL(), Token: config.Secret(token), HTTP: hc}
+	if withHealth {
+		o.HealthURL = fake.HealthURL()
+	}
+	if edit != nil {
+		edit(&o)
+	}
+	c, err := crm.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bundle{fake: fake, client: c}
+}
+
+func serviceError(t *testing.T, err error) *fault.ServiceError {
+	t.Helper()
+	var se *fault.ServiceError
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %v (%T), want a *fault.ServiceError", err, err)
+	}
+	return se
+}
+
+func TestRecordCallSendsTheResultOnceWithItsIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false, nil)
+	for range 2 { // the second post is answered 409: already recorded, which is success
+		if err := b.client.RecordCall(context.Background(), result); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reqs := b.fake.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	r := reqs[0]
+	if r.Method != http.MethodPost || r.Path != "/hooks/calls" || r.RawQuery != "" {
+		t.Errorf("request line = %s %s?%s", r.Method, r.Path, r.RawQuery)
+	}
+	for k, want := range map[string]string{
+		"Idempotency-Key": "c-42", "Content-Type": "application/json", "Authorization": "Bearer " + token,
+		"User-Agent": "call-agent/test",
+	} {
+		if got := r.Header.Get(k); got != want {
+			t.Errorf("header %s = %q, want %q", k, got, want)
+		}
+	}
+	want := `{"contact_id":"c-42","status":"completed","script":"Hello Ada, this is a courtesy call.",` +
+		`"audio_ref":"audio/c-42","audio_format":"mp3_44100_128","providers":{"llm":"LLM","tts":"ElevenLabs (fallback)"},` +
+		`"step_ms":{"llm":812,"tts":1490},"completed_at":"2026-01-30T00:17:02Z"}`
+	if string(r.Body) != want {
+		t.Errorf("body = %s\nwant   %s", r.Body, want)
+	}
+	if got := b.fake.Recorded(); len(got) != 1 || got[0].ContactID != "c-42" || got[0].Providers["tts"] != "ElevenLabs (fallback)" {
+		t.Errorf("recorded = %+v", got)
+	}
+}
+
+func TestEvery2xxIsSuccess(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false, nil)
+	for _, status := range []int{200, 201, 202, 204} {
+		b.fake.Enqueue(providertest.Reply{Status: status})
+		if err := b.client.RecordCall(context.Background(), result); err != nil {
+			t.Errorf("HTTP %d: %v", status, err)
+		}
+	}
+}
+
+func TestErrorsClassifyLikeTheSharedTable(t *testing.T) {
+	t.Parallel()
+	for _, tc := range faulttest.ClassificationCases() {
+		if !tc.For("CRM") || tc.Status == 0 {
+			continue
+		}
+		t.Run(tc.Name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, false, nil)
+			rep := providertest.Reply{Status: tc.Status, Header: tc.Header, Body: tc.Body}
+			b.fake.Enqueue(rep)
+			check := func(what string, err error) {
+				se := serviceError(t, err)
+				if se.Kind != tc.Want || se.Provider != "CRM" || se.Status != tc.Facts.Status || se.RetryAfter != tc.Facts.RetryAfter {
+					t.Errorf("%s: got %v %q HTTP %d %v, want %v CRM HTTP %d %v", what, se.Kind, se.Provider, se.Status, se.RetryAfter,
+						tc.Want, tc.Facts.Status, tc.Facts.RetryAfter)
+				}
+			}
+			check("RecordCall", b.client.RecordCall(context.Background(), result))
+
+			h := setup(t, true, nil)
+			h.fake.SetFault(rep)
+			check("Probe", h.client.Probe(context.Background()))
+		})
+	}
+}
+
+func TestErrorBodiesAndRetryAfter(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		reply      providertest.Reply
+		kind       fault.Kind
+		message    string
+		retryAfter time.Duration
+	}{
+		"json message": {providertest.JSONReply(422, `{"message":"status is not allowed"}`), fault.KindInvalidPayload, "status is not allowed", 0},
+		"error string": {providertest.JSONReply(400, `{"error":"bad contact"}`), fault.KindInvalidPayload, "bad contact", 0},
+		"error object": {providertest.JSONReply(503, `{"error":{"message":"maintenance"}}`), fault.KindUnavailable, "maintenance", 0},
+		"plain text":   {providertest.Reply{Status: 502, Header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, Body: "upstream\ndown"}, fault.KindUnavailable, "upstream down", 0},
+		"html":         {providertest.Reply{Status: 500, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<h1>oops</h1>"}, fault.KindUnavailable, "", 0},
+		"429 retry":    {providertest.Reply{Status: 429, Header: http.Header{"Retry-After": {"3"}}}, fault.KindRateLimited, "", 3 * time.Second},
+		"429 no retry": {providertest.Reply{Status: 429}, fault.KindRateLimited, "", 0},
+		"huge body":    {providertest.Reply{Status: 500, Filler: 1 << 30}, fault.KindUnavailable, "", 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, false, nil)
+			b.fake.Enqueue(tc.reply)
+			start := time.Now()
+			se := serviceError(t, b.client.RecordCall(context.Background(), result))
+			if se.Kind != tc.kind || se.Message != tc.message || se.RetryAfter != tc.retryAfter {
+				t.Errorf("got %v %q %v, want %v %q %v", se.Kind, se.Message, se.RetryAfter, tc.kind, tc.message, tc.retryAfter)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("took %v", d)
+			}
+		})
+	}
+}
+
+func TestSecretsNeverAppearInErrors(t *testing.T) {
+	t.Parallel()
+	// The webhook URL carries a token in its path and query, like many hosted webhooks.
+	var hook string
+	b := setup(t, false, func(o *crm.Options) {
+		o.WebhookURL += "?sig=whsec-0a1b2c3d4e5f6a7b8c9d"
+		hook = o.WebhookURL
+	})
+	c := b.client
+	b.fake.Enqueue(providertest.JSONReply(401, `{"error":"token `+token+` rejected for `+hook+`"}`))
+	err := c.RecordCall(context.Background(), result)
+	se := serviceError(t, err)
+	for _, leak := range []string{token, "whsec-0a1b2c3d4e5f6a7b8c9d"} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("error %q leaks %q", err, leak)
+		}
+	}
+	if se.Kind != fault.KindAuthentication || !strings.Contains(se.Message, redact.Placeholder) {
+		t.Errorf("got %v %q", se.Kind, se.Message)
+	}
+
+	// A transport error names the host only.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	c, err = crm.New(crm.Options{WebhookURL: "http://" + addr + "/hooks/catch/123/s3cr3tp4th/?sig=whsec-zz"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.RecordCall(context.Background(), result)
+	if se := serviceError(t, err); se.Kind != fault.KindNetwork || strings.Contains(err.Error(), "s3cr3tp4th") || strings.Contains(err.Error(), "whsec") {
+		t.Errorf("transport error: %v (%v)", err, se.Kind)
+	}
+}
+
+func TestSlowResponseHonoursTheTimeout(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false, func(o *crm.Options) { o.Timeout = 100 * time.Millisecond })
+	b.fake.Enqueue(providertest.Reply{Hang: true})
+	start := time.Now()
+	err := b.client.RecordCall(context.Background(), result)
+	if se := serviceError(t, err); se.Kind != fault.KindTimeout {
+		t.Errorf("kind = %v (%v)", se.Kind, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("returned after %v", d)
+	}
+}
+
+func TestProbe(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false, nil)
+	if err := b.client.Probe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(b.fake.Requests()); n != 0 {
+		t.Errorf("probe without CRM_HEALTH_URL sent %d requests", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := b.client.Probe(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("probe with a cancelled context: %v", err)
+	}
+
+	h := setup(t, true, nil)
+	if err := h.client.Probe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := h.fake.Requests()[0]
+	if r.Method != http.MethodGet || r.Path != "/health" || !r.Probe || r.Header.Get("Authorization") != "Bearer "+token {
+		t.Errorf("probe = %s %s", r.Method, r.Path)
+	}
+}
+
+func TestRefusesAResultWithoutContactID(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false, nil)
+	err := b.client.RecordCall(context.Background(), call.CallResult{Status: "completed"})
+	if se := serviceError(t, err); se.Kind != fault.KindInvalidPayload || !errors.Is(err, crm.ErrNoContactID) {
+		t.Errorf("err = %v", err)
+	}
+	if n := b.fake.Calls(); n != 0 {
+		t.Errorf("%d calls made", n)
+	}
+}
+
+func TestNewNamesTheBadSettings(t *testing.T) {
+	t.Parallel()
+	_, err := crm.New(crm.Options{})
+	if want := "CRM_WEBHOOK_URL is required to record calls in the CRM"; err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %q", err, want)
+	}
+	_, err = crm.New(crm.Options{WebhookURL: "hooks.example.com/x?token=abc", HealthURL: "https://u:p@crm/health", Timeout: -time.Second})
+	want := "CRM_WEBHOOK_URL must be an absolute http:// or https:// URL with a host\n" +
+		"CRM_HEALTH_URL must not contain credentials (user:password@)\n" +
+		"CRM_TIMEOUT is -1s, must not be negative"
+	if err == nil || err.Error() != want {
+		t.Errorf("err =\n%v\nwant\n%s", err, want)
+	}
+	if strings.Contains(err.Error(), "abc") {
+		t.Error("the webhook URL's token is in the error")
+	}
+}

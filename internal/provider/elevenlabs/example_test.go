@@ -1,0 +1,70 @@
+package elevenlabs_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/contact"
+	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/provider/elevenlabs"
+	"github.com/callagent/resilience/internal/provider/httpx"
+)
+
+// The worker builds one shared httpx.Client and one ElevenLabs client per configured voice;
+// OnConcurrencyLimit sizes the provider's bulkhead to the plan.
+func ExampleClient_Synthesize() {
+	// A stand-in for https://api.elevenlabs.io.
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("xi-api-key") != "xi-example-key" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "audio/mpeg")
+		w.Header().Set("maximum-concurrent-requests", "5")
+		_, _ = w.Write([]byte("ID3 fake mp3"))
+	}))
+	defer api.Close()
+	hc, err := httpx.New(httpx.Options{Version: "v1.0.0"})
+	if err != nil {
+		panic(err)
+	}
+	defer hc.CloseIdleConnections()
+
+	tts, err := elevenlabs.New(elevenlabs.Options{
+		APIKey:  config.Secret("xi-example-key"),
+		VoiceID: "JBFqnCBsd6RMkjVDRZzb",
+		BaseURL: api.URL,
+		HTTP:    hc,
+		OnConcurrencyLimit: func(n int) {
+			fmt.Println("the plan allows", n, "concurrent requests") // guard.Bulkhead().SetLimit(n)
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	audio, err := tts.Synthesize(context.Background(), contact.Contact{ID: "c1"}, "Hello Ada!")
+	fmt.Println(len(audio.Data), audio.Format, err)
+
+	// The same voice under a second key is a fallback with its own name, hence its own breaker.
+	fallback, _ := elevenlabs.New(elevenlabs.Options{
+		Name: "ElevenLabs (fallback)", APIKey: config.Secret("xi-other-key"), VoiceID: "JBFqnCBsd6RMkjVDRZzb",
+		BaseURL: api.URL, HTTP: hc,
+	})
+	_, err = fallback.Synthesize(context.Background(), contact.Contact{ID: "c1"}, "Hello Ada!")
+	fmt.Println(err, fault.KindOf(err))
+	// Output:
+	// the plan allows 5 concurrent requests
+	// 12 mp3_44100_128 <nil>
+	// ElevenLabs (fallback): authentication (HTTP 401) authentication
+}
+
+// With SIMULATE unset, a missing key stops the worker with the names of the settings.
+func ExampleNew() {
+	_, err := elevenlabs.New(elevenlabs.Options{VoiceID: "JBFqnCBsd6RMkjVDRZzb"})
+	fmt.Println(err)
+	// Output:
+	// ELEVENLABS_API_KEY is required when SIMULATE is unset
+}

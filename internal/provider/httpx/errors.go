@@ -1,0 +1,111 @@
+package httpx
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/redact"
+)
+
+// ErrUnusableBody matches every *UnusableBodyError and *TooLargeError: a 2xx response
+// whose body cannot be used. Reported with its status, fault classifies it as bad_response.
+var ErrUnusableBody = errors.New("unusable response body")
+
+// TooLargeError is a 2xx body longer than the cap the caller set; the rest was not read.
+type TooLargeError struct {
+	// Limit is the cap in bytes.
+	Limit int64
+}
+
+// Error says the body exceeded the limit, e.g. "response body is larger than the 1 MiB limit".
+func (e *TooLargeError) Error() string {
+	return "response body is larger than the " + FormatBytes(e.Limit) + " limit"
+}
+
+// Is makes errors.Is(err, ErrUnusableBody) true.
+func (e *TooLargeError) Is(target error) bool { return target == ErrUnusableBody }
+
+// UnusableBodyError is a 2xx body that does not hold what the call needs: not JSON, no
+// choices, empty content, no audio, a JSON document where audio was expected.
+type UnusableBodyError struct {
+	// Reason says what is wrong, in lower case: "no choices", "empty audio", ….
+	Reason string
+	// Err is the decoding error, if any.
+	Err error
+}
+
+// Error reads "unusable response body: <reason>[: <decoding error>]".
+func (e *UnusableBodyError) Error() string {
+	if e.Err != nil {
+		return "unusable response body: " + e.Reason + ": " + e.Err.Error()
+	}
+	return "unusable response body: " + e.Reason
+}
+
+// Unwrap returns the decoding error.
+func (e *UnusableBodyError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrUnusableBody) true.
+func (e *UnusableBodyError) Is(target error) bool { return target == ErrUnusableBody }
+
+// Unusable reports a 2xx response whose body is unusable, as facts for fault.Classify
+// (kind bad_response).
+func Unusable(provider string, resp *Response, reason string, err error) fault.Facts {
+	return fault.Facts{Provider: provider, Status: resp.Status, Err: &UnusableBodyError{Reason: reason, Err: err}}
+}
+
+// Failure returns the facts of a Do that did not give a usable response, for the cases
+// that do not depend on the provider's error format: no response (resp nil), a 2xx body over
+// its cap, a body that broke off. Non-2xx responses are the caller's to parse.
+func Failure(provider string, resp *Response, err error) fault.Facts {
+	var tl *TooLargeError
+	if resp != nil && errors.As(err, &tl) {
+		return fault.Facts{Provider: provider, Status: resp.Status, Err: err}
+	}
+	// No response, or it broke off: what happened on the wire decides (timeout, network).
+	return fault.Facts{Provider: provider, Err: err}
+}
+
+// MaxMessageLen is the most characters of a provider message kept in an error.
+const MaxMessageLen = 300
+
+// CleanMessage makes a message taken from a provider body safe and short for errors and
+// logs: secrets registered in r (and credential shapes and phone numbers) redacted,
+// whitespace runs collapsed, control characters dropped, cut to MaxMessageLen characters.
+func CleanMessage(r *redact.Redactor, s string) string {
+	if s == "" {
+		return ""
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	s = strings.Join(strings.FieldsFunc(s, unicode.IsSpace), " ")
+	s = strings.Map(func(c rune) rune {
+		if unicode.IsControl(c) {
+			return -1
+		}
+		return c
+	}, s)
+	// Redact before cutting, so a cut cannot split a secret into an unrecognised prefix.
+	s = r.Text(s)
+	if utf8.RuneCountInString(s) > MaxMessageLen {
+		s = string([]rune(s)[:MaxMessageLen-1]) + "…"
+	}
+	return s
+}
+
+// FormatBytes prints n as B, KiB or MiB, whichever is exact or shortest.
+func FormatBytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	default:
+		return fmt.Sprintf("%d B", n)
+	}
+}

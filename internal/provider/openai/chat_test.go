@@ -1,0 +1,279 @@
+package openai_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/contact"
+	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/provider/openai"
+	"github.com/callagent/resilience/internal/provider/providertest"
+	"github.com/callagent/resilience/internal/redact"
+)
+
+func TestWriteScriptSendsTheDocumentedRequest(t *testing.T) {
+	t.Parallel()
+	prompt, err := openai.ParsePrompt("test prompt", "Call {{.Name}} in {{.Language}} about {{.Variables.topic}}.{{.Variables.missing}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t, providertest.OpenAIOptions{}, func(o *openai.ChatOptions) {
+		o.Prompt, o.MaxTokens = prompt, 120
+		o.BaseURL += "/" // a trailing slash is tolerated
+	}, nil)
+	s, err := b.chat.WriteScript(context.Background(), someone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Text != b.fake.Options().Script || s.Model != "gpt-4o-mini-2024-07-18" || s.PromptTokens != 42 || s.CompletionTokens != 17 {
+		t.Errorf("script = %+v", s)
+	}
+	reqs := b.fake.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	r := reqs[0]
+	if r.Method != http.MethodPost || r.Path != "/v1/chat/completions" || r.RawQuery != "" {
+		t.Errorf("request line = %s %s?%s", r.Method, r.Path, r.RawQuery)
+	}
+	for k, want := range map[string]string{
+		"Authorization": "Bearer " + apiKey, "Content-Type": "application/json", "User-Agent": "call-agent/test",
+	} {
+		if got := r.Header.Get(k); got != want {
+			t.Errorf("header %s = %q, want %q", k, got, want)
+		}
+	}
+	want := `{"model":"gpt-4o-mini","messages":[` +
+		`{"role":"system","content":"Call Ada in en about billing."},` +
+		`{"role":"user","content":"Write the call script now. Reply with the words to be spoken and nothing else."}],` +
+		`"max_tokens":120}`
+	if string(r.Body) != want {
+		t.Errorf("body = %s\nwant   %s", r.Body, want)
+	}
+}
+
+func TestWriteScriptWithTheDefaultPromptNeverSendsThePhoneNumber(t *testing.T) {
+	t.Parallel()
+	b := setup(t, providertest.OpenAIOptions{}, nil, nil)
+	if _, err := b.chat.WriteScript(context.Background(), someone); err != nil {
+		t.Fatal(err)
+	}
+	body := string(b.fake.Requests()[0].Body)
+	for _, s := range []string{"Ada", `\"en\"`, "topic: billing", `"max_tokens":300`} {
+		if !strings.Contains(body, s) {
+			t.Errorf("body lacks %s: %s", s, body)
+		}
+	}
+	for _, s := range []string{someone.Phone, "4155550123", someone.ID} {
+		if strings.Contains(body, s) {
+			t.Errorf("body contains %q", s)
+		}
+	}
+}
+
+func TestChatErrorsClassifyLikeTheSharedTable(t *testing.T) {
+	t.Parallel()
+	for _, tc := range tableRows() {
+		t.Run(tc.Name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, providertest.OpenAIOptions{}, nil, nil)
+			rep := providertest.Reply{Status: tc.Status, Header: tc.Header, Body: tc.Body}
+			b.fake.Enqueue(rep)
+			_, err := b.chat.WriteScript(context.Background(), someone)
+			checkFacts(t, "WriteScript", "LLM", err, tc)
+			if tc.Status >= 200 && tc.Status <= 299 {
+				return
+			}
+			b.fake.SetFault(rep)
+			checkFacts(t, "Probe", "LLM", b.chat.Probe(context.Background()), tc)
+		})
+	}
+}
+
+func TestChatUnusableBodies(t *testing.T) {
+	t.Parallel()
+	completion := func(message string) string {
+		return `{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":` + message + `,"finish_reason":"stop"}]}`
+	}
+	for name, tc := range map[string]struct {
+		reply  providertest.Reply
+		reason string
+	}{
+		"empty content":      {providertest.JSONReply(200, completion(`{"role":"assistant","content":"  "}`)), "unusable response body: empty content"},
+		"null content":       {providertest.JSONReply(200, completion(`{"role":"assistant","content":null}`)), "unusable response body: empty content"},
+		"refusal":            {providertest.JSONReply(200, completion(`{"role":"assistant","content":null,"refusal":"I can't help with that. `+apiKey+`"}`)), "unusable response body: the model refused: I can't help with that. " + redact.Placeholder},
+		"no choices key":     {providertest.JSONReply(200, `{"id":"c","object":"chat.completion"}`), "unusable response body: no choices"},
+		"not json":           {providertest.Reply{Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html>"}, "unusable response body: not a chat completion (content-type text/html): invalid character '<' looking for beginning of value"},
+		"empty body":         {providertest.Reply{}, "unusable response body: not a chat completion (no content-type): unexpected end of JSON input"},
+		"content not string": {providertest.JSONReply(200, completion(`{"role":"assistant","content":[{"type":"text"}]}`)), "unusable response body: not a chat completion (content-type application/json): json: cannot unmarshal array into Go struct field .choices.message.content of type string"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, providertest.OpenAIOptions{}, nil, nil)
+			b.fake.Enqueue(tc.reply)
+			_, err := b.chat.WriteScript(context.Background(), someone)
+			se := serviceError(t, err)
+			if se.Kind != fault.KindBadResponse || se.Status != 200 || !errors.Is(err, httpx.ErrUnusableBody) {
+				t.Errorf("got %v HTTP %d (%v)", se.Kind, se.Status, err)
+			}
+			if got := "unusable response body: " + strings.TrimPrefix(err.Error(), "LLM: bad response (HTTP 200): unusable response body: "); got != tc.reason {
+				t.Errorf("error = %q\nwant reason %q", err, tc.reason)
+			}
+			// One unusable body may be retried; a second one in a row is permanent.
+			if !fault.Retryable(err, 1) || fault.Retryable(err, 2) {
+				t.Errorf("retryable at attempts 1, 2 = %v, %v; want true, false", fault.Retryable(err, 1), fault.Retryable(err, 2))
+			}
+		})
+	}
+}
+
+func TestCompatibleServersErrorShapes(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		reply         providertest.Reply
+		kind          fault.Kind
+		code, message string
+		retryAfter    time.Duration
+	}{
+		"ollama string error": {providertest.JSONReply(404, `{"error":"model 'llama9' not found, try pulling it first"}`),
+			fault.KindConfiguration, "", "model 'llama9' not found, try pulling it first", 0},
+		"vllm top-level error": {providertest.JSONReply(400, `{"object":"error","message":"max_tokens is too large","type":"BadRequestError","param":null,"code":400}`),
+			fault.KindInvalidPayload, "BadRequestError", "max_tokens is too large", 0},
+		"quota with null code": {providertest.JSONReply(429, `{"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","param":null,"code":null}}`),
+			fault.KindQuota, "insufficient_quota", "You exceeded your current quota.", 0},
+		"rate limit with retry-after only": {providertest.Reply{Status: 429, Header: http.Header{"Retry-After": {"2"}},
+			Body: `{"error":{"message":"Rate limit reached","type":"tokens","param":null,"code":"rate_limit_exceeded"}}`},
+			fault.KindRateLimited, "rate_limit_exceeded", "Rate limit reached", 2 * time.Second},
+		"rate limit without retry-after": {providertest.OpenAIError(429, "rate_limit_exceeded", "requests", "Rate limit reached"),
+			fault.KindRateLimited, "rate_limit_exceeded", "Rate limit reached", 0},
+		"fastapi detail": {providertest.JSONReply(422, `{"detail":"Unprocessable"}`),
+			fault.KindInvalidPayload, "", "Unprocessable", 0},
+		"500 with empty body": {providertest.Reply{Status: 500}, fault.KindUnavailable, "", "", 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, providertest.OpenAIOptions{}, nil, nil)
+			b.fake.Enqueue(tc.reply)
+			_, err := b.chat.WriteScript(context.Background(), someone)
+			se := serviceError(t, err)
+			if se.Kind != tc.kind || se.Code != tc.code || se.Message != tc.message || se.RetryAfter != tc.retryAfter {
+				t.Errorf("got %v %q %q %v, want %v %q %q %v", se.Kind, se.Code, se.Message, se.RetryAfter,
+					tc.kind, tc.code, tc.message, tc.retryAfter)
+			}
+		})
+	}
+}
+
+func TestChatWrongKeyAndModel(t *testing.T) {
+	t.Parallel()
+	b := setup(t, providertest.OpenAIOptions{}, func(o *openai.ChatOptions) { o.APIKey = "not-the-key" }, nil)
+	_, err := b.chat.WriteScript(context.Background(), someone)
+	if se := serviceError(t, err); se.Kind != fault.KindAuthentication || se.Code != "invalid_api_key" {
+		t.Errorf("wrong key: %v %q", se.Kind, se.Code)
+	}
+	b = setup(t, providertest.OpenAIOptions{}, func(o *openai.ChatOptions) { o.Model = "gpt-9" }, nil)
+	_, err = b.chat.WriteScript(context.Background(), someone)
+	if se := serviceError(t, err); se.Kind != fault.KindConfiguration || se.Message != "The model `gpt-9` does not exist or you do not have access to it." {
+		t.Errorf("unknown model: %v %q", se.Kind, se.Message)
+	}
+}
+
+func TestChatKeyEchoedInErrorBodyIsRedacted(t *testing.T) {
+	t.Parallel()
+	b := setup(t, providertest.OpenAIOptions{}, nil, nil)
+	b.fake.Enqueue(providertest.OpenAIError(401, "invalid_api_key", "invalid_request_error",
+		"Incorrect API key provided: "+apiKey+". You can find your API key at https://platform.openai.com/account/api-keys."))
+	_, err := b.chat.WriteScript(context.Background(), someone)
+	se := serviceError(t, err)
+	if strings.Contains(err.Error(), apiKey) || strings.Contains(se.Message, apiKey[4:20]) {
+		t.Fatalf("the key leaked: %q", err)
+	}
+	if want := "Incorrect API key provided: " + redact.Placeholder + ". You can find your API key at https://platform.openai.com/account/api-keys."; se.Message != want {
+		t.Errorf("message = %q\nwant      %q", se.Message, want)
+	}
+}
+
+func TestChatHugeAndSlowBodies(t *testing.T) {
+	t.Parallel()
+	b := setup(t, providertest.OpenAIOptions{}, nil, nil)
+	b.fake.Enqueue(providertest.Reply{Header: http.Header{"Content-Type": {"application/json"}}, Body: `{"choices":[`, Filler: 1 << 30})
+	start := time.Now()
+	_, err := b.chat.WriteScript(context.Background(), someone)
+	var tl *httpx.TooLargeError
+	if !errors.As(err, &tl) || tl.Limit != httpx.JSONLimit || fault.KindOf(err) != fault.KindBadResponse {
+		t.Errorf("1 GB body: err = %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("1 GB body: took %v", d)
+	}
+
+	b = setup(t, providertest.OpenAIOptions{}, func(o *openai.ChatOptions) { o.Timeout = 100 * time.Millisecond }, nil)
+	b.fake.Enqueue(providertest.Reply{Header: http.Header{"Content-Type": {"application/json"}}, Body: `{"choices":[`, Stall: true})
+	start = time.Now()
+	_, err = b.chat.WriteScript(context.Background(), someone)
+	if fault.KindOf(err) != fault.KindTimeout || !errors.Is(err, fault.ErrTransient) {
+		t.Errorf("slow body: err = %v (%v)", err, fault.KindOf(err))
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("slow body: returned after %v", d)
+	}
+}
+
+func TestChatTemplateFailureForOneContactIsNotAProviderFailure(t *testing.T) {
+	t.Parallel()
+	prompt, err := openai.ParsePrompt("p", `Hello {{if eq .Name "Boom"}}{{template "nope"}}{{end}}{{.Name}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t, providertest.OpenAIOptions{}, func(o *openai.ChatOptions) { o.Prompt = prompt }, nil)
+	_, err = b.chat.WriteScript(context.Background(), contact.Contact{ID: "x", Name: "Boom", Phone: "+14155550123"})
+	if se := serviceError(t, err); se.Kind != fault.KindInvalidPayload || !strings.Contains(err.Error(), `template: p:1:39: executing "p" at <{{template "nope"}}>: template "nope" not defined`) {
+		t.Errorf("err = %v", err)
+	}
+	if n := b.fake.Calls(); n != 0 {
+		t.Errorf("%d calls made", n)
+	}
+}
+
+func TestChatProbe(t *testing.T) {
+	t.Parallel()
+	b := setup(t, providertest.OpenAIOptions{}, nil, nil)
+	if err := b.chat.Probe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := b.fake.Requests()[0]
+	if r.Method != http.MethodGet || r.Path != "/v1/models" || r.Header.Get("Authorization") != "Bearer "+apiKey ||
+		r.Header.Get("Content-Type") != "" || len(r.Body) != 0 {
+		t.Errorf("probe = %s %s %q body=%q", r.Method, r.Path, r.Header.Get("Content-Type"), r.Body)
+	}
+	b.fake.SetFault(providertest.OpenAIError(503, "", "server_error", "The server is overloaded"))
+	if se := serviceError(t, b.chat.Probe(context.Background())); se.Kind != fault.KindUnavailable {
+		t.Errorf("probe during an outage: %v", se.Kind)
+	}
+	b.fake.ClearFault()
+	if err := b.chat.Probe(context.Background()); err != nil {
+		t.Errorf("probe after recovery: %v", err)
+	}
+}
+
+func TestNewChatNamesTheBadSettings(t *testing.T) {
+	t.Parallel()
+	_, err := openai.NewChat(openai.ChatOptions{})
+	if want := "LLM_API_KEY is required when SIMULATE is unset"; err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %q", err, want)
+	}
+	_, err = openai.NewChat(openai.ChatOptions{SettingPrefix: "LLM_FALLBACK_", APIKey: config.Secret("k"),
+		BaseURL: "https://api.groq.com/openai/v1?x=1", MaxTokens: -5, Model: " llama "})
+	want := `LLM_FALLBACK_MODEL " llama " has surrounding whitespace` + "\n" +
+		"LLM_FALLBACK_BASE_URL must not contain a query (?…)\n" +
+		"LLM_FALLBACK_MAX_TOKENS is -5, must be within 1–32768"
+	if err == nil || err.Error() != want {
+		t.Errorf("err =\n%v\nwant\n%s", err, want)
+	}
+}

@@ -1,0 +1,110 @@
+package openai_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/contact"
+	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/fault/faulttest"
+	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/provider/openai"
+	"github.com/callagent/resilience/internal/provider/providertest"
+	"github.com/callagent/resilience/internal/redact"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// apiKey looks like a Groq key: no credential shape of package redact matches it, so only
+// the registered secret can redact it.
+const apiKey = "gsk_Zx9QeT4vLm2Rb7Wc1Yd8Nf3Hj6Kp0Ua5"
+
+var someone = contact.Contact{ID: "c-42", Name: "Ada", Phone: "+14155550123", Language: "en",
+	Variables: map[string]string{"topic": "billing"}}
+
+type bundle struct {
+	fake   *providertest.OpenAI
+	chat   *openai.Chat
+	speech *openai.Speech
+	red    *redact.Redactor
+}
+
+// setup starts a fake OpenAI-compatible API with a Chat and a Speech client for it; the edit
+// functions, when not nil, adjust the clients' options.
+func setup(t *testing.T, fo providertest.OpenAIOptions, editChat func(*openai.ChatOptions), editSpeech func(*openai.SpeechOptions)) *bundle {
+	t.Helper()
+	if fo.APIKey == "" {
+		fo.APIKey = apiKey
+	}
+	fake := providertest.NewOpenAI(t, fo)
+	fake.Forbid(someone.Phone)
+	hc, err := httpx.New(httpx.Options{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hc.CloseIdleConnections)
+	red := redact.New()
+	co := openai.ChatOptions{APIKey: config.Secret(apiKey), BaseURL: fake.BaseURL(), HTTP: hc, Redactor: red}
+	if editChat != nil {
+		editChat(&co)
+	}
+	chat, err := openai.NewChat(co)
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := openai.SpeechOptions{APIKey: config.Secret(apiKey), BaseURL: fake.BaseURL(), HTTP: hc, Redactor: red}
+	if editSpeech != nil {
+		editSpeech(&so)
+	}
+	speech, err := openai.NewSpeech(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bundle{fake: fake, chat: chat, speech: speech, red: red}
+}
+
+func serviceError(t *testing.T, err error) *fault.ServiceError {
+	t.Helper()
+	var se *fault.ServiceError
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %v (%T), want a *fault.ServiceError", err, err)
+	}
+	return se
+}
+
+// checkFacts compares what a client reported with a row of the shared table. A row without
+// a code accepts any code (OpenAI-compatible clients fall back to error.type), but the kind
+// must match.
+func checkFacts(t *testing.T, what, provider string, err error, tc faulttest.Case) {
+	t.Helper()
+	se := serviceError(t, err)
+	want := tc.Facts
+	if se.Kind != tc.Want || se.Provider != provider || se.Status != want.Status || se.RetryAfter != want.RetryAfter ||
+		(want.Code != "" && se.Code != want.Code) {
+		t.Errorf("%s: got kind %v provider %q status %d code %q retry-after %v; want %v %q %d %q %v",
+			what, se.Kind, se.Provider, se.Status, se.Code, se.RetryAfter,
+			tc.Want, provider, want.Status, want.Code, want.RetryAfter)
+	}
+	if !strings.Contains(se.Message, want.Message) {
+		t.Errorf("%s: message %q does not contain %q", what, se.Message, want.Message)
+	}
+	if want.Err != nil && !errors.Is(err, httpx.ErrUnusableBody) {
+		t.Errorf("%s: err = %v, want an unusable-body error", what, err)
+	}
+}
+
+// tableRows returns the shared table's rows for OpenAI-compatible APIs that a server can
+// serve.
+func tableRows() []faulttest.Case {
+	var rows []faulttest.Case
+	for _, tc := range faulttest.ClassificationCases() {
+		if tc.For(faulttest.LLM) && tc.Status != 0 {
+			rows = append(rows, tc)
+		}
+	}
+	return rows
+}

@@ -1,0 +1,154 @@
+package openai
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/callagent/resilience/internal/call"
+	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/contact"
+	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/redact"
+)
+
+// Defaults of SpeechOptions.
+const (
+	DefaultSpeechName          = "OpenAI TTS"
+	DefaultSpeechSettingPrefix = "OPENAI_TTS_"
+	DefaultSpeechModel         = "gpt-4o-mini-tts"
+	DefaultVoice               = "alloy"
+	DefaultSpeechFormat        = "mp3"
+)
+
+// SpeechFormats are the response_format values the speech API accepts.
+var SpeechFormats = []string{"mp3", "opus", "aac", "flac", "wav", "pcm"}
+
+// ErrEmptyInput is returned (inside an invalid_payload *fault.ServiceError) for a blank
+// script.
+var ErrEmptyInput = errors.New("script to synthesize is empty")
+
+// SpeechOptions configures a Speech client.
+type SpeechOptions struct {
+	// Name is the display name in errors, logs and breakers; default "OpenAI TTS".
+	Name string
+	// SettingPrefix names the settings in validation errors; default "OPENAI_TTS_".
+	SettingPrefix string
+	// APIKey (<prefix>API_KEY) is required; sent as Authorization: Bearer.
+	APIKey config.Secret
+	// BaseURL (<prefix>BASE_URL) includes the version path; default DefaultBaseURL.
+	BaseURL string
+	// Model (<prefix>MODEL) defaults to DefaultSpeechModel (tts-1 and tts-1-hd work too).
+	Model string
+	// Voice (<prefix>VOICE) defaults to DefaultVoice.
+	Voice string
+	// Format (<prefix>FORMAT) is one of SpeechFormats; default mp3.
+	Format string
+	// Timeout bounds one call, body included, whatever the caller's context allows; default
+	// DefaultTimeout. Pass the step's timeout.
+	Timeout time.Duration
+	// MaxAudioBytes caps the audio body; default httpx.DefaultAudioLimit.
+	MaxAudioBytes int64
+	// HTTP is the shared client; nil builds a private one with the defaults.
+	HTTP *httpx.Client
+	// Redactor scrubs provider messages; the API key is added to it. Nil uses a private one.
+	Redactor *redact.Redactor
+}
+
+// Speech is an OpenAI-compatible text-to-speech client (POST {base}/audio/speech), usable
+// as a fallback for ElevenLabs. It implements call.Synthesizer and resilience.Prober and is
+// safe for concurrent use.
+type Speech struct {
+	api      *api
+	model    string
+	voice    string
+	format   string
+	maxAudio int64
+}
+
+// NewSpeech checks o and returns a Speech client, or an error listing every bad setting.
+func NewSpeech(o SpeechOptions) (*Speech, error) {
+	if o.Name == "" {
+		o.Name = DefaultSpeechName
+	}
+	if o.SettingPrefix == "" {
+		o.SettingPrefix = DefaultSpeechSettingPrefix
+	}
+	if o.BaseURL == "" {
+		o.BaseURL = DefaultBaseURL
+	}
+	if o.Model == "" {
+		o.Model = DefaultSpeechModel
+	}
+	if o.Voice == "" {
+		o.Voice = DefaultVoice
+	}
+	if o.Format == "" {
+		o.Format = DefaultSpeechFormat
+	}
+	if o.MaxAudioBytes == 0 {
+		o.MaxAudioBytes = httpx.DefaultAudioLimit
+	}
+	s := httpx.NewSettings(o.SettingPrefix)
+	s.Required("API_KEY", o.APIKey.Reveal())
+	base := s.BaseURL("BASE_URL", o.BaseURL)
+	if !slices.Contains(SpeechFormats, o.Format) {
+		s.Problemf("FORMAT", "is %q, must be one of %s", o.Format, strings.Join(SpeechFormats, ", "))
+	}
+	if o.Timeout < 0 {
+		s.Problemf("TIMEOUT", "is %v, must not be negative", o.Timeout)
+	}
+	if o.MaxAudioBytes < 0 {
+		s.Problemf("MAX_AUDIO_BYTES", "is %d, must be positive", o.MaxAudioBytes)
+	}
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	a, err := newAPI(o.Name, o.APIKey.Reveal(), base, o.Timeout, o.HTTP, o.Redactor)
+	if err != nil {
+		return nil, err
+	}
+	return &Speech{api: a, model: o.Model, voice: o.Voice, format: o.Format, maxAudio: o.MaxAudioBytes}, nil
+}
+
+// Name returns the display name the client reports errors under.
+func (s *Speech) Name() string { return s.api.name }
+
+type speechRequest struct {
+	Model          string `json:"model"`
+	Input          string `json:"input"`
+	Voice          string `json:"voice"`
+	ResponseFormat string `json:"response_format"`
+}
+
+// Synthesize turns script into audio (Audio.Format is the response format, e.g. "mp3").
+// Errors are *fault.ServiceError values (or ctx's error when ctx was cancelled).
+func (s *Speech) Synthesize(ctx context.Context, _ contact.Contact, script string) (call.Audio, error) {
+	if strings.TrimSpace(script) == "" {
+		return call.Audio{}, fault.InvalidContact(s.api.name, ErrEmptyInput)
+	}
+	body, err := json.Marshal(speechRequest{Model: s.model, Input: script, Voice: s.voice, ResponseFormat: s.format})
+	if err != nil {
+		return call.Audio{}, fmt.Errorf("%s: encode speech request: %w", s.api.name, err)
+	}
+	resp, err := s.api.call(ctx, http.MethodPost, "/audio/speech", body, s.maxAudio)
+	if err != nil {
+		return call.Audio{}, err
+	}
+	switch ct := resp.ContentType(); {
+	case ct == "application/json" || strings.HasPrefix(ct, "text/"):
+		return call.Audio{}, fault.Classify(httpx.Unusable(s.api.name, resp, "a "+ct+" document instead of audio", nil))
+	case len(resp.Body) == 0:
+		return call.Audio{}, fault.Classify(httpx.Unusable(s.api.name, resp, "empty audio", nil))
+	}
+	return call.Audio{Data: resp.Body, Format: s.format}, nil
+}
+
+// Probe checks that the API answers and accepts the key: GET {base}/models.
+func (s *Speech) Probe(ctx context.Context) error { return s.api.probe(ctx) }

@@ -1,0 +1,152 @@
+package openai_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/provider/openai"
+	"github.com/callagent/resilience/internal/provider/providertest"
+	"github.com/callagent/resilience/internal/redact"
+)
+
+func TestSynthesizeSendsTheDocumentedRequest(t *testing.T) {
+	t.Parallel()
+	b := setup(t, providertest.OpenAIOptions{SpeechModel: "tts-1", Voice: "nova", Format: "opus"}, nil,
+		func(o *openai.SpeechOptions) { o.Model, o.Voice, o.Format = "tts-1", "nova", "opus" })
+	audio, err := b.speech.Synthesize(context.Background(), someone, "Hello Ada.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(audio.Data) != string(b.fake.Options().Audio) || audio.Format != "opus" {
+		t.Errorf("audio = %q %q", audio.Data, audio.Format)
+	}
+	r := b.fake.Requests()[0]
+	if r.Method != http.MethodPost || r.Path != "/v1/audio/speech" || r.RawQuery != "" ||
+		r.Header.Get("Authorization") != "Bearer "+apiKey || r.Header.Get("Content-Type") != "application/json" ||
+		r.Header.Get("User-Agent") != "call-agent/test" {
+		t.Errorf("request = %s %s?%s %v", r.Method, r.Path, r.RawQuery, r.Header)
+	}
+	if want := `{"model":"tts-1","input":"Hello Ada.","voice":"nova","response_format":"opus"}`; string(r.Body) != want {
+		t.Errorf("body = %s\nwant   %s", r.Body, want)
+	}
+}
+
+func TestSpeechDefaults(t *testing.T) {
+	t.Parallel()
+	b := setup(t, providertest.OpenAIOptions{}, nil, nil)
+	audio, err := b.speech.Synthesize(context.Background(), someone, "Hi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if audio.Format != "mp3" || b.speech.Name() != "OpenAI TTS" {
+		t.Errorf("format %q, name %q", audio.Format, b.speech.Name())
+	}
+	if want := `{"model":"gpt-4o-mini-tts","input":"Hi","voice":"alloy","response_format":"mp3"}`; string(b.fake.Requests()[0].Body) != want {
+		t.Errorf("body = %s", b.fake.Requests()[0].Body)
+	}
+}
+
+// The OpenAI-compatible rows of the shared table hold for the speech endpoint too: its
+// errors have the same shape, and a JSON or HTML 2xx is not audio.
+func TestSpeechErrorsClassifyLikeTheSharedTable(t *testing.T) {
+	t.Parallel()
+	for _, tc := range tableRows() {
+		t.Run(tc.Name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, providertest.OpenAIOptions{}, nil, func(o *openai.SpeechOptions) { o.Name = "OpenAI TTS (fallback)" })
+			rep := providertest.Reply{Status: tc.Status, Header: tc.Header, Body: tc.Body}
+			b.fake.Enqueue(rep)
+			_, err := b.speech.Synthesize(context.Background(), someone, "Hello")
+			checkFacts(t, "Synthesize", "OpenAI TTS (fallback)", err, tc)
+			if tc.Status >= 200 && tc.Status <= 299 {
+				return
+			}
+			b.fake.SetFault(rep)
+			checkFacts(t, "Probe", "OpenAI TTS (fallback)", b.speech.Probe(context.Background()), tc)
+		})
+	}
+}
+
+func TestSpeechUnusableAndHostileBodies(t *testing.T) {
+	t.Parallel()
+	b := setup(t, providertest.OpenAIOptions{}, nil, func(o *openai.SpeechOptions) { o.MaxAudioBytes = 1 << 20 })
+	b.fake.Enqueue(providertest.Reply{Header: http.Header{"Content-Type": {"audio/mpeg"}}})
+	_, err := b.speech.Synthesize(context.Background(), someone, "Hello")
+	if se := serviceError(t, err); se.Kind != fault.KindBadResponse || !strings.HasSuffix(err.Error(), "unusable response body: empty audio") {
+		t.Errorf("empty audio: %v", err)
+	}
+
+	b.fake.Enqueue(providertest.Reply{Header: http.Header{"Content-Type": {"audio/mpeg"}}, Filler: 1 << 30})
+	start := time.Now()
+	_, err = b.speech.Synthesize(context.Background(), someone, "Hello")
+	var tl *httpx.TooLargeError
+	if !errors.As(err, &tl) || tl.Limit != 1<<20 || fault.KindOf(err) != fault.KindBadResponse {
+		t.Errorf("1 GB body: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("1 GB body: took %v", d)
+	}
+
+	b.fake.Enqueue(providertest.Reply{Header: http.Header{"Content-Type": {"audio/mpeg"}}, Body: "ID3", Stall: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	_, err = b.speech.Synthesize(ctx, someone, "Hello")
+	if fault.KindOf(err) != fault.KindTimeout {
+		t.Errorf("slow body: %v (%v)", err, fault.KindOf(err))
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("slow body: returned after %v", d)
+	}
+}
+
+func TestSpeechKeyEchoedIsRedactedAndEmptyInputRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t, providertest.OpenAIOptions{}, nil, nil)
+	b.fake.Enqueue(providertest.OpenAIError(401, "invalid_api_key", "invalid_request_error", "Incorrect API key provided: "+apiKey))
+	_, err := b.speech.Synthesize(context.Background(), someone, "Hello")
+	if se := serviceError(t, err); strings.Contains(err.Error(), apiKey) || se.Message != "Incorrect API key provided: "+redact.Placeholder {
+		t.Errorf("err = %q", err)
+	}
+
+	_, err = b.speech.Synthesize(context.Background(), someone, "\t")
+	if se := serviceError(t, err); se.Kind != fault.KindInvalidPayload || !errors.Is(err, openai.ErrEmptyInput) {
+		t.Errorf("empty input: %v", err)
+	}
+	if n := b.fake.Calls(); n != 1 {
+		t.Errorf("%d calls, want 1 (the empty input made none)", n)
+	}
+}
+
+func TestSpeechProbe(t *testing.T) {
+	t.Parallel()
+	b := setup(t, providertest.OpenAIOptions{}, nil, nil)
+	if err := b.speech.Probe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.fake.Requests()[0]; r.Method != http.MethodGet || r.Path != "/v1/models" || !r.Probe {
+		t.Errorf("probe = %s %s", r.Method, r.Path)
+	}
+}
+
+func TestNewSpeechNamesTheBadSettings(t *testing.T) {
+	t.Parallel()
+	_, err := openai.NewSpeech(openai.SpeechOptions{Format: "ogg", BaseURL: "http:///v1"})
+	want := "OPENAI_TTS_API_KEY is required when SIMULATE is unset\n" +
+		"OPENAI_TTS_BASE_URL must be an absolute http:// or https:// URL with a host\n" +
+		`OPENAI_TTS_FORMAT is "ogg", must be one of mp3, opus, aac, flac, wav, pcm`
+	if err == nil || err.Error() != want {
+		t.Errorf("err =\n%v\nwant\n%s", err, want)
+	}
+	if _, err := openai.NewSpeech(openai.SpeechOptions{APIKey: config.Secret("k"), MaxAudioBytes: -1}); err == nil ||
+		err.Error() != "OPENAI_TTS_MAX_AUDIO_BYTES is -1, must be positive" {
+		t.Errorf("err = %v", err)
+	}
+}
