@@ -11,12 +11,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/callagent/resilience/internal/contact"
+	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/resilience"
 )
 
@@ -52,20 +54,29 @@ type CompletionStore interface {
 	MarkCompleted(ctx context.Context, id string, record any) error
 }
 
-// Step is one provider behind its guard.
-type Step[P any] struct {
+// Backend is one provider of a step behind its own guard (breaker, bulkhead).
+type Backend[P any] struct {
 	Provider P
 	Guard    *resilience.Guard
 	// Timeout bounds each attempt; zero means no per-attempt bound.
 	Timeout time.Duration
 }
 
+// Step is the ordered list of a step's providers: the primary first, then its fallbacks.
+type Step[P any] []Backend[P]
+
+// FallbackListener learns which provider serves a step whenever that changes: a fallback
+// taking over (from the primary or another fallback) or traffic returning to the primary.
+type FallbackListener interface {
+	StepProviderChanged(step, from, to, reason string)
+}
+
 // Pipeline processes contacts. It is safe for concurrent use once built.
 type Pipeline struct {
 	LLM Step[ScriptWriter]
 	TTS Step[Synthesizer]
-	// CRM records each completed call; nil when no CRM is configured.
-	CRM         *Step[Recorder]
+	// CRM records each completed call; empty when no CRM is configured.
+	CRM         Step[Recorder]
 	Retrier     *resilience.Retrier
 	Store       CompletionStore
 	Checkpoints CheckpointStore
@@ -76,6 +87,10 @@ type Pipeline struct {
 	Log    logrus.FieldLogger
 	// Now is the clock for records; nil means time.Now.
 	Now func() time.Time
+	// Fallbacks, if set, is told when a step changes provider.
+	Fallbacks FallbackListener
+
+	serving sync.Map // step name -> provider name that served it last
 }
 
 // Progress links the runs of Process for one delivery of a contact: the claim taken on the
@@ -156,18 +171,18 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 	if cp.Script == nil {
 		log.Info("Step 1: Generating response with LLM")
 		var script Script
-		took, err := p.run(ctx, log, p.LLM.Guard, p.LLM.Timeout, func(ctx context.Context) error {
+		served, took, err := runStep(ctx, p, log, StepLLM, p.LLM, func(ctx context.Context, llm ScriptWriter) error {
 			var err error
-			script, err = p.LLM.Provider.WriteScript(ctx, c)
+			script, err = llm.WriteScript(ctx, c)
 			return err
 		})
 		if err != nil {
-			return 0, &StepError{Step: StepLLM, Provider: p.LLM.Guard.Provider(), Err: err}
+			return 0, err
 		}
-		log.WithField("service", p.LLM.Guard.Provider()).Info("LLM API call successful")
+		log.WithField("service", served).Info("LLM API call successful")
 		if err := claim.Save(ctx, func(cp *Checkpoint) {
 			cp.Script = &script
-			setStep(cp, StepLLM, p.LLM.Guard.Provider(), took)
+			setStep(cp, StepLLM, served, took)
 		}); err != nil {
 			return 0, fmt.Errorf("checkpoint the script: %w", err)
 		}
@@ -177,15 +192,15 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 
 	cp = claim.Checkpoint()
 	if cp.AudioRef == "" {
-		log.Infof("Step 2: Converting text to speech with %s", p.TTS.Guard.Provider())
+		log.Infof("Step 2: Converting text to speech with %s", p.TTS[0].Guard.Provider())
 		var audio Audio
-		took, err := p.run(ctx, log, p.TTS.Guard, p.TTS.Timeout, func(ctx context.Context) error {
+		served, took, err := runStep(ctx, p, log, StepTTS, p.TTS, func(ctx context.Context, tts Synthesizer) error {
 			var err error
-			audio, err = p.TTS.Provider.Synthesize(ctx, c, cp.Script.Text)
+			audio, err = tts.Synthesize(ctx, c, cp.Script.Text)
 			return err
 		})
 		if err != nil {
-			return 0, &StepError{Step: StepTTS, Provider: p.TTS.Guard.Provider(), Err: err}
+			return 0, err
 		}
 		ref, err := p.Checkpoints.PutAudio(ctx, c.ID, audio)
 		if err != nil {
@@ -193,7 +208,7 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 		}
 		if err := claim.Save(ctx, func(cp *Checkpoint) {
 			cp.AudioRef, cp.AudioFormat = ref, audio.Format
-			setStep(cp, StepTTS, p.TTS.Guard.Provider(), took)
+			setStep(cp, StepTTS, served, took)
 		}); err != nil {
 			return 0, fmt.Errorf("checkpoint the audio: %w", err)
 		}
@@ -202,16 +217,16 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 	}
 
 	cp = claim.Checkpoint()
-	if p.CRM != nil {
+	if len(p.CRM) > 0 {
 		result := p.result(c, cp)
-		log.Infof("Step 3: Recording the call in the CRM (%s)", p.CRM.Guard.Provider())
-		took, err := p.run(ctx, log, p.CRM.Guard, p.CRM.Timeout, func(ctx context.Context) error {
-			return p.CRM.Provider.RecordCall(ctx, result)
+		log.Infof("Step 3: Recording the call in the CRM (%s)", p.CRM[0].Guard.Provider())
+		served, took, err := runStep(ctx, p, log, StepCRM, p.CRM, func(ctx context.Context, crm Recorder) error {
+			return crm.RecordCall(ctx, result)
 		})
 		if err != nil {
-			return 0, &StepError{Step: StepCRM, Provider: p.CRM.Guard.Provider(), Err: err}
+			return 0, err
 		}
-		setStep(&cp, StepCRM, p.CRM.Guard.Provider(), took)
+		setStep(&cp, StepCRM, served, took)
 	}
 
 	if err := p.Store.MarkCompleted(ctx, c.ID, p.record(c, cp)); err != nil {
@@ -234,6 +249,87 @@ func setStep(cp *Checkpoint, step, provider string, took time.Duration) {
 	}
 	cp.Providers[step] = provider
 	cp.StepMillis[step] = took.Milliseconds()
+}
+
+// runStep runs op on the first backend of step that can take the call now: a backend whose
+// breaker is not closed or whose bulkhead is full is skipped while another follows it. A
+// backend that fails in a way that is the provider's (breaker opened, authentication, quota,
+// configuration) hands the contact to the next one; an error caused by the contact does not.
+// It returns the provider that served.
+func runStep[P any](ctx context.Context, p *Pipeline, log logrus.FieldLogger, step string, backends Step[P],
+	op func(context.Context, P) error) (string, time.Duration, error) {
+	var skipped []string
+	for i, b := range backends {
+		name := b.Guard.Provider()
+		last := i == len(backends)-1
+		if !last && !available(b.Guard) {
+			skipped = append(skipped, fmt.Sprintf("%s: %s", name, unavailableReason(b.Guard)))
+			continue
+		}
+		took, err := p.run(ctx, log, b.Guard, b.Timeout, func(ctx context.Context) error { return op(ctx, b.Provider) })
+		if err == nil {
+			p.served(step, name, strings.Join(skipped, "; "))
+			return name, took, nil
+		}
+		if last || !handsOver(err, b.Guard) || ctx.Err() != nil {
+			return name, took, &StepError{Step: step, Provider: name, Err: err}
+		}
+		skipped = append(skipped, fmt.Sprintf("%s: %s", name, fault.KindOf(err)))
+		log.WithField("service", name).Warnf("%s failed (%s); trying %s", name, fault.KindOf(err), backends[i+1].Guard.Provider())
+	}
+	panic("call: a step with no backend") // the daemon never builds one
+}
+
+// available reports whether a backend can take a call now without waiting.
+func available(g *resilience.Guard) bool {
+	b := g.Bulkhead()
+	return g.Ready() && b.InUse() < b.Limit()
+}
+
+func unavailableReason(g *resilience.Guard) string {
+	if !g.Ready() {
+		return "circuit " + string(g.State())
+	}
+	return "bulkhead full"
+}
+
+// handsOver reports whether an error from one backend should send the call to the next.
+func handsOver(err error, g *resilience.Guard) bool {
+	var open *resilience.OpenError
+	if errors.As(err, &open) || !g.Ready() {
+		return true
+	}
+	switch fault.KindOf(err) {
+	case fault.KindAuthentication, fault.KindQuota, fault.KindConfiguration:
+		return true
+	}
+	return false
+}
+
+// served records which provider served step and tells the listener when that changed.
+func (p *Pipeline) served(step, provider, reason string) {
+	prev, loaded := p.serving.Swap(step, provider)
+	if !loaded {
+		prev = ""
+	}
+	if prev == provider || (prev == "" && reason == "") {
+		return
+	}
+	from, _ := prev.(string)
+	if reason == "" {
+		reason = "recovered"
+	}
+	p.Log.WithField("service", provider).Warnf("Step %s now served by %s (was %s; %s)", step, provider, orNone(from), reason)
+	if p.Fallbacks != nil {
+		p.Fallbacks.StepProviderChanged(step, from, provider, reason)
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 func (p *Pipeline) run(ctx context.Context, log logrus.FieldLogger, g *resilience.Guard, timeout time.Duration,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/logging"
+	"github.com/callagent/resilience/internal/redact"
 )
 
 // Version is the build's version, set with -ldflags "-X .../internal/cli.Version=v1.2.3".
@@ -57,8 +58,9 @@ func (e *ExitError) Error() string {
 
 func (e *ExitError) Unwrap() error { return e.Err }
 
-func newLogger(cfg config.Config, console io.Writer) (*logrus.Logger, io.Closer, error) {
+func newLogger(cfg config.Config, console io.Writer, red *redact.Redactor) (*logrus.Logger, io.Closer, error) {
 	return logging.New(logging.Options{
+		Redactor:   red,
 		Console:    console,
 		File:       cfg.Log.File,
 		Level:      cfg.Log.Level,

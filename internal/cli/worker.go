@@ -10,6 +10,7 @@ import (
 
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/daemon"
+	"github.com/callagent/resilience/internal/redact"
 )
 
 // NewWorkerCommand is the `worker` daemon. SIGINT and SIGTERM stop it gracefully.
@@ -30,15 +31,18 @@ the environment or a .env file (in that order of precedence); see the README.`,
 		if err != nil {
 			return &ExitError{Code: 2, Err: err}
 		}
-		log, closer, err := newLogger(cfg, orStdout(stdout))
+		// One redactor for the log and the providers: every key a provider is given is
+		// masked in every log line.
+		red := redact.New()
+		log, closer, err := newLogger(cfg, orStdout(stdout), red)
 		if err != nil {
 			return err
 		}
 		defer closer.Close()
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		if err := daemon.Run(ctx, daemon.Options{Config: cfg, Logger: log}); err != nil {
-			log.WithError(err).Error("Worker failed")
+		if err := daemon.Run(ctx, daemon.Options{Config: cfg, Logger: log, Redactor: red, Version: Version}); err != nil {
+			log.Errorf("Worker failed: %v", err)
 			return &ExitError{Code: 1}
 		}
 		return nil

@@ -29,6 +29,85 @@ type Config struct {
 	Timeouts  Timeouts
 	Sim       Sim
 	Log       Log
+	// Providers used when SIMULATE is unset.
+	LLM         LLM
+	ElevenLabs  ElevenLabs
+	TTSFallback TTSFallback
+	CRM         CRM
+}
+
+// LLM is the OpenAI-compatible chat completions provider (OpenAI, Groq, Together, vLLM,
+// Ollama, OpenRouter), and an optional second one as fallback.
+type LLM struct {
+	// APIKey (LLM_API_KEY) is sent as a Bearer token; required with real providers.
+	APIKey Secret
+	// Model (LLM_MODEL, default gpt-4o-mini).
+	Model string
+	// BaseURL (LLM_BASE_URL, default https://api.openai.com/v1) includes the version path.
+	BaseURL string
+	// SystemPromptFile (LLM_SYSTEM_PROMPT_FILE, default empty = built-in) is a Go template
+	// over the contact's name, language and variables.
+	SystemPromptFile string
+	// MaxTokens (LLM_MAX_TOKENS, default 300) bounds the script, 1 to 32768.
+	MaxTokens int
+	// FallbackBaseURL (LLM_FALLBACK_BASE_URL, default empty = no fallback) is a second
+	// OpenAI-compatible endpoint used while the primary's breaker is open.
+	FallbackBaseURL string
+	// FallbackModel (LLM_FALLBACK_MODEL, default empty = LLM_MODEL).
+	FallbackModel string
+	// FallbackAPIKey (LLM_FALLBACK_API_KEY, default empty = LLM_API_KEY).
+	FallbackAPIKey Secret
+}
+
+// ElevenLabs is the text-to-speech provider.
+type ElevenLabs struct {
+	// APIKey (ELEVENLABS_API_KEY) is sent as xi-api-key; required with real providers.
+	APIKey Secret
+	// VoiceID (ELEVENLABS_VOICE_ID) is required with real providers.
+	VoiceID string
+	// ModelID (ELEVENLABS_MODEL_ID, default eleven_flash_v2_5).
+	ModelID string
+	// OutputFormat (ELEVENLABS_OUTPUT_FORMAT, default mp3_44100_128; ulaw_8000 for telephony).
+	OutputFormat string
+	// BaseURL (ELEVENLABS_BASE_URL, default https://api.elevenlabs.io).
+	BaseURL string
+	// VoiceSettings (ELEVENLABS_VOICE_SETTINGS, default empty = the voice's own) is JSON such
+	// as {"stability":0.5,"similarity_boost":0.75}.
+	VoiceSettings string
+}
+
+// TTSFallback is the text-to-speech provider used while ElevenLabs' breaker is open.
+type TTSFallback struct {
+	// Kind (TTS_FALLBACK, default none) is none, elevenlabs (a second voice, model or key) or
+	// openai (an OpenAI-compatible /audio/speech endpoint).
+	Kind string
+	// ElevenLabsAPIKey (ELEVENLABS_FALLBACK_API_KEY, default empty = ELEVENLABS_API_KEY).
+	ElevenLabsAPIKey Secret
+	// ElevenLabsVoiceID (ELEVENLABS_FALLBACK_VOICE_ID, default empty = ELEVENLABS_VOICE_ID).
+	ElevenLabsVoiceID string
+	// ElevenLabsModelID (ELEVENLABS_FALLBACK_MODEL_ID, default empty = ELEVENLABS_MODEL_ID).
+	ElevenLabsModelID string
+	// OpenAIAPIKey (OPENAI_TTS_API_KEY, default empty = LLM_API_KEY).
+	OpenAIAPIKey Secret
+	// OpenAIBaseURL (OPENAI_TTS_BASE_URL, default https://api.openai.com/v1).
+	OpenAIBaseURL string
+	// OpenAIModel (OPENAI_TTS_MODEL, default gpt-4o-mini-tts).
+	OpenAIModel string
+	// OpenAIVoice (OPENAI_TTS_VOICE, default alloy).
+	OpenAIVoice string
+	// OpenAIFormat (OPENAI_TTS_FORMAT, default mp3): mp3, opus, aac, flac, wav or pcm.
+	OpenAIFormat string
+}
+
+// CRM receives each completed call.
+type CRM struct {
+	// WebhookURL (CRM_WEBHOOK_URL, default empty = no CRM step) receives a JSON POST per
+	// completed call with Idempotency-Key = contact id. Secret: it may hold a token.
+	WebhookURL Secret
+	// HealthURL (CRM_HEALTH_URL, default empty = no probe) answers 2xx to GET when healthy.
+	HealthURL string
+	// Token (CRM_TOKEN, default empty) is sent as a Bearer token.
+	Token Secret
 }
 
 // NATS says how to reach the NATS server, or how to run one in process.
@@ -256,3 +335,16 @@ var BreakerOpenPolicies = []string{OnBreakerOpenHold, OnBreakerOpenDeadLetter}
 
 // LogLevels lists the accepted LOG_LEVEL values, least severe first.
 var LogLevels = []string{"debug", "info", "warn", "error"}
+
+// TTS fallback kinds (TTS_FALLBACK).
+const (
+	TTSFallbackNone       = "none"
+	TTSFallbackElevenLabs = "elevenlabs"
+	TTSFallbackOpenAI     = "openai"
+)
+
+// TTSFallbacks lists the accepted TTS_FALLBACK values.
+var TTSFallbacks = []string{TTSFallbackNone, TTSFallbackElevenLabs, TTSFallbackOpenAI}
+
+// SpeechFormats lists the accepted OPENAI_TTS_FORMAT values.
+var SpeechFormats = []string{"mp3", "opus", "aac", "flac", "wav", "pcm"}

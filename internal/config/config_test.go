@@ -75,12 +75,16 @@ func TestDefaults(t *testing.T) {
 			InitialDelay: 5 * time.Second, MaxAttempts: 3, Multiplier: 2, MaxDelay: 60 * time.Second,
 			RetryAfterCap: 30 * time.Second,
 		},
-		Breaker:  config.Breaker{FailureThreshold: 3, SuccessThreshold: 2, OpenTimeout: 30 * time.Second},
-		Health:   config.Health{Interval: 60 * time.Second, Timeout: 5 * time.Second},
-		Bulkhead: config.Bulkhead{LLM: 16, TTS: 5, CRM: 16},
-		Timeouts: config.Timeouts{LLM: 30 * time.Second, TTS: 30 * time.Second, CRM: 10 * time.Second},
-		Sim:      config.Sim{Latency: 50 * time.Millisecond, TTSOutage: 20 * time.Second},
-		Log:      config.Log{File: "logs/error_recovery.log", Level: "info", MaxSizeMB: 100, MaxBackups: 5, MaxAgeDays: 28},
+		Breaker:    config.Breaker{FailureThreshold: 3, SuccessThreshold: 2, OpenTimeout: 30 * time.Second},
+		Health:     config.Health{Interval: 60 * time.Second, Timeout: 5 * time.Second},
+		Bulkhead:   config.Bulkhead{LLM: 16, TTS: 5, CRM: 16},
+		Timeouts:   config.Timeouts{LLM: 30 * time.Second, TTS: 30 * time.Second, CRM: 10 * time.Second},
+		Sim:        config.Sim{Latency: 50 * time.Millisecond, TTSOutage: 20 * time.Second},
+		Log:        config.Log{File: "logs/error_recovery.log", Level: "info", MaxSizeMB: 100, MaxBackups: 5, MaxAgeDays: 28},
+		LLM:        config.LLM{Model: "gpt-4o-mini", BaseURL: "https://api.openai.com/v1", MaxTokens: 300},
+		ElevenLabs: config.ElevenLabs{ModelID: "eleven_flash_v2_5", OutputFormat: "mp3_44100_128", BaseURL: "https://api.elevenlabs.io"},
+		TTSFallback: config.TTSFallback{Kind: "none", OpenAIBaseURL: "https://api.openai.com/v1", OpenAIModel: "gpt-4o-mini-tts",
+			OpenAIVoice: "alloy", OpenAIFormat: "mp3"},
 	}
 	if got := config.Defaults(); got != want {
 		t.Errorf("Defaults() =\n%+v\nwant\n%+v", got, want)
@@ -341,6 +345,23 @@ func TestRejections(t *testing.T) {
 		{"LOG_MAX_SIZE_MB", "0", "must be at least 1"},
 		{"LOG_MAX_BACKUPS", "-1", "must not be negative"},
 		{"LOG_MAX_AGE_DAYS", "-1", "must not be negative"},
+		{"LLM_MODEL", "", "must not be empty"},
+		{"LLM_BASE_URL", "ftp://api.openai.com", "not an http or https URL"},
+		{"LLM_SYSTEM_PROMPT_FILE", "/nonexistent/prompt.tmpl", "file does not exist"},
+		{"LLM_MAX_TOKENS", "0", "must be between 1 and 32768"},
+		{"LLM_FALLBACK_BASE_URL", "https://user@api.groq.com/openai/v1", "must not hold credentials (user:password@); use the key settings"},
+		{"ELEVENLABS_VOICE_ID", "a/b", "must not contain '/', '?', '#', '%' or spaces"},
+		{"ELEVENLABS_MODEL_ID", "", "must not be empty"},
+		{"ELEVENLABS_OUTPUT_FORMAT", "", "must not be empty"},
+		{"ELEVENLABS_BASE_URL", "api.elevenlabs.io", "not an http or https URL"},
+		{"ELEVENLABS_VOICE_SETTINGS", "stability=1", "not a JSON object"},
+		{"TTS_FALLBACK", "polly", "unknown fallback; one of: none, elevenlabs, openai"},
+		{"ELEVENLABS_FALLBACK_VOICE_ID", "a b", "must not contain '/', '?', '#', '%' or spaces"},
+		{"OPENAI_TTS_BASE_URL", "", "must not be empty"},
+		{"OPENAI_TTS_MODEL", "", "must not be empty"},
+		{"OPENAI_TTS_VOICE", "", "must not be empty"},
+		{"OPENAI_TTS_FORMAT", "ogg", "unknown format; one of: mp3, opus, aac, flac, wav, pcm"},
+		{"CRM_HEALTH_URL", "https://", "missing host"},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -362,7 +383,11 @@ func TestRejections(t *testing.T) {
 	// Every setting with a rule has a rejection case above.
 	for _, s := range config.Settings(config.ScopeAll) {
 		switch s.Env {
-		case "ENV_FILE", "LOG_FILE": // any value is valid
+		case "ENV_FILE", "LOG_FILE", // any value is valid
+			"LLM_API_KEY", "LLM_FALLBACK_API_KEY", "ELEVENLABS_API_KEY", "ELEVENLABS_FALLBACK_API_KEY",
+			"OPENAI_TTS_API_KEY", "CRM_TOKEN", "LLM_FALLBACK_MODEL", "ELEVENLABS_FALLBACK_MODEL_ID",
+			"CRM_WEBHOOK_URL": // secret: its rejection is TestSecretURLRejectedWithoutShowingIt
+			continue
 			continue
 		}
 		if !covered[s.Env] {
@@ -648,5 +673,18 @@ func TestSettingsComplete(t *testing.T) {
 		if s.Scope&config.ScopePublisher == 0 {
 			t.Errorf("Settings(ScopePublisher) lists %s of scope %v", s.Env, s.Scope)
 		}
+	}
+}
+
+func TestSecretURLRejectedWithoutShowingIt(t *testing.T) {
+	t.Parallel()
+	_, err := load(t, config.ScopeAll, nil, env{"CRM_WEBHOOK_URL": "crm.example.com/hook?token=abc123"})
+	ve := validationError(t, err)
+	want := config.Problem{Setting: "CRM_WEBHOOK_URL", Source: "environment", Value: "<redacted>", Reason: "not an http or https URL"}
+	if len(ve.Problems) != 1 || ve.Problems[0] != want {
+		t.Fatalf("problems = %+v, want [%+v]", ve.Problems, want)
+	}
+	if strings.Contains(err.Error(), "abc123") {
+		t.Fatalf("the error shows the secret URL: %v", err)
 	}
 }

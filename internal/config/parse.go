@@ -2,6 +2,7 @@ package config
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -318,6 +319,50 @@ func existingFile(v string) string {
 		return fmt.Sprintf("cannot read file: %v", err)
 	case fi.IsDir():
 		return "is a directory, not a file"
+	}
+	return ""
+}
+
+// httpURL accepts an http or https URL with a host and no user info (keys belong in their
+// own settings); optional lets it be empty.
+func httpURL(optional bool) check[string] {
+	return func(v string) string {
+		if v == "" {
+			if optional {
+				return ""
+			}
+			return "must not be empty"
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return "not an http or https URL"
+		}
+		if u.Host == "" {
+			return "missing host"
+		}
+		if u.User != nil {
+			return "must not hold credentials (user:password@); use the key settings"
+		}
+		return ""
+	}
+}
+
+// jsonObject accepts "" or a JSON object.
+func jsonObject(v string) string {
+	if v == "" {
+		return ""
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(v), &m); err != nil {
+		return "not a JSON object"
+	}
+	return ""
+}
+
+// pathSegment accepts "" or a value that is safe as one URL path segment (an id).
+func pathSegment(v string) string {
+	if strings.ContainsAny(v, "/?#% \t") {
+		return "must not contain '/', '?', '#', '%' or spaces"
 	}
 	return ""
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,11 +30,12 @@ type worker struct {
 	log      *logrus.Logger
 	cons     jetstream.Consumer
 	pipeline *call.Pipeline
-	guards   []*resilience.Guard
-	policy   Policy
-	watch    *breakerWatch
-	stats    *Stats
-	dlq      *queue.DeadLetterer
+	// steps lists each step's guards: a step can run while one of its providers is closed.
+	steps  [][]*resilience.Guard
+	policy Policy
+	watch  *breakerWatch
+	stats  *Stats
+	dlq    *queue.DeadLetterer
 }
 
 // consume pulls contacts while ctx lives, never more than the free pool slots, and pauses
@@ -86,7 +88,7 @@ func (w *worker) consume(ctx context.Context) error {
 				loopErr = fmt.Errorf("consumer %s is gone: %w", w.cfg.Topology.Consumer, err)
 				break
 			}
-			w.log.WithError(err).Warn("Fetching contacts failed; trying again")
+			w.log.Warnf("Fetching contacts failed; trying again: %v", err)
 			sleepCtx(ctx, time.Second)
 		}
 	}
@@ -117,15 +119,15 @@ func (w *worker) waitForBreakers(ctx context.Context) error {
 	if w.cfg.Worker.OnBreakerOpen == policyDeadLetter {
 		return nil
 	}
-	open := openGuards(w.guards)
+	open := blockedSteps(w.steps)
 	if len(open) == 0 {
 		return nil
 	}
 	w.log.Infof("Circuit breaker is OPEN for %s: not taking new contacts until it recovers", strings.Join(open, ", "))
-	if err := w.watch.waitClosed(ctx, w.guards); err != nil {
+	if err := w.watch.waitAvailable(ctx, w.steps); err != nil {
 		return err
 	}
-	w.log.Info("All circuit breakers closed: taking contacts again")
+	w.log.Info("Circuit breakers closed: taking contacts again")
 	return nil
 }
 
@@ -191,7 +193,7 @@ func (w *worker) handle(ctx context.Context, msg jetstream.Msg, stopping *atomic
 		}
 		provider := call.ProviderOf(err)
 		log.WithField("service", provider).Infof("Holding %s until %s recovers", c.DisplayName(), provider)
-		if err := w.watch.waitClosed(mctx, w.guards); err != nil {
+		if err := w.watch.waitAvailable(mctx, w.steps); err != nil {
 			if errors.Is(context.Cause(mctx), call.ErrClaimLost) {
 				err = call.ErrClaimLost
 			}
@@ -237,7 +239,7 @@ func (w *worker) apply(msg jetstream.Msg, c contact.Contact, claim call.Claim, d
 			log.Info("Skipping contact.")
 		}
 		if err = w.deadLetter(ctx, msg, c, cp, d, cause, now); err != nil {
-			log.WithError(err).Errorf("Could not dead-letter %s; it stays in the queue", name)
+			log.Errorf("Could not dead-letter %s; it stays in the queue: %v", name, err)
 			err = msg.NakWithDelay(w.policy.redeliveryDelay(1))
 			break
 		}
@@ -257,7 +259,7 @@ func (w *worker) apply(msg jetstream.Msg, c contact.Contact, claim call.Claim, d
 	}
 	if err != nil {
 		// The message stays in the stream: JetStream redelivers it after AckWait.
-		log.WithError(err).Warnf("Could not %s %s; JetStream will redeliver it", d.Action, name)
+		log.Warnf("Could not %s %s; JetStream will redeliver it: %v", d.Action, name, err)
 	}
 }
 
@@ -268,7 +270,7 @@ func (w *worker) release(ctx context.Context, log logrus.FieldLogger, claim call
 		return call.Checkpoint{FirstFailure: failedAt, LastFailure: failedAt}
 	}
 	if err := claim.Release(ctx, failedAt); err != nil {
-		log.WithError(err).Warn("Could not release the claim; it expires with its lease")
+		log.Warnf("Could not release the claim; it expires with its lease: %v", err)
 	}
 	cp := claim.Checkpoint()
 	if cp.FirstFailure.IsZero() {
@@ -308,7 +310,7 @@ func (w *worker) failureLog(log *logrus.Entry, cause error, d Decision) *logrus.
 	fields := logrus.Fields{"error_category": d.Reason}
 	if provider := call.ProviderOf(cause); provider != "" {
 		fields["service"] = provider
-		for _, g := range w.guards {
+		for _, g := range slices.Concat(w.steps...) {
 			if g.Provider() == provider {
 				fields["circuit_state"] = string(g.State())
 			}

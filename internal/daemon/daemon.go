@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/natsembed"
 	"github.com/callagent/resilience/internal/queue"
+	"github.com/callagent/resilience/internal/redact"
 	"github.com/callagent/resilience/internal/resilience"
 )
 
@@ -32,6 +34,13 @@ type Options struct {
 	Providers *Providers
 	// Ready, if set, is called once the worker consumes (tests and the demo wait on it).
 	Ready func(natsURL string)
+	// Redactor receives the provider keys so that no log line shows one; the logger should
+	// use the same. Nil makes a private one.
+	Redactor *redact.Redactor
+	// Version names the build in the providers' User-Agent.
+	Version string
+	// Fallbacks, if set, learns when a step changes provider.
+	Fallbacks call.FallbackListener
 }
 
 // Run runs the worker until ctx is cancelled, then shuts down gracefully: it stops fetching,
@@ -41,6 +50,9 @@ type Options struct {
 func Run(ctx context.Context, opts Options) error {
 	cfg := opts.Config
 	log := opts.Logger
+	if opts.Redactor == nil {
+		opts.Redactor = redact.New()
+	}
 	started := time.Now()
 	log.Info("Starting AI Call Agent worker")
 
@@ -48,9 +60,12 @@ func Run(ctx context.Context, opts Options) error {
 	providers := opts.Providers
 	if providers == nil {
 		var err error
-		if providers, err = NewProviders(cfg, log); err != nil {
-			return err
+		if providers, err = NewProviders(cfg, log, opts.Redactor, opts.Version); err != nil {
+			return fmt.Errorf("cannot start with these provider settings:\n%w", err)
 		}
+	}
+	if providers.Close != nil {
+		defer providers.Close()
 	}
 
 	url := cfg.NATS.URL
@@ -125,32 +140,32 @@ func Run(ctx context.Context, opts Options) error {
 		dlq:   queue.NewDeadLetterer(js, cfg.Topology),
 	}
 	w.policy = Policy{MaxDeliver: cfg.Topology.MaxDeliver, OnBreakerOpen: cfg.Worker.OnBreakerOpen, Redelivery: retryPolicy(cfg)}
-	llmGuard := w.newGuard(providers.LLMName, cfg.Bulkhead.LLM)
-	ttsGuard := w.newGuard(providers.TTSName, cfg.Bulkhead.TTS)
-	w.guards = []*resilience.Guard{llmGuard, ttsGuard}
+	llm := buildStep(w, providers.LLM, cfg.Bulkhead.LLM, cfg.Timeouts.LLM)
+	tts := buildStep(w, providers.TTS, cfg.Bulkhead.TTS, cfg.Timeouts.TTS)
+	crmStep := buildStep(w, providers.CRM, cfg.Bulkhead.CRM, cfg.Timeouts.CRM)
 	w.pipeline = &call.Pipeline{
-		LLM:         call.Step[call.ScriptWriter]{Provider: providers.LLM, Guard: llmGuard, Timeout: cfg.Timeouts.LLM},
-		TTS:         call.Step[call.Synthesizer]{Provider: providers.TTS, Guard: ttsGuard, Timeout: cfg.Timeouts.TTS},
+		LLM:         llm.backends,
+		TTS:         tts.backends,
+		CRM:         crmStep.backends,
 		Retrier:     resilience.NewRetrier(retryPolicy(cfg), nil, log),
 		Store:       queue.NewCompletions(kv),
 		Checkpoints: checkpoints,
 		Lease:       cfg.Topology.AckWait,
 		Worker:      cfg.Worker.ID,
 		Log:         log,
+		Fallbacks:   opts.Fallbacks,
+	}
+	w.steps = [][]*resilience.Guard{llm.guards, tts.guards}
+	if len(crmStep.guards) > 0 {
+		w.steps = append(w.steps, crmStep.guards)
 	}
 
 	// Health checkers and the exhausted-contact sweeper live until the worker has stopped
 	// processing.
 	healthCtx, stopHealth := context.WithCancel(context.WithoutCancel(ctx))
 	var background sync.WaitGroup
-	for _, hc := range []struct {
-		g *resilience.Guard
-		p resilience.Prober
-	}{{llmGuard, providers.LLMProbe}, {ttsGuard, providers.TTSProbe}} {
-		if hc.p == nil {
-			continue
-		}
-		checker := resilience.NewHealthChecker(hc.g, hc.p, cfg.Health.Interval, cfg.Health.Timeout, nil, log)
+	for _, hc := range slices.Concat(llm.checks, tts.checks, crmStep.checks) {
+		checker := resilience.NewHealthChecker(hc.guard, hc.probe, cfg.Health.Interval, cfg.Health.Timeout, nil, log)
 		background.Add(1)
 		go func() {
 			defer background.Done()
@@ -176,7 +191,7 @@ func Run(ctx context.Context, opts Options) error {
 	stopHealth()
 	background.Wait()
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		log.WithError(err).Warn("draining the NATS connection")
+		log.Warnf("draining the NATS connection: %v", err)
 	}
 	s := w.stats.Snapshot()
 	log.Infof("Summary: %d completed, %d already completed, %d failed and left for retry, %d dead-lettered, %d released at shutdown, in %s",
@@ -194,6 +209,34 @@ func retryPolicy(cfg config.Config) resilience.RetryPolicy {
 		Jitter:        cfg.Retry.Jitter,
 		RetryAfterCap: cfg.Retry.RetryAfterCap,
 	}
+}
+
+// builtStep is one step's backends with their guards and health checks.
+type builtStep[P any] struct {
+	backends call.Step[P]
+	guards   []*resilience.Guard
+	checks   []healthCheck
+}
+
+type healthCheck struct {
+	guard *resilience.Guard
+	probe resilience.Prober
+}
+
+func buildStep[P any](w *worker, providers []Provider[P], limit int, timeout time.Duration) builtStep[P] {
+	var s builtStep[P]
+	for _, p := range providers {
+		g := w.newGuard(p.Name, limit)
+		if p.Bind != nil {
+			p.Bind(g)
+		}
+		s.backends = append(s.backends, call.Backend[P]{Provider: p.Impl, Guard: g, Timeout: timeout})
+		s.guards = append(s.guards, g)
+		if p.Probe != nil {
+			s.checks = append(s.checks, healthCheck{guard: g, probe: p.Probe})
+		}
+	}
+	return s
 }
 
 func (w *worker) newGuard(name string, limit int) *resilience.Guard {

@@ -2,10 +2,10 @@ package daemon_test
 
 import (
 	"bytes"
-	"strings"
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,8 +97,8 @@ func (t countingTTS) Synthesize(ctx context.Context, c contact.Contact, script s
 func simProviders(o sim.Options, llmCalls, ttsCalls *calls) *daemon.Providers {
 	llm, tts := sim.NewLLM(o), sim.NewTTS(o)
 	return &daemon.Providers{
-		LLM: countingLLM{llm, llmCalls}, LLMName: "LLM", LLMProbe: llm,
-		TTS: countingTTS{tts, ttsCalls}, TTSName: sim.Provider, TTSProbe: tts,
+		LLM: []daemon.Provider[call.ScriptWriter]{{Name: "LLM", Impl: countingLLM{llm, llmCalls}, Probe: llm}},
+		TTS: []daemon.Provider[call.Synthesizer]{{Name: sim.Provider, Impl: countingTTS{tts, ttsCalls}, Probe: tts}},
 	}
 }
 

@@ -31,14 +31,14 @@ func (s *exhaustedSweeper) run(ctx context.Context) {
 		if err != nil {
 			cancel()
 			if ctx.Err() == nil {
-				s.w.log.WithError(err).Warn("Reading MAX_DELIVERIES advisories failed; trying again")
+				s.w.log.Warnf("Reading MAX_DELIVERIES advisories failed; trying again: %v", err)
 				sleepCtx(ctx, time.Second)
 			}
 			continue
 		}
 		for msg := range batch.Messages() {
 			if err := s.handle(ctx, msg); err != nil {
-				s.w.log.WithError(err).Warn("Could not dead-letter an exhausted contact; will try again")
+				s.w.log.Warnf("Could not dead-letter an exhausted contact; will try again: %v", err)
 				_ = msg.NakWithDelay(5 * time.Second)
 				continue
 			}
@@ -51,7 +51,7 @@ func (s *exhaustedSweeper) run(ctx context.Context) {
 func (s *exhaustedSweeper) handle(ctx context.Context, msg jetstream.Msg) error {
 	adv, err := queue.ParseMaxDeliveries(msg.Data())
 	if err != nil {
-		s.w.log.WithError(err).Warn("Ignoring a malformed MAX_DELIVERIES advisory")
+		s.w.log.Warnf("Ignoring a malformed MAX_DELIVERIES advisory: %v", err)
 		return nil
 	}
 	raw, err := s.contacts.GetMsg(ctx, adv.StreamSeq)

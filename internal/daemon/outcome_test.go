@@ -65,8 +65,8 @@ func (s *scriptedTTS) times() []time.Time {
 func withTTS(llmCalls *calls, tts *scriptedTTS) *daemon.Providers {
 	llm := sim.NewLLM(sim.Options{Scenario: sim.Healthy})
 	return &daemon.Providers{
-		LLM: countingLLM{llm, llmCalls}, LLMName: "LLM", LLMProbe: llm,
-		TTS: tts, TTSName: "ElevenLabs", TTSProbe: tts,
+		LLM: []daemon.Provider[call.ScriptWriter]{{Name: "LLM", Impl: countingLLM{llm, llmCalls}, Probe: llm}},
+		TTS: []daemon.Provider[call.Synthesizer]{{Name: "ElevenLabs", Impl: tts, Probe: tts}},
 	}
 }
 

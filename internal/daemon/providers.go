@@ -2,40 +2,159 @@ package daemon
 
 import (
 	"errors"
-	"fmt"
+	"sync/atomic"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/provider/crm"
+	"github.com/callagent/resilience/internal/provider/elevenlabs"
+	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/provider/openai"
 	"github.com/callagent/resilience/internal/provider/sim"
+	"github.com/callagent/resilience/internal/redact"
 	"github.com/callagent/resilience/internal/resilience"
 )
 
-// Providers are the step implementations the worker runs, with their display names (used in
-// logs, breakers and records) and health probes.
-type Providers struct {
-	LLM      call.ScriptWriter
-	LLMName  string
-	LLMProbe resilience.Prober
-	TTS      call.Synthesizer
-	TTSName  string
-	TTSProbe resilience.Prober
+// Provider is one implementation of a step, with the name its breaker, logs and records use.
+type Provider[P any] struct {
+	Name  string
+	Impl  P
+	Probe resilience.Prober
+	// Bind, if set, receives the provider's guard once the worker has built it (ElevenLabs
+	// sizes the bulkhead from its maximum-concurrent-requests header).
+	Bind func(*resilience.Guard)
 }
 
-// ErrRealProvidersUnavailable is returned when SIMULATE is unset: the real HTTP clients are
-// not part of this build yet.
-var ErrRealProvidersUnavailable = errors.New("real provider clients (OpenAI-compatible LLM, ElevenLabs) are not available in this build yet; set SIMULATE=tts-503 or SIMULATE=healthy to run with the simulated providers")
+// Providers are the step implementations, each step an ordered list: the primary first,
+// then its fallbacks. Each provider gets its own breaker, bulkhead and health checker.
+type Providers struct {
+	LLM []Provider[call.ScriptWriter]
+	TTS []Provider[call.Synthesizer]
+	// CRM is empty when no CRM is configured: the call ends after TTS.
+	CRM []Provider[call.Recorder]
+	// Close releases what the providers hold (idle HTTP connections); may be nil.
+	Close func()
+}
 
-// NewProviders builds the providers cfg asks for.
-func NewProviders(cfg config.Config, log logrus.FieldLogger) (*Providers, error) {
-	if cfg.Sim.Scenario == "" {
-		return nil, fmt.Errorf("SIMULATE is unset: %w", ErrRealProvidersUnavailable)
+// NewProviders builds the providers cfg asks for: the simulated ones when SIMULATE is set,
+// the real HTTP clients otherwise. With real providers every missing or bad setting is
+// reported at once, named, and the worker does not start. red receives every key so that
+// no log line can show one.
+func NewProviders(cfg config.Config, log logrus.FieldLogger, red *redact.Redactor, version string) (*Providers, error) {
+	if cfg.Sim.Scenario != "" {
+		o := sim.Options{Scenario: cfg.Sim.Scenario, Latency: cfg.Sim.Latency, Outage: cfg.Sim.TTSOutage, Log: log}
+		llm, tts := sim.NewLLM(o), sim.NewTTS(o)
+		return &Providers{
+			LLM: []Provider[call.ScriptWriter]{{Name: "LLM", Impl: llm, Probe: llm}},
+			TTS: []Provider[call.Synthesizer]{{Name: sim.Provider, Impl: tts, Probe: tts}},
+		}, nil
 	}
-	o := sim.Options{Scenario: cfg.Sim.Scenario, Latency: cfg.Sim.Latency, Outage: cfg.Sim.TTSOutage, Log: log}
-	llm, tts := sim.NewLLM(o), sim.NewTTS(o)
-	return &Providers{
-		LLM: llm, LLMName: "LLM", LLMProbe: llm,
-		TTS: tts, TTSName: sim.Provider, TTSProbe: tts,
-	}, nil
+	hc, err := httpx.New(httpx.Options{Version: version, MaxIdleConnsPerHost: cfg.Worker.Concurrency})
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range []config.Secret{cfg.LLM.APIKey, cfg.LLM.FallbackAPIKey, cfg.ElevenLabs.APIKey,
+		cfg.TTSFallback.ElevenLabsAPIKey, cfg.TTSFallback.OpenAIAPIKey, cfg.CRM.WebhookURL, cfg.CRM.Token} {
+		red.Add(s.Reveal())
+	}
+	p := &Providers{Close: hc.CloseIdleConnections}
+	var errs []error
+	keep := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	prompt, err := openai.LoadPrompt(cfg.LLM.SystemPromptFile)
+	keep(err)
+	chat := openai.ChatOptions{APIKey: cfg.LLM.APIKey, Model: cfg.LLM.Model, BaseURL: cfg.LLM.BaseURL, Prompt: prompt,
+		MaxTokens: cfg.LLM.MaxTokens, Timeout: cfg.Timeouts.LLM, HTTP: hc, Redactor: red}
+	if llm, err := openai.NewChat(chat); err == nil {
+		p.LLM = append(p.LLM, Provider[call.ScriptWriter]{Name: "LLM", Impl: llm, Probe: llm})
+	} else {
+		keep(err)
+	}
+	if cfg.LLM.FallbackBaseURL != "" {
+		fb := chat
+		fb.Name, fb.SettingPrefix, fb.BaseURL = "LLM (fallback)", "LLM_FALLBACK_", cfg.LLM.FallbackBaseURL
+		fb.Model = or(cfg.LLM.FallbackModel, cfg.LLM.Model)
+		fb.APIKey = config.Secret(or(cfg.LLM.FallbackAPIKey.Reveal(), cfg.LLM.APIKey.Reveal()))
+		if llm, err := openai.NewChat(fb); err == nil {
+			p.LLM = append(p.LLM, Provider[call.ScriptWriter]{Name: fb.Name, Impl: llm, Probe: llm})
+		} else {
+			keep(err)
+		}
+	}
+
+	voice, err := elevenlabs.ParseVoiceSettings(cfg.ElevenLabs.VoiceSettings)
+	keep(err)
+	el := elevenlabs.Options{APIKey: cfg.ElevenLabs.APIKey, VoiceID: cfg.ElevenLabs.VoiceID, ModelID: cfg.ElevenLabs.ModelID,
+		OutputFormat: cfg.ElevenLabs.OutputFormat, BaseURL: cfg.ElevenLabs.BaseURL, VoiceSettings: voice,
+		Timeout: cfg.Timeouts.TTS, HTTP: hc, Redactor: red}
+	keep(addElevenLabs(p, el, cfg.Bulkhead.TTS))
+	switch cfg.TTSFallback.Kind {
+	case config.TTSFallbackElevenLabs:
+		fb := el
+		fb.Name, fb.SettingPrefix = "ElevenLabs (fallback)", "ELEVENLABS_FALLBACK_"
+		fb.APIKey = config.Secret(or(cfg.TTSFallback.ElevenLabsAPIKey.Reveal(), cfg.ElevenLabs.APIKey.Reveal()))
+		fb.VoiceID = or(cfg.TTSFallback.ElevenLabsVoiceID, cfg.ElevenLabs.VoiceID)
+		fb.ModelID = or(cfg.TTSFallback.ElevenLabsModelID, cfg.ElevenLabs.ModelID)
+		keep(addElevenLabs(p, fb, cfg.Bulkhead.TTS))
+	case config.TTSFallbackOpenAI:
+		speech, err := openai.NewSpeech(openai.SpeechOptions{
+			APIKey:  config.Secret(or(cfg.TTSFallback.OpenAIAPIKey.Reveal(), cfg.LLM.APIKey.Reveal())),
+			BaseURL: cfg.TTSFallback.OpenAIBaseURL, Model: cfg.TTSFallback.OpenAIModel, Voice: cfg.TTSFallback.OpenAIVoice,
+			Format: cfg.TTSFallback.OpenAIFormat, Timeout: cfg.Timeouts.TTS, HTTP: hc, Redactor: red,
+		})
+		if err == nil {
+			p.TTS = append(p.TTS, Provider[call.Synthesizer]{Name: "OpenAI TTS", Impl: speech, Probe: speech})
+		} else {
+			keep(err)
+		}
+	}
+
+	if url := cfg.CRM.WebhookURL.Reveal(); url != "" {
+		client, err := crm.New(crm.Options{WebhookURL: url, HealthURL: cfg.CRM.HealthURL, Token: cfg.CRM.Token,
+			Timeout: cfg.Timeouts.CRM, HTTP: hc, Redactor: red})
+		if err == nil {
+			p.CRM = append(p.CRM, Provider[call.Recorder]{Name: "CRM", Impl: client, Probe: client})
+		} else {
+			keep(err)
+		}
+	}
+	if len(errs) > 0 {
+		hc.CloseIdleConnections()
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+// addElevenLabs adds an ElevenLabs client whose maximum-concurrent-requests header resizes
+// its bulkhead, never above the configured cap (the plan's limit is shared by all replicas).
+func addElevenLabs(p *Providers, o elevenlabs.Options, limit int) error {
+	var guard atomic.Pointer[resilience.Guard]
+	o.OnConcurrencyLimit = func(n int) {
+		if g := guard.Load(); g != nil {
+			g.Bulkhead().SetLimit(max(1, min(n, limit)))
+		}
+	}
+	client, err := elevenlabs.New(o)
+	if err != nil {
+		return err
+	}
+	name := o.Name
+	if name == "" {
+		name = elevenlabs.DefaultName
+	}
+	p.TTS = append(p.TTS, Provider[call.Synthesizer]{Name: name, Impl: client, Probe: client, Bind: guard.Store})
+	return nil
+}
+
+func or(v, fallback string) string {
+	if v != "" {
+		return v
+	}
+	return fallback
 }

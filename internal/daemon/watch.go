@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,24 +39,20 @@ func (w *breakerWatch) signal() <-chan struct{} {
 	return w.changed
 }
 
-// waitClosed blocks until every guard's breaker is closed or ctx ends. It also wakes at the
-// earliest RetryAt, in case a breaker moved to half-open without a transition being reported.
-func (w *breakerWatch) waitClosed(ctx context.Context, guards []*resilience.Guard) error {
+// waitAvailable blocks until every step has a provider whose breaker is closed, or ctx
+// ends. It also wakes at the earliest RetryAt, in case a breaker moved to half-open without a
+// transition being reported.
+func (w *breakerWatch) waitAvailable(ctx context.Context, steps [][]*resilience.Guard) error {
 	for {
 		changed := w.signal()
+		if len(blockedSteps(steps)) == 0 {
+			return nil
+		}
 		var earliest time.Time
-		open := false
-		for _, g := range guards {
-			if g.State() == resilience.StateClosed {
-				continue
-			}
-			open = true
+		for _, g := range slices.Concat(steps...) {
 			if at := g.RetryAt(); !at.IsZero() && (earliest.IsZero() || at.Before(earliest)) {
 				earliest = at
 			}
-		}
-		if !open {
-			return nil
 		}
 		wake := time.Second
 		if !earliest.IsZero() {
@@ -73,12 +70,21 @@ func (w *breakerWatch) waitClosed(ctx context.Context, guards []*resilience.Guar
 	}
 }
 
-// openGuards lists the providers whose breaker is not closed, for logs.
-func openGuards(guards []*resilience.Guard) []string {
+// blockedSteps names the providers of every step none of whose breakers is closed.
+func blockedSteps(steps [][]*resilience.Guard) []string {
 	var names []string
-	for _, g := range guards {
-		if g.State() != resilience.StateClosed {
-			names = append(names, g.Provider())
+	for _, guards := range steps {
+		closed := false
+		for _, g := range guards {
+			if g.State() == resilience.StateClosed {
+				closed = true
+				break
+			}
+		}
+		if !closed {
+			for _, g := range guards {
+				names = append(names, g.Provider())
+			}
 		}
 	}
 	return names

@@ -17,7 +17,7 @@ func Connect(url, name, credsFile string, log logrus.FieldLogger) (*nats.Conn, e
 		nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				log.WithError(err).Warn("Disconnected from NATS; reconnecting")
+				log.Warnf("Disconnected from NATS; reconnecting: %v", err)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Infof("Reconnected to NATS at %s", nc.ConnectedUrlRedacted()) }),
