@@ -327,3 +327,8 @@ func TestPoisonMessageIsTerminatedAndTheWorkerCarriesOn(t *testing.T) {
 		t.Errorf("the dead letter does not keep the original payload: %q", dl.Payload)
 	}
 }
+
+// newContactMsg is the message of a contact with the given id, as the publisher sends it.
+func newContactMsg(cfg config.Config, id string) (*nats.Msg, error) {
+	return queue.NewContactMsg(cfg.Topology.ContactsSubject, id, contact.Contact{ID: id, Name: "Contact " + id, Phone: "+14155550100"})
+}
