@@ -65,6 +65,15 @@ type Backend[P any] struct {
 // Step is the ordered list of a step's providers: the primary first, then its fallbacks.
 type Step[P any] []Backend[P]
 
+// StepObserver measures provider calls; the worker passes its Prometheus metrics. Its
+// methods must be safe on a nil receiver's behalf (the worker may pass a disabled one).
+type StepObserver interface {
+	// InstrumentAttempts wraps the op of one retry loop, counting attempts and retries.
+	InstrumentAttempts(provider string, op func(context.Context) error) func(context.Context) error
+	// ObserveStep records one step's duration and result with provider.
+	ObserveStep(provider, step string, d time.Duration, err error)
+}
+
 // FallbackListener learns which provider serves a step whenever that changes: a fallback
 // taking over (from the primary or another fallback) or traffic returning to the primary.
 type FallbackListener interface {
@@ -89,6 +98,8 @@ type Pipeline struct {
 	Now func() time.Time
 	// Fallbacks, if set, is told when a step changes provider.
 	Fallbacks FallbackListener
+	// Observer, if set, measures every provider call.
+	Observer StepObserver
 
 	serving sync.Map // step name -> provider name that served it last
 }
@@ -267,6 +278,9 @@ func runStep[P any](ctx context.Context, p *Pipeline, log logrus.FieldLogger, st
 			continue
 		}
 		took, err := p.run(ctx, log, b.Guard, b.Timeout, func(ctx context.Context) error { return op(ctx, b.Provider) })
+		if p.Observer != nil {
+			p.Observer.ObserveStep(name, step, took, err)
+		}
 		if err == nil {
 			p.served(step, name, strings.Join(skipped, "; "))
 			return name, took, nil
@@ -335,14 +349,18 @@ func orNone(s string) string {
 func (p *Pipeline) run(ctx context.Context, log logrus.FieldLogger, g *resilience.Guard, timeout time.Duration,
 	op func(ctx context.Context) error) (time.Duration, error) {
 	start := p.now()
-	err := p.Retrier.Run(ctx, log.WithField("service", g.Provider()), g, func(ctx context.Context) error {
+	attempt := func(ctx context.Context) error {
 		if timeout > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
 		}
 		return op(ctx)
-	})
+	}
+	if p.Observer != nil {
+		attempt = p.Observer.InstrumentAttempts(g.Provider(), attempt)
+	}
+	err := p.Retrier.Run(ctx, log.WithField("service", g.Provider()), g, attempt)
 	return p.now().Sub(start), err
 }
 

@@ -90,13 +90,20 @@ func TestEnqueueTwiceCreatesNoDuplicateWork(t *testing.T) {
 		t.Fatalf("stream holds %d messages, want 3", got)
 	}
 	st := publisher(t, srv, "status", "--json")
-	var got map[string]uint64
-	if err := json.Unmarshal([]byte(st.stdout), &got); err != nil {
+	var got struct {
+		Pending      *uint64 `json:"pending"`
+		InProgress   *uint64 `json:"in_progress"`
+		Completed    *uint64 `json:"completed"`
+		DeadLettered *uint64 `json:"dead_lettered"`
+	}
+	if err := json.Unmarshal([]byte(st.stdout), &got); err != nil || got.Pending == nil || got.InProgress == nil ||
+		got.Completed == nil || got.DeadLettered == nil {
 		t.Fatalf("status --json printed %q: %v", st.stdout, err)
 	}
+	counts := map[string]uint64{"pending": *got.Pending, "in_progress": *got.InProgress, "completed": *got.Completed, "dead_lettered": *got.DeadLettered}
 	want := map[string]uint64{"pending": 3, "in_progress": 0, "completed": 0, "dead_lettered": 0}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("status --json = %v, want %v", got, want)
+	if fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Fatalf("status --json = %v, want %v", counts, want)
 	}
 }
 

@@ -1,37 +1,102 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/term"
+
 	"github.com/spf13/cobra"
 
+	"github.com/callagent/resilience/internal/fleet"
 	"github.com/callagent/resilience/internal/queue"
 )
 
 func (a *publisherApp) statusCommand() *cobra.Command {
-	var asJSON bool
+	var asJSON, watch bool
+	var interval time.Duration
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show pending, in-progress, completed and dead-lettered contacts for the whole fleet",
-		Args:  cobra.NoArgs,
+		Short: "Show the queue and every worker's circuit breakers, for the whole fleet",
+		Long: `status reads everything from NATS: the contacts stream and consumer (pending, in progress),
+the completed bucket, the dead-letter stream, and the breaker states every worker publishes
+to the fleet bucket. --watch redraws it until interrupted.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			js, closeConn, err := a.connect()
 			if err != nil {
 				return err
 			}
 			defer closeConn()
-			st, err := queue.ReadStatus(cmd.Context(), js, a.cfg.Topology)
-			if err != nil {
-				return err
+			if !watch {
+				return a.showStatus(cmd.Context(), js, asJSON, false)
 			}
-			return a.printStatus(st, asJSON)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			for {
+				if err := a.showStatus(ctx, js, asJSON, true); err != nil && ctx.Err() == nil {
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-tick.C:
+				}
+			}
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object: pending, in_progress, completed, dead_lettered")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object: pending, in_progress, completed, dead_lettered, breakers, incidents, workers")
+	cmd.Flags().BoolVar(&watch, "watch", false, "refresh until interrupted")
+	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "refresh interval with --watch")
 	return cmd
+}
+
+// fleetStatus is the status command's JSON: the four queue counts and the fleet's breakers.
+type fleetStatus struct {
+	queue.Status
+	Breakers  []fleet.ProviderStatus `json:"breakers"`
+	Incidents []fleet.Report         `json:"incidents"`
+	Workers   []string               `json:"workers"`
+}
+
+func (a *publisherApp) showStatus(ctx context.Context, js jetstream.JetStream, asJSON, redraw bool) error {
+	st, err := queue.ReadStatus(ctx, js, a.cfg.Topology)
+	if err != nil {
+		return err
+	}
+	fst, err := fleet.Read(ctx, js, a.cfg.Fleet.Bucket)
+	if errors.Is(err, fleet.ErrNoReports) {
+		fst, err = fleet.Aggregate(nil), nil
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(a.stdout).Encode(fleetStatus{Status: st, Breakers: fst.Providers, Incidents: fst.Incidents, Workers: fst.Workers})
+	}
+	if redraw && isTerminal(a.stdout) {
+		fmt.Fprint(a.stdout, "\033[H\033[2J")
+	}
+	if err := a.printStatus(st, false); err != nil {
+		return err
+	}
+	return fst.WriteTable(a.stdout)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func (a *publisherApp) printStatus(st queue.Status, asJSON bool) error {

@@ -34,6 +34,46 @@ type Config struct {
 	ElevenLabs  ElevenLabs
 	TTSFallback TTSFallback
 	CRM         CRM
+	Metrics     Metrics
+	Fleet       Fleet
+	Sheets      Sheets
+}
+
+// Metrics is the worker's HTTP endpoint for Prometheus and Kubernetes probes.
+type Metrics struct {
+	// Addr (METRICS_ADDR, default :9090; empty disables) serves /metrics, /healthz, /readyz.
+	Addr string
+}
+
+// Fleet is where workers publish their breaker states for `publisher status`.
+type Fleet struct {
+	// Bucket (FLEET_BUCKET, default fleet) is the KV bucket of breaker reports.
+	Bucket string
+	// TTL (FLEET_TTL, default 30s, at least 3s) is how long a dead worker's report lingers;
+	// live workers rewrite theirs every TTL/3.
+	TTL time.Duration
+}
+
+// Sheets is the optional Google Sheets error log (the seed's GOOGLE_SHEETS_ENABLED).
+type Sheets struct {
+	// Enabled (SHEETS_ENABLED, default false).
+	Enabled bool
+	// CredentialsFile (SHEETS_CREDENTIALS_FILE) is a service-account JSON key; required
+	// when enabled.
+	CredentialsFile string
+	// SpreadsheetID (SHEETS_SPREADSHEET_ID) is the id in the sheet's URL; required when enabled.
+	SpreadsheetID string
+	// Range (SHEETS_RANGE, default A1) is the table to append to, e.g. Errors!A1.
+	Range string
+	// BatchSize (SHEETS_BATCH_SIZE, default 50) is the rows per request, 1 to 10000.
+	BatchSize int
+	// FlushInterval (SHEETS_FLUSH_INTERVAL, default 5s) sends a partial batch after this long.
+	FlushInterval time.Duration
+	// Buffer (SHEETS_BUFFER, default 1000) is how many records may wait; more are dropped
+	// and counted, never blocking the worker.
+	Buffer int
+	// Level (SHEETS_LEVEL, default warn) is the least severe level sent: warn or error.
+	Level string
 }
 
 // LLM is the OpenAI-compatible chat completions provider (OpenAI, Groq, Together, vLLM,

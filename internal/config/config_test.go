@@ -85,6 +85,9 @@ func TestDefaults(t *testing.T) {
 		ElevenLabs: config.ElevenLabs{ModelID: "eleven_flash_v2_5", OutputFormat: "mp3_44100_128", BaseURL: "https://api.elevenlabs.io"},
 		TTSFallback: config.TTSFallback{Kind: "none", OpenAIBaseURL: "https://api.openai.com/v1", OpenAIModel: "gpt-4o-mini-tts",
 			OpenAIVoice: "alloy", OpenAIFormat: "mp3"},
+		Metrics: config.Metrics{Addr: ":9090"},
+		Fleet:   config.Fleet{Bucket: "fleet", TTL: 30 * time.Second},
+		Sheets:  config.Sheets{Range: "A1", BatchSize: 50, FlushInterval: 5 * time.Second, Buffer: 1000, Level: "warn"},
 	}
 	if got := config.Defaults(); got != want {
 		t.Errorf("Defaults() =\n%+v\nwant\n%+v", got, want)
@@ -362,6 +365,17 @@ func TestRejections(t *testing.T) {
 		{"OPENAI_TTS_VOICE", "", "must not be empty"},
 		{"OPENAI_TTS_FORMAT", "ogg", "unknown format; one of: mp3, opus, aac, flac, wav, pcm"},
 		{"CRM_HEALTH_URL", "https://", "missing host"},
+		{"METRICS_ADDR", "9090", "not host:port (e.g. :9090 or 127.0.0.1:9090)"},
+		{"FLEET_BUCKET", "fl.eet", "invalid bucket name: only letters, digits, _ and - are allowed"},
+		{"FLEET_TTL", "1s", "must be at least 3s"},
+		{"SHEETS_ENABLED", "maybe", "not a boolean (use true, false, 1, 0, yes or no)"},
+		{"SHEETS_CREDENTIALS_FILE", "/nonexistent/key.json", "file does not exist"},
+		{"SHEETS_SPREADSHEET_ID", "a/b", "not a spreadsheet id (letters, digits, '_' and '-')"},
+		{"SHEETS_RANGE", "", "must not be empty"},
+		{"SHEETS_BATCH_SIZE", "0", "must be between 1 and 10000"},
+		{"SHEETS_FLUSH_INTERVAL", "0s", "must be greater than 0"},
+		{"SHEETS_BUFFER", "0", "must be at least 1"},
+		{"SHEETS_LEVEL", "info", "unknown level; one of: warn, error"},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -686,5 +700,15 @@ func TestSecretURLRejectedWithoutShowingIt(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "abc123") {
 		t.Fatalf("the error shows the secret URL: %v", err)
+	}
+}
+
+func TestSheetsNeedsCredentialsAndASheet(t *testing.T) {
+	t.Parallel()
+	_, err := load(t, config.ScopeWorker, nil, env{"SHEETS_ENABLED": "true"})
+	ve := validationError(t, err)
+	if len(ve.Problems) != 2 || ve.Problems[0].Setting != "SHEETS_CREDENTIALS_FILE" || ve.Problems[1].Setting != "SHEETS_SPREADSHEET_ID" ||
+		ve.Problems[0].Reason != "is required when SHEETS_ENABLED is true" {
+		t.Fatalf("problems = %+v", ve.Problems)
 	}
 }

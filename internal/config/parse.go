@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
@@ -363,6 +364,31 @@ func jsonObject(v string) string {
 func pathSegment(v string) string {
 	if strings.ContainsAny(v, "/?#% \t") {
 		return "must not contain '/', '?', '#', '%' or spaces"
+	}
+	return ""
+}
+
+// listenAddr accepts "" (disabled) or host:port with a port from 0 to 65535.
+func listenAddr(v string) string {
+	if v == "" {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return "not host:port (e.g. :9090 or 127.0.0.1:9090)"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "port must be between 0 and 65535"
+	}
+	return ""
+}
+
+var sheetIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]*$`)
+
+// sheetID accepts "" or a spreadsheet id.
+func sheetID(v string) string {
+	if !sheetIDPattern.MatchString(v) {
+		return "not a spreadsheet id (letters, digits, '_' and '-')"
 	}
 	return ""
 }

@@ -317,6 +317,40 @@ var table = finish([]setting{
 		"Bearer token sent to the CRM; empty means none.",
 		secretField(func(c *Config) *Secret { return &c.CRM.Token })),
 
+	row("METRICS_ADDR", ":9090", w,
+		"Address of /metrics (Prometheus), /healthz and /readyz; empty disables the endpoint.",
+		stringField(func(c *Config) *string { return &c.Metrics.Addr }, listenAddr)),
+	row("FLEET_BUCKET", "fleet", both,
+		"Key-value bucket where workers publish their breaker states for `publisher status`; letters, digits, '_' and '-'.",
+		stringField(func(c *Config) *string { return &c.Fleet.Bucket }, kvBucket)),
+	row("FLEET_TTL", "30s", w,
+		"How long a stopped worker's breaker report lingers; live workers refresh theirs every third of it. At least 3s.",
+		durationField(func(c *Config) *time.Duration { return &c.Fleet.TTL }, atLeast(3*time.Second))),
+	row("SHEETS_ENABLED", "false", w,
+		"Append warning and error records to a Google Sheet (the seed's optional error log).",
+		boolField(func(c *Config) *bool { return &c.Sheets.Enabled })),
+	row("SHEETS_CREDENTIALS_FILE", "", w,
+		"Google service-account JSON key file; required with SHEETS_ENABLED.",
+		stringField(func(c *Config) *string { return &c.Sheets.CredentialsFile }, existingFile)),
+	row("SHEETS_SPREADSHEET_ID", "", w,
+		"Spreadsheet id (from its URL); required with SHEETS_ENABLED.",
+		stringField(func(c *Config) *string { return &c.Sheets.SpreadsheetID }, sheetID)),
+	row("SHEETS_RANGE", "A1", w,
+		"Table to append to in A1 notation, e.g. Errors!A1.",
+		stringField(func(c *Config) *string { return &c.Sheets.Range }, nonEmpty)),
+	row("SHEETS_BATCH_SIZE", "50", w,
+		"Rows per append request, 1 to 10000.",
+		intField(func(c *Config) *int { return &c.Sheets.BatchSize }, between(1, 10000))),
+	row("SHEETS_FLUSH_INTERVAL", "5s", w,
+		"Send a partial batch after this long; > 0.",
+		durationField(func(c *Config) *time.Duration { return &c.Sheets.FlushInterval }, positive)),
+	row("SHEETS_BUFFER", "1000", w,
+		"Records waiting to be sent before new ones are dropped (counted and logged, never blocking); at least 1.",
+		intField(func(c *Config) *int { return &c.Sheets.Buffer }, atLeast(1))),
+	row("SHEETS_LEVEL", "warn", w,
+		"Least severe level sent to the sheet: warn or error.",
+		enumField(func(c *Config) *string { return &c.Sheets.Level }, "level", false, func() []string { return []string{"warn", "error"} })),
+
 	row("LOG_FILE", "logs/error_recovery.log", both,
 		"JSON-lines log file, rotated; empty disables it.",
 		stringField(func(c *Config) *string { return &c.Log.File })),
@@ -348,6 +382,18 @@ var crossRules = []crossRule{
 	{env: "NATS_URL", deps: []string{"EMBEDDED_NATS"}, check: func(c *Config) string {
 		if c.NATS.Embedded && strings.Contains(c.NATS.URL, ",") {
 			return "must be a single URL when EMBEDDED_NATS is true (the embedded server listens there)"
+		}
+		return ""
+	}},
+	{env: "SHEETS_CREDENTIALS_FILE", deps: []string{"SHEETS_ENABLED"}, check: func(c *Config) string {
+		if c.Sheets.Enabled && c.Sheets.CredentialsFile == "" {
+			return "is required when SHEETS_ENABLED is true"
+		}
+		return ""
+	}},
+	{env: "SHEETS_SPREADSHEET_ID", deps: []string{"SHEETS_ENABLED"}, check: func(c *Config) string {
+		if c.Sheets.Enabled && c.Sheets.SpreadsheetID == "" {
+			return "is required when SHEETS_ENABLED is true"
 		}
 		return ""
 	}},

@@ -17,6 +17,7 @@ import (
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/metrics"
 	"github.com/callagent/resilience/internal/queue"
 	"github.com/callagent/resilience/internal/redact"
 	"github.com/callagent/resilience/internal/resilience"
@@ -36,6 +37,10 @@ type worker struct {
 	watch  *breakerWatch
 	stats  *Stats
 	dlq    *queue.DeadLetterer
+	// metrics may be nil (its methods then do nothing).
+	metrics *metrics.Metrics
+	// listeners learn every breaker transition: the gate above, metrics, the fleet report.
+	listeners resilience.Listeners
 }
 
 // consume pulls contacts while ctx lives, never more than the free pool slots, and pauses
@@ -157,6 +162,7 @@ func (w *worker) handle(ctx context.Context, msg jetstream.Msg, stopping *atomic
 	// A lost claim cancels this contact's work, and only this contact's.
 	mctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	defer w.metrics.TrackInFlight()()
 	prog := &call.Progress{}
 	stopBeat := w.heartbeat(mctx, msg, prog, cancel)
 	defer stopBeat()
@@ -186,12 +192,16 @@ func (w *worker) handle(ctx context.Context, msg jetstream.Msg, stopping *atomic
 		d := w.policy.Decide(err, delivered, stopping.Load() || ctx.Err() != nil)
 		if d.Action == Ack && outcome == call.AlreadyCompleted {
 			w.stats.alreadyCompleted.Add(1)
+			w.metrics.ContactOutcome(metrics.OutcomeAlreadyCompleted)
+		} else if d.Action == Ack {
+			w.metrics.ContactOutcome(metrics.OutcomeCompleted)
 		}
 		if d.Action != Hold {
 			w.apply(msg, c, prog.Claim(), d, err)
 			return
 		}
 		provider := call.ProviderOf(err)
+		w.metrics.ContactOutcome(metrics.OutcomeHeld)
 		log.WithField("service", provider).Infof("Holding %s until %s recovers", c.DisplayName(), provider)
 		if err := w.watch.waitAvailable(mctx, w.steps); err != nil {
 			if errors.Is(context.Cause(mctx), call.ErrClaimLost) {
@@ -226,6 +236,7 @@ func (w *worker) apply(msg jetstream.Msg, c contact.Contact, claim call.Claim, d
 		}
 	case Retry:
 		w.stats.retried.Add(1)
+		w.metrics.ContactOutcome(metrics.OutcomeRetried)
 		w.release(ctx, log, claim, now)
 		w.failureLog(log, cause, d).Errorf("Transient error for %s: %s", name, failureMessage(cause))
 		log.Infof("Sending alert: Call Failed for %s", name)
@@ -244,10 +255,13 @@ func (w *worker) apply(msg jetstream.Msg, c contact.Contact, claim call.Claim, d
 			break
 		}
 		w.stats.deadLettered.Add(1)
+		w.metrics.ContactOutcome(metrics.OutcomeDeadLettered)
+		w.metrics.DeadLettered(d.Reason)
 		log.WithField("error_category", d.Reason).Infof("%s dead-lettered (%s)", name, d.Reason)
 		err = msg.TermWithReason(d.Reason)
 	case Release:
 		w.stats.released.Add(1)
+		w.metrics.ContactOutcome(metrics.OutcomeReleased)
 		w.release(ctx, log, claim, time.Time{})
 		log.Infof("Released %s for redelivery (worker stopping)", name)
 		err = msg.Nak()

@@ -20,10 +20,14 @@ import (
 
 	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/fleet"
+	"github.com/callagent/resilience/internal/health"
+	"github.com/callagent/resilience/internal/metrics"
 	"github.com/callagent/resilience/internal/natsembed"
 	"github.com/callagent/resilience/internal/queue"
 	"github.com/callagent/resilience/internal/redact"
 	"github.com/callagent/resilience/internal/resilience"
+	"github.com/callagent/resilience/internal/sheets"
 )
 
 // Options are the worker's inputs beyond configuration.
@@ -41,6 +45,8 @@ type Options struct {
 	Version string
 	// Fallbacks, if set, learns when a step changes provider.
 	Fallbacks call.FallbackListener
+	// Listeners, if set, learn every breaker transition too (alerts plug in here).
+	Listeners []resilience.StateListener
 }
 
 // Run runs the worker until ctx is cancelled, then shuts down gracefully: it stops fetching,
@@ -48,8 +54,7 @@ type Options struct {
 // JetStream for redelivery, and stops the embedded server if it started one. It returns nil
 // after a clean stop.
 func Run(ctx context.Context, opts Options) error {
-	cfg := opts.Config
-	log := opts.Logger
+	cfg, log := opts.Config, opts.Logger
 	if opts.Redactor == nil {
 		opts.Redactor = redact.New()
 	}
@@ -68,6 +73,13 @@ func Run(ctx context.Context, opts Options) error {
 		defer providers.Close()
 	}
 
+	// The Sheets error log outlives everything else, so shutdown problems reach it too.
+	if stopSheets, err := startSheets(cfg, log, opts.Redactor); err != nil {
+		return err
+	} else if stopSheets != nil {
+		defer stopSheets()
+	}
+
 	url := cfg.NATS.URL
 	if cfg.NATS.Embedded {
 		srv, err := natsembed.Start(natsembed.Options{
@@ -83,7 +95,6 @@ func Run(ctx context.Context, opts Options) error {
 		url = srv.ClientURL()
 		log.Infof("Embedded NATS server with JetStream listening on %s (data in %s)", url, cfg.NATS.DataDir)
 	}
-
 	nc, err := queue.Connect(url, "call-worker "+cfg.Worker.ID, cfg.NATS.CredsFile, log)
 	if err != nil {
 		return err
@@ -93,34 +104,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-
-	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := queue.EnsureContactsStream(setupCtx, js, cfg.Topology); err != nil {
-		return err
-	}
-	kv, err := queue.EnsureCompletedBucket(setupCtx, js, cfg.Topology)
+	t, err := ensureTopology(ctx, js, cfg)
 	if err != nil {
 		return err
-	}
-	cons, err := queue.EnsureConsumer(setupCtx, js, cfg.Topology)
-	if err != nil {
-		return err
-	}
-	if _, err := queue.EnsureDeadLetterStream(setupCtx, js, cfg.Topology); err != nil {
-		return err
-	}
-	checkpoints, err := queue.EnsureCheckpoints(setupCtx, js, cfg.Topology)
-	if err != nil {
-		return err
-	}
-	advisories, err := queue.EnsureAdvisoryConsumer(setupCtx, js, cfg.Topology)
-	if err != nil {
-		return err
-	}
-	contacts, err := js.Stream(setupCtx, cfg.Topology.ContactsStream)
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", cfg.Topology.ContactsStream, err)
 	}
 
 	if cfg.Sim.Scenario != "" {
@@ -131,15 +117,25 @@ func Run(ctx context.Context, opts Options) error {
 		cfg.Retry.MaxAttempts, cfg.Retry.InitialDelay, cfg.Retry.Multiplier, cfg.Retry.MaxDelay,
 		cfg.Breaker.FailureThreshold, cfg.Breaker.OpenTimeout, cfg.Breaker.SuccessThreshold, cfg.Health.Interval)
 
-	w := &worker{
-		cfg:   cfg,
-		log:   log,
-		cons:  cons,
-		stats: &Stats{},
-		watch: newBreakerWatch(nil),
-		dlq:   queue.NewDeadLetterer(js, cfg.Topology),
+	reg := metrics.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
 	}
-	w.policy = Policy{MaxDeliver: cfg.Topology.MaxDeliver, OnBreakerOpen: cfg.Worker.OnBreakerOpen, Redelivery: retryPolicy(cfg)}
+	m.ObserveConsumer(t.consumer)
+	reporter := fleet.NewReporter(t.fleet, cfg.Worker.ID, fleet.ReporterOptions{Refresh: cfg.Fleet.TTL / 3, Logger: log})
+
+	w := &worker{
+		cfg:     cfg,
+		log:     log,
+		cons:    t.consumer,
+		stats:   &Stats{},
+		watch:   newBreakerWatch(),
+		dlq:     queue.NewDeadLetterer(js, cfg.Topology),
+		metrics: m,
+		policy:  Policy{MaxDeliver: cfg.Topology.MaxDeliver, OnBreakerOpen: cfg.Worker.OnBreakerOpen, Redelivery: retryPolicy(cfg)},
+	}
+	w.listeners = append(resilience.Listeners{w.watch, m, reporter}, opts.Listeners...)
 	llm := buildStep(w, providers.LLM, cfg.Bulkhead.LLM, cfg.Timeouts.LLM)
 	tts := buildStep(w, providers.TTS, cfg.Bulkhead.TTS, cfg.Timeouts.TTS)
 	crmStep := buildStep(w, providers.CRM, cfg.Bulkhead.CRM, cfg.Timeouts.CRM)
@@ -148,38 +144,55 @@ func Run(ctx context.Context, opts Options) error {
 		TTS:         tts.backends,
 		CRM:         crmStep.backends,
 		Retrier:     resilience.NewRetrier(retryPolicy(cfg), nil, log),
-		Store:       queue.NewCompletions(kv),
-		Checkpoints: checkpoints,
+		Store:       t.completions,
+		Checkpoints: t.checkpoints,
 		Lease:       cfg.Topology.AckWait,
 		Worker:      cfg.Worker.ID,
 		Log:         log,
 		Fallbacks:   opts.Fallbacks,
+		Observer:    m,
 	}
 	w.steps = [][]*resilience.Guard{llm.guards, tts.guards}
 	if len(crmStep.guards) > 0 {
 		w.steps = append(w.steps, crmStep.guards)
 	}
+	for _, g := range slices.Concat(w.steps...) {
+		m.AddProvider(g.Provider(), g.Bulkhead())
+		reporter.Watch(g)
+	}
 
-	// Health checkers and the exhausted-contact sweeper live until the worker has stopped
-	// processing.
-	healthCtx, stopHealth := context.WithCancel(context.WithoutCancel(ctx))
+	// Background work lives until the worker has stopped processing, and stops before the
+	// connection drains (the fleet reporter removes this worker's reports on its way out).
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var background sync.WaitGroup
-	for _, hc := range slices.Concat(llm.checks, tts.checks, crmStep.checks) {
-		checker := resilience.NewHealthChecker(hc.guard, hc.probe, cfg.Health.Interval, cfg.Health.Timeout, nil, log)
+	goBackground := func(run func(context.Context)) {
 		background.Add(1)
 		go func() {
 			defer background.Done()
-			checker.Run(healthCtx)
+			run(bgCtx)
 		}()
 	}
-
-	sweeper := &exhaustedSweeper{w: w, advisories: advisories, contacts: contacts,
-		completions: queue.NewCompletions(kv), checkpoints: checkpoints}
-	background.Add(1)
-	go func() {
-		defer background.Done()
-		sweeper.run(healthCtx)
-	}()
+	for _, hc := range slices.Concat(llm.checks, tts.checks, crmStep.checks) {
+		checker := resilience.NewHealthChecker(hc.guard, hc.probe, cfg.Health.Interval, cfg.Health.Timeout, nil, log)
+		goBackground(checker.Run)
+	}
+	sweeper := &exhaustedSweeper{w: w, advisories: t.advisories, contacts: t.contacts,
+		completions: t.completions, checkpoints: t.checkpoints}
+	goBackground(sweeper.run)
+	goBackground(func(ctx context.Context) {
+		if err := reporter.Run(ctx); err != nil {
+			log.Warnf("Fleet breaker report stopped: %v", err)
+		}
+	})
+	if cfg.Metrics.Addr != "" {
+		srv := health.NewServer(cfg.Metrics.Addr, reg, health.NATSReady(nc, js, cfg.Topology.ContactsStream), health.WithLogger(log))
+		goBackground(func(ctx context.Context) {
+			if err := srv.Run(ctx); err != nil {
+				log.Errorf("Metrics endpoint on %s stopped: %v", cfg.Metrics.Addr, err)
+			}
+		})
+		log.Infof("Metrics on http://%s/metrics, probes on /healthz and /readyz", cfg.Metrics.Addr)
+	}
 
 	log.Infof("Worker %s consuming %s from stream %s (consumer %s, concurrency %d)",
 		cfg.Worker.ID, cfg.Topology.ContactsSubject, cfg.Topology.ContactsStream, cfg.Topology.Consumer, cfg.Worker.Concurrency)
@@ -188,7 +201,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	runErr := w.consume(ctx)
 
-	stopHealth()
+	stopBackground()
 	background.Wait()
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.Warnf("draining the NATS connection: %v", err)
@@ -198,6 +211,83 @@ func Run(ctx context.Context, opts Options) error {
 		s.Completed, s.AlreadyCompleted, s.Retried, s.DeadLettered, s.Released, time.Since(started).Round(100*time.Millisecond))
 	log.Info("AI Call Agent stopped")
 	return runErr
+}
+
+// topology is what the worker uses in JetStream.
+type topology struct {
+	consumer    jetstream.Consumer
+	contacts    jetstream.Stream
+	advisories  jetstream.Consumer
+	completions *queue.Completions
+	checkpoints *queue.Checkpoints
+	fleet       jetstream.KeyValue
+}
+
+// ensureTopology creates or updates every stream, bucket and consumer the worker needs.
+func ensureTopology(ctx context.Context, js jetstream.JetStream, cfg config.Config) (topology, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var t topology
+	var err error
+	if t.contacts, err = queue.EnsureContactsStream(ctx, js, cfg.Topology); err != nil {
+		return t, err
+	}
+	kv, err := queue.EnsureCompletedBucket(ctx, js, cfg.Topology)
+	if err != nil {
+		return t, err
+	}
+	t.completions = queue.NewCompletions(kv)
+	if t.consumer, err = queue.EnsureConsumer(ctx, js, cfg.Topology); err != nil {
+		return t, err
+	}
+	if _, err = queue.EnsureDeadLetterStream(ctx, js, cfg.Topology); err != nil {
+		return t, err
+	}
+	if t.checkpoints, err = queue.EnsureCheckpoints(ctx, js, cfg.Topology); err != nil {
+		return t, err
+	}
+	if t.advisories, err = queue.EnsureAdvisoryConsumer(ctx, js, cfg.Topology); err != nil {
+		return t, err
+	}
+	t.fleet, err = fleet.EnsureBucket(ctx, js, fleet.BucketConfig{Name: cfg.Fleet.Bucket, TTL: cfg.Fleet.TTL, Replicas: cfg.Topology.Replicas})
+	if err != nil {
+		return t, fmt.Errorf("ensure KV bucket %s: %w", cfg.Fleet.Bucket, err)
+	}
+	return t, nil
+}
+
+// startSheets adds the Google Sheets error log to log when enabled and returns the func that
+// flushes and stops it.
+func startSheets(cfg config.Config, log *logrus.Logger, red *redact.Redactor) (stop func(), err error) {
+	if !cfg.Sheets.Enabled {
+		return nil, nil
+	}
+	level, err := logrus.ParseLevel(cfg.Sheets.Level)
+	if err != nil {
+		return nil, fmt.Errorf("SHEETS_LEVEL: %w", err)
+	}
+	hook, err := sheets.New(sheets.Options{
+		CredentialsFile: cfg.Sheets.CredentialsFile, SpreadsheetID: cfg.Sheets.SpreadsheetID, Range: cfg.Sheets.Range,
+		BatchSize: cfg.Sheets.BatchSize, FlushInterval: cfg.Sheets.FlushInterval, Buffer: cfg.Sheets.Buffer,
+		MinLevel: level, Worker: cfg.Worker.ID, Redactor: red, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("google sheets error log: %w", err)
+	}
+	log.AddHook(hook)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hook.Run(ctx); err != nil {
+			log.Warnf("Google Sheets error log stopped: %v", err)
+		}
+	}()
+	log.Infof("Google Sheets error log: appending %s and worse to spreadsheet %s", cfg.Sheets.Level, cfg.Sheets.SpreadsheetID)
+	return func() {
+		cancel()
+		<-done
+	}, nil
 }
 
 func retryPolicy(cfg config.Config) resilience.RetryPolicy {
@@ -247,7 +337,7 @@ func (w *worker) newGuard(name string, limit int) *resilience.Guard {
 			OpenTimeout:      w.cfg.Breaker.OpenTimeout,
 		},
 		MaxConcurrency: limit,
-		Listener:       w.watch,
+		Listener:       w.listeners,
 		Logger:         w.log,
 	})
 }

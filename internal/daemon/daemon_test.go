@@ -36,6 +36,7 @@ func testConfig(srv *natsembed.Server, workerID string) config.Config {
 	cfg.Health.Interval = 50 * time.Millisecond
 	cfg.Health.Timeout = 50 * time.Millisecond
 	cfg.Log.File = ""
+	cfg.Metrics.Addr = "" // parallel workers in one test process: no fixed port
 	return cfg
 }
 

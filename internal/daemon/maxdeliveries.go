@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/callagent/resilience/internal/metrics"
 	"github.com/callagent/resilience/internal/queue"
 )
 
@@ -103,6 +104,8 @@ func (s *exhaustedSweeper) handle(ctx context.Context, msg jetstream.Msg) error 
 		return fmt.Errorf("remove dead-lettered contact at sequence %d: %w", adv.StreamSeq, err)
 	}
 	s.w.stats.deadLettered.Add(1)
+	s.w.metrics.ContactOutcome(metrics.OutcomeDeadLettered)
+	s.w.metrics.DeadLettered(ReasonDeliveriesExceeded)
 	log.WithField("error_category", ReasonDeliveriesExceeded).
 		Errorf("Contact %s exhausted its %d deliveries without a result; dead-lettered", head.ID, adv.Deliveries)
 	return nil

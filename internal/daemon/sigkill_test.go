@@ -38,7 +38,7 @@ func TestWorkerKilledMidContactLosesNothingAndPaysNothingTwice(t *testing.T) {
 	child := exec.Command(os.Args[0], "-test.run=^$")
 	child.Env = append(os.Environ(),
 		childWorkerEnv+"=1",
-		"ENV_FILE=", "LOG_FILE=", "SIMULATE=", "WORKER_ID=child",
+		"ENV_FILE=", "LOG_FILE=", "SIMULATE=", "WORKER_ID=child", "METRICS_ADDR=127.0.0.1:0",
 		"NATS_URL="+srv.ClientURL(),
 		"ACK_WAIT=3s",
 		"LLM_API_KEY="+llmKey, "LLM_BASE_URL="+f.openai.BaseURL(),

@@ -15,11 +15,10 @@ import (
 type breakerWatch struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every transition
-	next    resilience.StateListener
 }
 
-func newBreakerWatch(next resilience.StateListener) *breakerWatch {
-	return &breakerWatch{changed: make(chan struct{}), next: next}
+func newBreakerWatch() *breakerWatch {
+	return &breakerWatch{changed: make(chan struct{})}
 }
 
 // BreakerStateChanged implements resilience.StateListener.
@@ -28,9 +27,6 @@ func (w *breakerWatch) BreakerStateChanged(provider string, from, to resilience.
 	close(w.changed)
 	w.changed = make(chan struct{})
 	w.mu.Unlock()
-	if w.next != nil {
-		w.next.BreakerStateChanged(provider, from, to, at)
-	}
 }
 
 func (w *breakerWatch) signal() <-chan struct{} {

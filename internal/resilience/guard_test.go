@@ -499,3 +499,17 @@ func TestGuardReleasesOnPanic(t *testing.T) {
 		t.Fatalf("a panicking op kept its slot (in use %d) or the probe (ready %v)", g.Bulkhead().InUse(), g.Ready())
 	}
 }
+
+type recordingListener struct{ got []string }
+
+func (r *recordingListener) BreakerStateChanged(provider string, from, to State, _ time.Time) {
+	r.got = append(r.got, provider+":"+string(from)+">"+string(to))
+}
+
+func TestListenersFanOutInOrder(t *testing.T) {
+	a, b := &recordingListener{}, &recordingListener{}
+	Listeners{a, nil, b}.BreakerStateChanged("ElevenLabs", StateClosed, StateOpen, time.Now())
+	if len(a.got) != 1 || len(b.got) != 1 || a.got[0] != "ElevenLabs:CLOSED>OPEN" {
+		t.Fatalf("a=%v b=%v", a.got, b.got)
+	}
+}
