@@ -402,7 +402,6 @@ func TestRejections(t *testing.T) {
 			"OPENAI_TTS_API_KEY", "CRM_TOKEN", "LLM_FALLBACK_MODEL", "ELEVENLABS_FALLBACK_MODEL_ID",
 			"CRM_WEBHOOK_URL": // secret: its rejection is TestSecretURLRejectedWithoutShowingIt
 			continue
-			continue
 		}
 		if !covered[s.Env] {
 			t.Errorf("no rejection case for %s", s.Env)
