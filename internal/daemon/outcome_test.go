@@ -160,9 +160,13 @@ func TestOpenBreakerHoldsContactsAndLosesNone(t *testing.T) {
 	enqueue(t, js, cfg, n)
 	var mu sync.Mutex
 	recovered := false
+	// Every call fails until the provider recovers: with calls in parallel, failing only the
+	// first few would let a success land between them and keep the breaker closed.
 	tts := &scriptedTTS{
-		respond: func(k int) error {
-			if k <= 3 {
+		respond: func(int) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if !recovered {
 				return unavailable503()
 			}
 			return nil
