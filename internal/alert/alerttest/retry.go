@@ -1,0 +1,111 @@
+// Package alerttest is the test kit of the alert channels: the shared status→retry table every
+// HTTP channel is checked against, a recording HTTP server, a real SMTP server with STARTTLS
+// on loopback, and a check that no secret reached a payload.
+package alerttest
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callagent/resilience/internal/fault"
+)
+
+// RetryCase is one answer a channel's service may give and what Notify must report for it.
+type RetryCase struct {
+	// Name identifies the row.
+	Name string
+	// Status and Header are the answer; each channel adds its service's error body.
+	Status int
+	Header http.Header
+	// WantErr is false only for success.
+	WantErr bool
+	// WantRetry is Notify's retry when WantErr.
+	WantRetry bool
+	// WantKind is the fault kind of the error when WantErr.
+	WantKind fault.Kind
+	// WantRetryAfter is the error's RetryAfter (from the Retry-After header).
+	WantRetryAfter time.Duration
+}
+
+// RetryCases returns the table (alert.CheckHTTP's), freshly built so callers may modify it.
+func RetryCases() []RetryCase {
+	row := func(status int, retry bool, kind fault.Kind) RetryCase {
+		return RetryCase{Name: fmt.Sprintf("HTTP %d", status), Status: status, Header: http.Header{},
+			WantErr: true, WantRetry: retry, WantKind: kind}
+	}
+	ok := func(status int) RetryCase {
+		return RetryCase{Name: fmt.Sprintf("HTTP %d", status), Status: status, Header: http.Header{}}
+	}
+	limited := row(429, true, fault.KindRateLimited)
+	limited.Name = "HTTP 429 with Retry-After"
+	limited.Header.Set("Retry-After", "7")
+	limited.WantRetryAfter = 7 * time.Second
+	return []RetryCase{
+		ok(200), ok(202), ok(204),
+		row(400, false, fault.KindInvalidPayload),
+		row(401, true, fault.KindAuthentication),
+		row(403, true, fault.KindAuthentication),
+		row(404, true, fault.KindConfiguration),
+		row(408, true, fault.KindTimeout),
+		row(409, true, fault.KindUnavailable),
+		row(410, false, fault.KindInvalidPayload),
+		row(413, false, fault.KindInvalidPayload),
+		row(422, false, fault.KindInvalidPayload),
+		row(429, true, fault.KindRateLimited),
+		limited,
+		row(500, true, fault.KindUnavailable),
+		row(502, true, fault.KindUnavailable),
+		row(503, true, fault.KindUnavailable),
+		row(504, true, fault.KindUnavailable),
+	}
+}
+
+// Check verifies a Notify result against the row.
+func (c RetryCase) Check(t testing.TB, retry bool, err error) {
+	t.Helper()
+	if !c.WantErr {
+		if err != nil {
+			t.Errorf("%s: Notify error = %v, want none", c.Name, err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("%s: Notify error = nil, want one", c.Name)
+	}
+	if retry != c.WantRetry {
+		t.Errorf("%s: retry = %v, want %v (err %v)", c.Name, retry, c.WantRetry, err)
+	}
+	if k := fault.KindOf(err); k != c.WantKind {
+		t.Errorf("%s: kind = %s, want %s (err %v)", c.Name, k, c.WantKind, err)
+	}
+	if c.WantRetryAfter > 0 {
+		if ra := fault.RetryAfterOf(err); ra != c.WantRetryAfter {
+			t.Errorf("%s: retry after = %s, want %s", c.Name, ra, c.WantRetryAfter)
+		}
+	}
+}
+
+// AssertNoSecrets fails the test if any secret (at least 4 characters) occurs in data; where
+// names the payload in the failure.
+func AssertNoSecrets(t testing.TB, where string, data []byte, secrets ...string) {
+	t.Helper()
+	s := string(data)
+	for _, sec := range secrets {
+		if len(sec) >= 4 && strings.Contains(s, sec) {
+			t.Errorf("%s contains a secret (%.3s…)", where, sec)
+		}
+	}
+}
+
+// AssertNoSecretsInHeader checks every header value.
+func AssertNoSecretsInHeader(t testing.TB, where string, h http.Header, secrets ...string) {
+	t.Helper()
+	for k, vs := range h {
+		for _, v := range vs {
+			AssertNoSecrets(t, where+" header "+k, []byte(v), secrets...)
+		}
+	}
+}

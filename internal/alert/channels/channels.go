@@ -1,0 +1,141 @@
+// Package channels builds the enabled alert channels from settings, so the worker wires all
+// five with one call. Every channel is disabled by default.
+package channels
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/callagent/resilience/internal/alert"
+	"github.com/callagent/resilience/internal/alert/email"
+	"github.com/callagent/resilience/internal/alert/pagerduty"
+	"github.com/callagent/resilience/internal/alert/slack"
+	"github.com/callagent/resilience/internal/alert/telegram"
+	"github.com/callagent/resilience/internal/alert/webhook"
+	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/redact"
+)
+
+// Settings are every channel's settings; the environment names are in each field's comment.
+type Settings struct {
+	Email     Email
+	Telegram  Telegram
+	Webhook   Webhook
+	Slack     Slack
+	PagerDuty PagerDuty
+	// Client is shared by the HTTP channels; nil uses a fresh client per channel.
+	Client *http.Client
+}
+
+// Email: EMAIL_ENABLED (default false), EMAIL_MIN_SEVERITY (default info), and the
+// email.Options (SMTP_HOST, SMTP_PORT, SMTP_USERNAME, EMAIL_PASSWORD, EMAIL_FROM, EMAIL_TO).
+type Email struct {
+	Enabled     bool
+	MinSeverity alert.Severity
+	email.Options
+}
+
+// Telegram: TELEGRAM_ENABLED (default false), TELEGRAM_MIN_SEVERITY (default info), and
+// TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID, TELEGRAM_API_URL.
+type Telegram struct {
+	Enabled     bool
+	MinSeverity alert.Severity
+	BotToken    config.Secret
+	ChatID      string
+	APIURL      string
+}
+
+// Webhook: WEBHOOK_ENABLED (default false), WEBHOOK_MIN_SEVERITY (default info), WEBHOOK_URL
+// and WEBHOOK_SECRET.
+type Webhook struct {
+	Enabled     bool
+	MinSeverity alert.Severity
+	URL         string
+	Secret      config.Secret
+}
+
+// Slack: SLACK_ENABLED (default false), SLACK_MIN_SEVERITY (default info) and
+// SLACK_WEBHOOK_URL.
+type Slack struct {
+	Enabled     bool
+	MinSeverity alert.Severity
+	WebhookURL  config.Secret
+}
+
+// PagerDuty: PAGERDUTY_ENABLED (default false), PAGERDUTY_MIN_SEVERITY (default critical:
+// pages for outages, quota and credentials, not for single call failures),
+// PAGERDUTY_ROUTING_KEY, PAGERDUTY_URL and PAGERDUTY_SOURCE.
+type PagerDuty struct {
+	Enabled     bool
+	MinSeverity alert.Severity
+	RoutingKey  config.Secret
+	URL         string
+	Source      string
+}
+
+// Build returns the enabled channels, in the order email, Telegram, webhook, Slack,
+// PagerDuty, and registers each channel's secrets with red (may be nil) so no log line or
+// alert can carry them. It reports every misconfigured channel at once.
+func Build(s Settings, red *redact.Redactor) ([]alert.Channel, error) {
+	var (
+		out  []alert.Channel
+		errs []error
+	)
+	add := func(name string, min alert.Severity, def alert.Severity, n alert.Notifier, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s alerts: %w", name, err))
+			return
+		}
+		if min == "" {
+			min = def
+		}
+		if !min.Valid() {
+			errs = append(errs, fmt.Errorf("%s alerts: unknown minimum severity %q (info, warning or critical)", name, min))
+			return
+		}
+		out = append(out, alert.Channel{Name: name, Notifier: n, MinSeverity: min})
+	}
+	secret := func(v config.Secret) {
+		if red != nil {
+			red.Add(v.Reveal())
+		}
+	}
+	client := func() *http.Client {
+		if s.Client != nil {
+			return s.Client
+		}
+		return &http.Client{Timeout: 2 * time.Minute}
+	}
+
+	if c := s.Email; c.Enabled {
+		secret(c.Password)
+		n, err := email.New(c.Options)
+		add(email.Name, c.MinSeverity, alert.SeverityInfo, n, err)
+	}
+	if c := s.Telegram; c.Enabled {
+		secret(c.BotToken)
+		n, err := telegram.New(telegram.Options{BotToken: c.BotToken, ChatID: c.ChatID, APIURL: c.APIURL, Client: client()})
+		add(telegram.Name, c.MinSeverity, alert.SeverityInfo, n, err)
+	}
+	if c := s.Webhook; c.Enabled {
+		secret(c.Secret)
+		n, err := webhook.New(webhook.Options{URL: c.URL, Secret: c.Secret, Client: client()})
+		add(webhook.Name, c.MinSeverity, alert.SeverityInfo, n, err)
+	}
+	if c := s.Slack; c.Enabled {
+		secret(c.WebhookURL)
+		n, err := slack.New(slack.Options{WebhookURL: c.WebhookURL, Client: client()})
+		add(slack.Name, c.MinSeverity, alert.SeverityInfo, n, err)
+	}
+	if c := s.PagerDuty; c.Enabled {
+		secret(c.RoutingKey)
+		n, err := pagerduty.New(pagerduty.Options{RoutingKey: c.RoutingKey, URL: c.URL, Source: c.Source, Client: client()})
+		add(pagerduty.Name, c.MinSeverity, alert.SeverityCritical, n, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,168 @@
+// Package telegram sends alert notifications with the Telegram Bot API's sendMessage, in HTML
+// parse mode with every piece of text escaped, at most 4096 characters, honouring a 429's
+// parameters.retry_after.
+package telegram
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"html"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf16"
+
+	"github.com/callagent/resilience/internal/alert"
+	"github.com/callagent/resilience/internal/config"
+)
+
+// Name is the channel's display name.
+const Name = "Telegram"
+
+// DefaultAPIURL is the Bot API's base URL.
+const DefaultAPIURL = "https://api.telegram.org"
+
+// MaxTextLen is sendMessage's limit on text, in UTF-16 code units (Telegram counts those).
+const MaxTextLen = 4096
+
+// Options configures a Notifier.
+type Options struct {
+	// BotToken (TELEGRAM_BOT_TOKEN) is the bot's token from @BotFather.
+	BotToken config.Secret
+	// ChatID (TELEGRAM_CHAT_ID) is the chat to write to: a number, or @channelname.
+	ChatID string
+	// APIURL (TELEGRAM_API_URL, default https://api.telegram.org) is the Bot API's base URL;
+	// tests point it at a fake.
+	APIURL string
+	// Client sends the requests; nil uses a client without a global timeout.
+	Client *http.Client
+	// Now is the clock for Retry-After dates; nil is time.Now.
+	Now func() time.Time
+}
+
+// Notifier sends to one chat. Safe for concurrent use.
+type Notifier struct {
+	endpoint string // contains the token: never logged, never in an error
+	token    string
+	chatID   string
+	client   *http.Client
+	now      func() time.Time
+}
+
+// New checks o and returns a Notifier. Errors name the setting and never contain the token.
+func New(o Options) (*Notifier, error) {
+	token := strings.TrimSpace(o.BotToken.Reveal())
+	if token == "" || strings.ContainsAny(token, "/?#% ") {
+		return nil, fmt.Errorf("TELEGRAM_BOT_TOKEN is required and must be a bot token")
+	}
+	if strings.TrimSpace(o.ChatID) == "" {
+		return nil, fmt.Errorf("TELEGRAM_CHAT_ID is required")
+	}
+	if o.APIURL == "" {
+		o.APIURL = DefaultAPIURL
+	}
+	u, err := url.Parse(o.APIURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("TELEGRAM_API_URL must be an http or https URL, got %q", alert.SafeURL(o.APIURL))
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Notifier{
+		endpoint: strings.TrimRight(o.APIURL, "/") + "/bot" + token + "/sendMessage",
+		token:    token,
+		chatID:   strings.TrimSpace(o.ChatID),
+		client:   o.Client,
+		now:      o.Now,
+	}, nil
+}
+
+// sendMessage is the request body.
+type sendMessage struct {
+	ChatID             string      `json:"chat_id"`
+	Text               string      `json:"text"`
+	ParseMode          string      `json:"parse_mode"`
+	LinkPreviewOptions linkPreview `json:"link_preview_options"`
+}
+
+type linkPreview struct {
+	IsDisabled bool `json:"is_disabled"`
+}
+
+// apiResponse is the Bot API's answer.
+type apiResponse struct {
+	OK          bool   `json:"ok"`
+	ErrorCode   int    `json:"error_code"`
+	Description string `json:"description"`
+	Parameters  struct {
+		RetryAfter int `json:"retry_after"`
+	} `json:"parameters"`
+}
+
+// Notify sends the notification as one message.
+func (t *Notifier) Notify(ctx context.Context, n alert.Notification) (bool, error) {
+	body, err := json.Marshal(sendMessage{ChatID: t.chatID, Text: Format(n), ParseMode: "HTML",
+		LinkPreviewOptions: linkPreview{IsDisabled: true}})
+	if err != nil {
+		return false, fmt.Errorf("encode telegram message: %w", err)
+	}
+	resp, err := alert.PostJSON(ctx, t.client, t.endpoint, nil, body)
+	if err != nil {
+		return alert.TransportError(Name, err)
+	}
+	var ar apiResponse
+	_ = json.Unmarshal(resp.Body, &ar) // an unreadable body leaves the status to decide
+	if resp.Status/100 == 2 && !ar.OK && len(resp.Body) > 0 {
+		resp.Status = http.StatusBadGateway // a 2xx that says it failed: treat as a bad answer
+	}
+	retryAfter := time.Duration(ar.Parameters.RetryAfter) * time.Second
+	return alert.CheckHTTP(Name, resp, ar.Description, retryAfter, t.now(), t.token)
+}
+
+// Format renders n as sendMessage HTML: the title in bold, the message, the details in
+// italics; every piece of text escaped, and the message cut so the whole stays within
+// MaxTextLen UTF-16 code units.
+func Format(n alert.Notification) string {
+	head := "<b>" + esc(alert.Truncate(n.Title, 256)) + "</b>\n"
+	tail := "\n\n<i>" + esc(strings.Join(n.Details(), "\n")) + "</i>"
+	if utf16Len(head)+utf16Len(tail) > MaxTextLen/2 {
+		tail = ""
+	}
+	budget := MaxTextLen - utf16Len(head) - utf16Len(tail)
+	return head + fitEscaped(n.Message, budget) + tail
+}
+
+func esc(s string) string { return html.EscapeString(s) }
+
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
+	}
+	return n
+}
+
+// fitEscaped escapes s, cutting it (before escaping, so no entity is split) until the
+// escaped text is within budget UTF-16 code units.
+func fitEscaped(s string, budget int) string {
+	e := esc(s)
+	if utf16Len(e) <= budget {
+		return e
+	}
+	r := []rune(s)
+	lo, hi := 0, len(r) // the longest prefix whose escaped form plus "…" fits
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if utf16Len(esc(string(r[:mid])))+1 <= budget {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return esc(string(r[:lo])) + "…"
+}

@@ -1,0 +1,162 @@
+package telegram_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf16"
+
+	"go.uber.org/goleak"
+
+	"github.com/callagent/resilience/internal/alert"
+	"github.com/callagent/resilience/internal/alert/alerttest"
+	"github.com/callagent/resilience/internal/alert/telegram"
+	"github.com/callagent/resilience/internal/fault"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const token = "123456789:AAFakeTokenForTestsOnly_abcdefghijklmnop"
+
+// fakeBotAPI answers sendMessage like the Bot API: {"ok":true,...} or an error envelope.
+func fakeBotAPI(t *testing.T) *alerttest.Recorder {
+	srv := alerttest.NewRecorder(t)
+	srv.Respond(func(r alerttest.Request) alerttest.Reply {
+		if r.Path != "/bot"+token+"/sendMessage" {
+			return alerttest.Reply{Status: 404, Body: `{"ok":false,"error_code":404,"description":"Not Found"}`}
+		}
+		return alerttest.Reply{Status: 200, Body: `{"ok":true,"result":{"message_id":42}}`}
+	})
+	return srv
+}
+
+type sent struct {
+	ChatID             string `json:"chat_id"`
+	Text               string `json:"text"`
+	ParseMode          string `json:"parse_mode"`
+	LinkPreviewOptions struct {
+		IsDisabled bool `json:"is_disabled"`
+	} `json:"link_preview_options"`
+}
+
+func newNotifier(t *testing.T, srv *alerttest.Recorder) *telegram.Notifier {
+	t.Helper()
+	n, err := telegram.New(telegram.Options{BotToken: token, ChatID: "-100123", APIURL: srv.URL, Client: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestNotifySendsEscapedHTML(t *testing.T) {
+	srv := fakeBotAPI(t)
+	tg := newNotifier(t, srv)
+	n := alert.Notification{ID: "evt_1-alert", Type: alert.TypeAlert, Kind: alert.KindCallFailed, Severity: alert.SeverityWarning,
+		Provider: "ElevenLabs", DedupKey: "elevenlabs.call_failed", Title: "Call Failed for Contact <1> & co",
+		Message: `Call failed: <script>alert("x")</script> & more`, Time: time.Unix(1700000000, 0)}
+	if retry, err := tg.Notify(context.Background(), n); err != nil {
+		t.Fatalf("Notify = %v, %v", retry, err)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	var body sent
+	if err := json.Unmarshal(reqs[0].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.ChatID != "-100123" || body.ParseMode != "HTML" || !body.LinkPreviewOptions.IsDisabled {
+		t.Errorf("request: %+v", body)
+	}
+	if !strings.HasPrefix(body.Text, "<b>Call Failed for Contact &lt;1&gt; &amp; co</b>\n") ||
+		!strings.Contains(body.Text, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; more") ||
+		strings.Contains(body.Text, "<script>") {
+		t.Errorf("text not escaped: %q", body.Text)
+	}
+	alerttest.AssertNoSecrets(t, "telegram body", reqs[0].Body, token)
+	alerttest.AssertNoSecretsInHeader(t, "telegram", reqs[0].Header, token)
+}
+
+func TestFormatStaysWithin4096(t *testing.T) {
+	for _, msg := range []string{
+		strings.Repeat("a", 10000),
+		strings.Repeat("<&>", 5000), // each character escapes to 4 or 5
+		strings.Repeat("🔥", 5000),   // two UTF-16 code units each
+		strings.Repeat("é<", 3000),
+	} {
+		n := alert.Notification{Title: strings.Repeat("T", 300), Message: msg, Severity: alert.SeverityInfo, Time: time.Now()}
+		text := telegram.Format(n)
+		if l := len(utf16.Encode([]rune(text))); l > telegram.MaxTextLen {
+			t.Errorf("text of %d UTF-16 units for a message of %.10q…", l, msg)
+		}
+		if !strings.Contains(text, "…") {
+			t.Errorf("a cut message does not say so")
+		}
+		// No entity is cut in half: every '&' starts a complete entity.
+		for i := 0; i < len(text); i++ {
+			if text[i] == '&' {
+				end := strings.IndexByte(text[i:], ';')
+				if end < 0 || end > 6 {
+					t.Fatalf("broken entity at %d: %q", i, text[i:min(len(text), i+8)])
+				}
+			}
+		}
+	}
+}
+
+func TestNotifyHonours429RetryAfter(t *testing.T) {
+	srv := fakeBotAPI(t)
+	srv.Respond(func(alerttest.Request) alerttest.Reply {
+		return alerttest.Reply{Status: 429, Body: `{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 17","parameters":{"retry_after":17}}`}
+	})
+	retry, err := newNotifier(t, srv).Notify(context.Background(), alert.Notification{Title: "t", Severity: alert.SeverityInfo})
+	if !retry || fault.KindOf(err) != fault.KindRateLimited || fault.RetryAfterOf(err) != 17*time.Second {
+		t.Fatalf("Notify = %v, %v (retry after %s)", retry, err, fault.RetryAfterOf(err))
+	}
+	if !strings.Contains(err.Error(), "Too Many Requests: retry after 17") {
+		t.Errorf("the API's description is missing: %v", err)
+	}
+}
+
+func TestNotifyRetryTable(t *testing.T) {
+	srv := fakeBotAPI(t)
+	tg := newNotifier(t, srv)
+	for _, c := range alerttest.RetryCases() {
+		srv.Respond(func(alerttest.Request) alerttest.Reply {
+			if c.Status/100 == 2 {
+				return alerttest.Reply{Status: c.Status, Header: c.Header, Body: `{"ok":true,"result":{}}`}
+			}
+			return alerttest.Reply{Status: c.Status, Header: c.Header,
+				Body: fmt.Sprintf(`{"ok":false,"error_code":%d,"description":"error %d"}`, c.Status, c.Status)}
+		})
+		retry, err := tg.Notify(context.Background(), alert.Notification{Title: "t", Severity: alert.SeverityInfo})
+		c.Check(t, retry, err)
+	}
+}
+
+func TestTokenNeverInErrors(t *testing.T) {
+	srv := fakeBotAPI(t)
+	url := srv.URL
+	srv.Close() // the API is unreachable
+	tg, err := telegram.New(telegram.Options{BotToken: token, ChatID: "1", APIURL: url, Client: &http.Client{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry, err := tg.Notify(context.Background(), alert.Notification{Title: "t", Severity: alert.SeverityInfo})
+	if err == nil || !retry || strings.Contains(err.Error(), "AAFakeToken") {
+		t.Fatalf("Notify to an unreachable API = %v, %v", retry, err)
+	}
+	for want, o := range map[string]telegram.Options{
+		"TELEGRAM_BOT_TOKEN is required": {ChatID: "1"},
+		"TELEGRAM_CHAT_ID is required":   {BotToken: token},
+		"TELEGRAM_API_URL must be":       {BotToken: token, ChatID: "1", APIURL: "api.telegram.org"},
+	} {
+		if _, err := telegram.New(o); err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), token) {
+			t.Errorf("%s: New = %v", want, err)
+		}
+	}
+}
