@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/fleet"
 	"github.com/callagent/resilience/internal/queue"
 )
@@ -65,9 +66,13 @@ to the fleet bucket. --watch redraws it until interrupted.`,
 // fleetStatus is the status command's JSON: the four queue counts and the fleet's breakers.
 type fleetStatus struct {
 	queue.Status
-	Breakers  []fleet.ProviderStatus `json:"breakers"`
-	Incidents []fleet.Report         `json:"incidents"`
-	Workers   []string               `json:"workers"`
+	Breakers []fleet.ProviderStatus `json:"breakers"`
+	// Incidents are the breakers not closed, per worker.
+	Incidents []fleet.Report `json:"incidents"`
+	Workers   []string       `json:"workers"`
+	// AlertIncidents are the open incidents of the alert dispatcher (one per provider and
+	// condition, with how many events they folded in).
+	AlertIncidents []alert.Incident `json:"alert_incidents"`
 }
 
 func (a *publisherApp) showStatus(ctx context.Context, js jetstream.JetStream, asJSON, redraw bool) error {
@@ -82,8 +87,16 @@ func (a *publisherApp) showStatus(ctx context.Context, js jetstream.JetStream, a
 	if err != nil {
 		return err
 	}
+	incidents, err := alert.OpenIncidents(ctx, js, a.cfg.Alerts.IncidentsBucket)
+	if err != nil {
+		return err
+	}
+	if incidents == nil {
+		incidents = []alert.Incident{}
+	}
 	if asJSON {
-		return json.NewEncoder(a.stdout).Encode(fleetStatus{Status: st, Breakers: fst.Providers, Incidents: fst.Incidents, Workers: fst.Workers})
+		return json.NewEncoder(a.stdout).Encode(fleetStatus{Status: st, Breakers: fst.Providers, Incidents: fst.Incidents,
+			Workers: fst.Workers, AlertIncidents: incidents})
 	}
 	if redraw && isTerminal(a.stdout) {
 		fmt.Fprint(a.stdout, "\033[H\033[2J")
@@ -91,7 +104,20 @@ func (a *publisherApp) showStatus(ctx context.Context, js jetstream.JetStream, a
 	if err := a.printStatus(st, false); err != nil {
 		return err
 	}
-	return fst.WriteTable(a.stdout)
+	if err := fst.WriteTable(a.stdout); err != nil {
+		return err
+	}
+	if len(incidents) == 0 {
+		_, err := fmt.Fprintln(a.stdout, "Alert incidents: none open")
+		return err
+	}
+	fmt.Fprintf(a.stdout, "Alert incidents (%d open)\n", len(incidents))
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SEVERITY\tINCIDENT\tOPENED\tEVENTS\tSUPPRESSED")
+	for _, in := range incidents {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\n", in.Severity, in.Title, in.OpenedAt.UTC().Format(time.RFC3339), in.Count, in.Suppressed)
+	}
+	return tw.Flush()
 }
 
 func isTerminal(w io.Writer) bool {

@@ -37,7 +37,69 @@ type Config struct {
 	Metrics     Metrics
 	Fleet       Fleet
 	Sheets      Sheets
+	Alerts      Alerts
 }
+
+// Alerts are the alert events, their shared dispatcher and its channels. Every channel is
+// disabled by default; disabled, the log still shows "Sending alert: <subject>".
+type Alerts struct {
+	// Stream (ALERTS_STREAM, default ALERTS) holds alert events and per-channel notifications.
+	Stream string
+	// SubjectPrefix (ALERTS_SUBJECT_PREFIX, default alerts): events go to
+	// <prefix>.<severity>.<kind>.
+	SubjectPrefix string
+	// Consumer (ALERT_DISPATCHER_CONSUMER, default alert-dispatcher) is the durable consumer all
+	// replicas share, so each alert is delivered once.
+	Consumer string
+	// IncidentsBucket (ALERT_INCIDENTS_BUCKET, default alert-incidents) keeps open incidents.
+	IncidentsBucket string
+	// MaxAge (ALERTS_MAX_AGE, default 168h) is how long an undelivered alert is kept.
+	MaxAge time.Duration
+	// ServiceDownAfter (SERVICE_DOWN_ALERT_AFTER, default 5m) escalates a breaker open that long.
+	ServiceDownAfter time.Duration
+	// SummaryWindow (ALERT_SUMMARY_WINDOW, default 1m) groups call-failure alerts.
+	SummaryWindow time.Duration
+	// ReporterTTL (ALERT_REPORTER_TTL, default 15m) forgets a worker that stopped reporting an
+	// open breaker (it died), so its incident can resolve.
+	ReporterTTL time.Duration
+	// QueueSize (ALERT_QUEUE_SIZE, default 1024) bounds events waiting to be published.
+	QueueSize int
+	// Timeout (ALERT_TIMEOUT, default 10s) bounds one delivery attempt.
+	Timeout time.Duration
+
+	EmailEnabled     bool
+	EmailMinSeverity string
+	SMTPHost         string
+	SMTPPort         int
+	SMTPUsername     string
+	EmailPassword    Secret
+	EmailFrom        string
+	EmailTo          string
+
+	TelegramEnabled     bool
+	TelegramMinSeverity string
+	TelegramBotToken    Secret
+	TelegramChatID      string
+	TelegramAPIURL      string
+
+	WebhookEnabled     bool
+	WebhookMinSeverity string
+	WebhookURL         string
+	WebhookSecret      Secret
+
+	SlackEnabled     bool
+	SlackMinSeverity string
+	SlackWebhookURL  Secret
+
+	PagerDutyEnabled     bool
+	PagerDutyMinSeverity string
+	PagerDutyRoutingKey  Secret
+	PagerDutyURL         string
+	PagerDutySource      string
+}
+
+// Severities lists the accepted *_MIN_SEVERITY values, least severe first.
+var Severities = []string{"info", "warning", "critical"}
 
 // Metrics is the worker's HTTP endpoint for Prometheus and Kubernetes probes.
 type Metrics struct {

@@ -88,6 +88,12 @@ func TestDefaults(t *testing.T) {
 		Metrics: config.Metrics{Addr: ":9090"},
 		Fleet:   config.Fleet{Bucket: "fleet", TTL: 30 * time.Second},
 		Sheets:  config.Sheets{Range: "A1", BatchSize: 50, FlushInterval: 5 * time.Second, Buffer: 1000, Level: "warn"},
+		Alerts: config.Alerts{Stream: "ALERTS", SubjectPrefix: "alerts", Consumer: "alert-dispatcher", IncidentsBucket: "alert-incidents",
+			MaxAge: 168 * time.Hour, ServiceDownAfter: 5 * time.Minute, SummaryWindow: time.Minute, ReporterTTL: 15 * time.Minute,
+			QueueSize: 1024, Timeout: 10 * time.Second, EmailMinSeverity: "info", SMTPHost: "smtp.gmail.com", SMTPPort: 587,
+			TelegramMinSeverity: "info", TelegramAPIURL: "https://api.telegram.org", WebhookMinSeverity: "info",
+			SlackMinSeverity: "info", PagerDutyMinSeverity: "critical", PagerDutyURL: "https://events.pagerduty.com/v2/enqueue",
+			PagerDutySource: "callagent"},
 	}
 	if got := config.Defaults(); got != want {
 		t.Errorf("Defaults() =\n%+v\nwant\n%+v", got, want)
@@ -376,6 +382,31 @@ func TestRejections(t *testing.T) {
 		{"SHEETS_FLUSH_INTERVAL", "0s", "must be greater than 0"},
 		{"SHEETS_BUFFER", "0", "must be at least 1"},
 		{"SHEETS_LEVEL", "info", "unknown level; one of: warn, error"},
+		{"ALERTS_STREAM", "ALERTS.X", `invalid stream name: contains "."`},
+		{"ALERTS_SUBJECT_PREFIX", "alerts.>", "invalid subject: wildcards (* and >) are not allowed"},
+		{"ALERT_DISPATCHER_CONSUMER", "a b", "invalid consumer name: contains whitespace"},
+		{"ALERT_INCIDENTS_BUCKET", "a.b", "invalid bucket name: only letters, digits, _ and - are allowed"},
+		{"ALERTS_MAX_AGE", "30s", "must be at least 1m0s"},
+		{"SERVICE_DOWN_ALERT_AFTER", "0s", "must be greater than 0"},
+		{"ALERT_SUMMARY_WINDOW", "0s", "must be greater than 0"},
+		{"ALERT_REPORTER_TTL", "0s", "must be greater than 0"},
+		{"ALERT_QUEUE_SIZE", "0", "must be at least 1"},
+		{"ALERT_TIMEOUT", "0s", "must be greater than 0"},
+		{"EMAIL_ENABLED", "sometimes", "not a boolean (use true, false, 1, 0, yes or no)"},
+		{"EMAIL_MIN_SEVERITY", "high", "unknown severity; one of: info, warning, critical"},
+		{"SMTP_PORT", "0", "must be between 1 and 65535"},
+		{"TELEGRAM_ENABLED", "2", "not a boolean (use true, false, 1, 0, yes or no)"},
+		{"TELEGRAM_MIN_SEVERITY", "debug", "unknown severity; one of: info, warning, critical"},
+		{"TELEGRAM_API_URL", "api.telegram.org", "not an http or https URL"},
+		{"WEBHOOK_ENABLED", "y", "not a boolean (use true, false, 1, 0, yes or no)"},
+		{"WEBHOOK_MIN_SEVERITY", "x", "unknown severity; one of: info, warning, critical"},
+		{"WEBHOOK_URL", "hooks.example.com", "not an http or https URL"},
+		{"SLACK_ENABLED", "on", "not a boolean (use true, false, 1, 0, yes or no)"},
+		{"SLACK_MIN_SEVERITY", "x", "unknown severity; one of: info, warning, critical"},
+		{"PAGERDUTY_ENABLED", "on", "not a boolean (use true, false, 1, 0, yes or no)"},
+		{"PAGERDUTY_MIN_SEVERITY", "x", "unknown severity; one of: info, warning, critical"},
+		{"PAGERDUTY_URL", "", "must not be empty"},
+		{"PAGERDUTY_SOURCE", "", "must not be empty"},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -400,7 +431,10 @@ func TestRejections(t *testing.T) {
 		case "ENV_FILE", "LOG_FILE", // any value is valid
 			"LLM_API_KEY", "LLM_FALLBACK_API_KEY", "ELEVENLABS_API_KEY", "ELEVENLABS_FALLBACK_API_KEY",
 			"OPENAI_TTS_API_KEY", "CRM_TOKEN", "LLM_FALLBACK_MODEL", "ELEVENLABS_FALLBACK_MODEL_ID",
-			"CRM_WEBHOOK_URL": // secret: its rejection is TestSecretURLRejectedWithoutShowingIt
+			"SMTP_HOST", "SMTP_USERNAME", "EMAIL_PASSWORD", "EMAIL_FROM", "EMAIL_TO", "TELEGRAM_BOT_TOKEN",
+			"TELEGRAM_CHAT_ID", "WEBHOOK_SECRET", "PAGERDUTY_ROUTING_KEY", // checked by the channel when enabled
+			"SLACK_WEBHOOK_URL", // secret URL, rejected as CRM_WEBHOOK_URL is
+			"CRM_WEBHOOK_URL":   // secret: its rejection is TestSecretURLRejectedWithoutShowingIt
 			continue
 		}
 		if !covered[s.Env] {

@@ -39,6 +39,7 @@ type worker struct {
 	dlq    *queue.DeadLetterer
 	// metrics may be nil (its methods then do nothing).
 	metrics *metrics.Metrics
+	alerts  *alerting
 	// listeners learn every breaker transition: the gate above, metrics, the fleet report.
 	listeners resilience.Listeners
 }
@@ -239,13 +240,12 @@ func (w *worker) apply(msg jetstream.Msg, c contact.Contact, claim call.Claim, d
 		w.metrics.ContactOutcome(metrics.OutcomeRetried)
 		w.release(ctx, log, claim, now)
 		w.failureLog(log, cause, d).Errorf("Transient error for %s: %s", name, failureMessage(cause))
-		log.Infof("Sending alert: Call Failed for %s", name)
+		w.alerts.failure(call.ProviderOf(cause), c.ID, d.Reason, false, failureMessage(cause))
 		log.Infof("%s goes back to the queue; next try in %s", name, d.Delay.Round(time.Millisecond))
 		err = msg.NakWithDelay(d.Delay)
 	case DeadLetter:
 		cp := w.release(ctx, log, claim, now)
 		w.failureLog(log, cause, d).Errorf("Permanent failure for %s: %s", name, failureMessage(cause))
-		log.Infof("Sending alert: Call Failed for %s", name)
 		if d.Reason == ReasonBreakerOpen {
 			log.Info("Skipping contact.")
 		}
@@ -257,6 +257,7 @@ func (w *worker) apply(msg jetstream.Msg, c contact.Contact, claim call.Claim, d
 		w.stats.deadLettered.Add(1)
 		w.metrics.ContactOutcome(metrics.OutcomeDeadLettered)
 		w.metrics.DeadLettered(d.Reason)
+		w.alerts.failure(call.ProviderOf(cause), c.ID, d.Reason, true, failureMessage(cause))
 		log.WithField("error_category", d.Reason).Infof("%s dead-lettered (%s)", name, d.Reason)
 		err = msg.TermWithReason(d.Reason)
 	case Release:

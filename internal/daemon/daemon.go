@@ -124,6 +124,12 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	m.ObserveConsumer(t.consumer)
 	reporter := fleet.NewReporter(t.fleet, cfg.Worker.ID, fleet.ReporterOptions{Refresh: cfg.Fleet.TTL / 3, Logger: log})
+	alerts, err := newAlerting(ctx, js, cfg, log, opts.Redactor, m)
+	if err != nil {
+		return err
+	}
+	closeAlerts := sync.OnceFunc(alerts.close)
+	defer closeAlerts() // on an early return; normally closed before the connection drains
 
 	w := &worker{
 		cfg:     cfg,
@@ -133,9 +139,10 @@ func Run(ctx context.Context, opts Options) error {
 		watch:   newBreakerWatch(),
 		dlq:     queue.NewDeadLetterer(js, cfg.Topology),
 		metrics: m,
+		alerts:  alerts,
 		policy:  Policy{MaxDeliver: cfg.Topology.MaxDeliver, OnBreakerOpen: cfg.Worker.OnBreakerOpen, Redelivery: retryPolicy(cfg)},
 	}
-	w.listeners = append(resilience.Listeners{w.watch, m, reporter}, opts.Listeners...)
+	w.listeners = append(resilience.Listeners{w.watch, m, reporter, alerts.breakers}, opts.Listeners...)
 	llm := buildStep(w, providers.LLM, cfg.Bulkhead.LLM, cfg.Timeouts.LLM)
 	tts := buildStep(w, providers.TTS, cfg.Bulkhead.TTS, cfg.Timeouts.TTS)
 	crmStep := buildStep(w, providers.CRM, cfg.Bulkhead.CRM, cfg.Timeouts.CRM)
@@ -149,7 +156,7 @@ func Run(ctx context.Context, opts Options) error {
 		Lease:       cfg.Topology.AckWait,
 		Worker:      cfg.Worker.ID,
 		Log:         log,
-		Fallbacks:   opts.Fallbacks,
+		Fallbacks:   fallbackFanout{alerts.fallbacks, opts.Fallbacks},
 		Observer:    m,
 	}
 	w.steps = [][]*resilience.Guard{llm.guards, tts.guards}
@@ -180,6 +187,11 @@ func Run(ctx context.Context, opts Options) error {
 		completions: t.completions, checkpoints: t.checkpoints}
 	goBackground(sweeper.run)
 	goBackground(func(ctx context.Context) {
+		if err := alerts.dispatcher.Run(ctx); err != nil {
+			log.Errorf("Alert dispatcher stopped: %v", err)
+		}
+	})
+	goBackground(func(ctx context.Context) {
 		if err := reporter.Run(ctx); err != nil {
 			log.Warnf("Fleet breaker report stopped: %v", err)
 		}
@@ -203,6 +215,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	stopBackground()
 	background.Wait()
+	closeAlerts() // flush queued alert events while the connection is still up
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.Warnf("draining the NATS connection: %v", err)
 	}

@@ -106,6 +106,7 @@ func (s *exhaustedSweeper) handle(ctx context.Context, msg jetstream.Msg) error 
 	s.w.stats.deadLettered.Add(1)
 	s.w.metrics.ContactOutcome(metrics.OutcomeDeadLettered)
 	s.w.metrics.DeadLettered(ReasonDeliveriesExceeded)
+	s.w.alerts.failure("", head.ID, ReasonDeliveriesExceeded, true, dl.LastError)
 	log.WithField("error_category", ReasonDeliveriesExceeded).
 		Errorf("Contact %s exhausted its %d deliveries without a result; dead-lettered", head.ID, adv.Deliveries)
 	return nil

@@ -1,0 +1,132 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sirupsen/logrus"
+
+	"github.com/callagent/resilience/internal/alert"
+	"github.com/callagent/resilience/internal/alert/channels"
+	"github.com/callagent/resilience/internal/alert/email"
+	"github.com/callagent/resilience/internal/call"
+	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/metrics"
+	"github.com/callagent/resilience/internal/redact"
+)
+
+// alerting is the worker's part of the alert system: it emits events (breakers, fallbacks,
+// failed contacts) to the alerts stream, and runs a dispatcher on the consumer every replica
+// shares, so each alert reaches each channel once for the whole fleet.
+type alerting struct {
+	emitter    *alert.Emitter
+	breakers   *alert.BreakerAlerts
+	fallbacks  *alert.FallbackAlerts
+	dispatcher *alert.Dispatcher
+	log        *logrus.Logger
+}
+
+// AlertTopology is the alert stream, consumer and bucket that cfg names.
+func AlertTopology(cfg config.Config) alert.Topology {
+	return alert.Topology{
+		Stream: cfg.Alerts.Stream, SubjectPrefix: cfg.Alerts.SubjectPrefix, Consumer: cfg.Alerts.Consumer,
+		Bucket: cfg.Alerts.IncidentsBucket, MaxAge: cfg.Alerts.MaxAge, Replicas: cfg.Topology.Replicas,
+	}
+}
+
+// newAlerting builds the channels cfg enables (every misconfigured one reported at once), the
+// emitter and the dispatcher. Channel secrets are added to red.
+func newAlerting(ctx context.Context, js jetstream.JetStream, cfg config.Config, log *logrus.Logger,
+	red *redact.Redactor, m *metrics.Metrics) (*alerting, error) {
+	a := cfg.Alerts
+	sev := func(s string) alert.Severity {
+		v, _ := alert.ParseSeverity(s) // validated by config
+		return v
+	}
+	chans, err := channels.Build(channels.Settings{
+		Email: channels.Email{Enabled: a.EmailEnabled, MinSeverity: sev(a.EmailMinSeverity), Options: email.Options{
+			Host: a.SMTPHost, Port: a.SMTPPort, Username: a.SMTPUsername, Password: a.EmailPassword,
+			From: a.EmailFrom, To: splitList(a.EmailTo), Timeout: a.Timeout}},
+		Telegram: channels.Telegram{Enabled: a.TelegramEnabled, MinSeverity: sev(a.TelegramMinSeverity),
+			BotToken: a.TelegramBotToken, ChatID: a.TelegramChatID, APIURL: a.TelegramAPIURL},
+		Webhook: channels.Webhook{Enabled: a.WebhookEnabled, MinSeverity: sev(a.WebhookMinSeverity),
+			URL: a.WebhookURL, Secret: a.WebhookSecret},
+		Slack: channels.Slack{Enabled: a.SlackEnabled, MinSeverity: sev(a.SlackMinSeverity), WebhookURL: a.SlackWebhookURL},
+		PagerDuty: channels.PagerDuty{Enabled: a.PagerDutyEnabled, MinSeverity: sev(a.PagerDutyMinSeverity),
+			RoutingKey: a.PagerDutyRoutingKey, URL: a.PagerDutyURL, Source: a.PagerDutySource},
+	}, red)
+	if err != nil {
+		return nil, fmt.Errorf("cannot start with these alert settings:\n%w", err)
+	}
+	topo := AlertTopology(cfg)
+	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := alert.Ensure(setup, js, topo); err != nil {
+		return nil, fmt.Errorf("ensure the alert stream: %w", err)
+	}
+	em := alert.NewEmitter(js, alert.EmitterOptions{Topology: topo, Source: cfg.Worker.ID, QueueSize: a.QueueSize, Redactor: red, Logger: log})
+	disp, err := alert.NewDispatcher(js, alert.DispatcherOptions{Topology: topo, Channels: chans, SummaryWindow: a.SummaryWindow,
+		ReporterTTL: a.ReporterTTL, AttemptTimeout: a.Timeout, Logger: log, Observer: m})
+	if err != nil {
+		_ = em.Close(ctx)
+		return nil, fmt.Errorf("alert dispatcher: %w", err)
+	}
+	if len(chans) == 0 {
+		log.Info("Alert channels: none enabled; alerts are logged as \"Sending alert: ...\"")
+	} else {
+		names := make([]string, len(chans))
+		for i, c := range chans {
+			names[i] = c.Name
+		}
+		log.Infof("Alert channels: %s", strings.Join(names, ", "))
+	}
+	return &alerting{
+		emitter:    em,
+		breakers:   alert.NewBreakerAlerts(em, alert.BreakerAlertsOptions{ServiceDownAfter: a.ServiceDownAfter, Logger: log}),
+		fallbacks:  alert.NewFallbackAlerts(em, log),
+		dispatcher: disp,
+		log:        log,
+	}, nil
+}
+
+// failure emits the events of a failed contact as the outcome table decided it.
+func (a *alerting) failure(provider, contactID, reason string, deadLettered bool, detail string) {
+	for _, ev := range alert.FailureEvents(provider, contactID, reason, deadLettered, detail) {
+		_ = a.emitter.Emit(ev) // never blocks; a full queue is counted and logged by the emitter
+	}
+}
+
+// close stops the breaker timers and flushes the events still queued; the dispatcher must
+// have stopped before.
+func (a *alerting) close() {
+	a.breakers.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.emitter.Close(ctx); err != nil {
+		a.log.Warnf("Some alert events were not published before shutdown: %v", err)
+	}
+}
+
+// fallbackFanout tells several listeners that a step changed provider.
+type fallbackFanout []call.FallbackListener
+
+func (f fallbackFanout) StepProviderChanged(step, from, to, reason string) {
+	for _, l := range f {
+		if l != nil {
+			l.StepProviderChanged(step, from, to, reason)
+		}
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
