@@ -203,7 +203,6 @@ func Run(ctx context.Context, opts Options) error {
 				log.Errorf("Metrics endpoint on %s stopped: %v", cfg.Metrics.Addr, err)
 			}
 		})
-		log.Infof("Metrics on http://%s/metrics, probes on /healthz and /readyz", cfg.Metrics.Addr)
 	}
 
 	log.Infof("Worker %s consuming %s from stream %s (consumer %s, concurrency %d)",
