@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/callagent/resilience/internal/queue"
@@ -55,6 +56,17 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("--since %q: not a duration (24h, 90m) or a time (2026-11-26, 2026-11-26T08:00:00Z)", v)
 }
 
+// openDLQ turns the filter flags into a filter (checking them before connecting) and connects.
+func (a *publisherApp) openDLQ(f dlqFilterFlags, limit int) (queue.DeadLetterFilter, jetstream.JetStream, func(), error) {
+	filter, err := f.filter(time.Now())
+	if err != nil {
+		return filter, nil, nil, err
+	}
+	filter.Limit = limit
+	js, closeConn, err := a.connect()
+	return filter, js, closeConn, err
+}
+
 func (a *publisherApp) dlqCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dlq",
@@ -73,12 +85,7 @@ func (a *publisherApp) dlqListCommand() *cobra.Command {
 		Short: "List dead letters as a table, or as JSON lines with --json",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, err := f.filter(time.Now())
-			if err != nil {
-				return err
-			}
-			filter.Limit = limit
-			js, closeConn, err := a.connect()
+			filter, js, closeConn, err := a.openDLQ(f, limit)
 			if err != nil {
 				return err
 			}
@@ -129,12 +136,7 @@ replayed contact resumes from its checkpoint: a contact whose TTS failed does no
 LLM again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, err := f.filter(time.Now())
-			if err != nil {
-				return err
-			}
-			filter.Limit = limit
-			js, closeConn, err := a.connect()
+			filter, js, closeConn, err := a.openDLQ(f, limit)
 			if err != nil {
 				return err
 			}
@@ -195,11 +197,7 @@ func (a *publisherApp) dlqPurgeCommand() *cobra.Command {
 		Short: "Delete dead letters for good (asks first unless --yes)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, err := f.filter(time.Now())
-			if err != nil {
-				return err
-			}
-			js, closeConn, err := a.connect()
+			filter, js, closeConn, err := a.openDLQ(f, 0)
 			if err != nil {
 				return err
 			}
