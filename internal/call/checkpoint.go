@@ -47,6 +47,9 @@ type CheckpointStore interface {
 	Claim(ctx context.Context, contactID, worker string, lease time.Duration) (Claim, error)
 	// PutAudio stores the audio of contactID and returns its reference.
 	PutAudio(ctx context.Context, contactID string, a Audio) (ref string, err error)
+	// StoredAudio returns the reference and format of audio already stored for contactID (a
+	// run that stored it but could not record it in the checkpoint), ok false when none.
+	StoredAudio(ctx context.Context, contactID string) (ref, format string, ok bool, err error)
 }
 
 // ErrClaimLost means another worker took over the contact (our lease had expired): this

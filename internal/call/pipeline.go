@@ -191,9 +191,11 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 			return 0, err
 		}
 		log.WithField("service", served).Info("LLM API call successful")
-		if err := claim.Save(ctx, func(cp *Checkpoint) {
-			cp.Script = &script
-			setStep(cp, StepLLM, served, took)
+		if err := keep(ctx, func(ctx context.Context) error {
+			return claim.Save(ctx, func(cp *Checkpoint) {
+				cp.Script = &script
+				setStep(cp, StepLLM, served, took)
+			})
 		}); err != nil {
 			return 0, fmt.Errorf("checkpoint the script: %w", err)
 		}
@@ -202,6 +204,21 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 	}
 
 	cp = claim.Checkpoint()
+	if cp.AudioRef == "" {
+		// An earlier run may have stored the audio and died before recording it.
+		ref, format, ok, err := p.Checkpoints.StoredAudio(ctx, c.ID)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			if err := keep(ctx, func(ctx context.Context) error {
+				return claim.Save(ctx, func(cp *Checkpoint) { cp.AudioRef, cp.AudioFormat = ref, format })
+			}); err != nil {
+				return 0, fmt.Errorf("checkpoint the audio: %w", err)
+			}
+			cp = claim.Checkpoint()
+		}
+	}
 	if cp.AudioRef == "" {
 		log.Infof("Step 2: Converting text to speech with %s", p.TTS[0].Guard.Provider())
 		var audio Audio
@@ -213,13 +230,19 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 		if err != nil {
 			return 0, err
 		}
-		ref, err := p.Checkpoints.PutAudio(ctx, c.ID, audio)
-		if err != nil {
+		var ref string
+		if err := keep(ctx, func(ctx context.Context) error {
+			var err error
+			ref, err = p.Checkpoints.PutAudio(ctx, c.ID, audio)
+			return err
+		}); err != nil {
 			return 0, fmt.Errorf("checkpoint the audio: %w", err)
 		}
-		if err := claim.Save(ctx, func(cp *Checkpoint) {
-			cp.AudioRef, cp.AudioFormat = ref, audio.Format
-			setStep(cp, StepTTS, served, took)
+		if err := keep(ctx, func(ctx context.Context) error {
+			return claim.Save(ctx, func(cp *Checkpoint) {
+				cp.AudioRef, cp.AudioFormat = ref, audio.Format
+				setStep(cp, StepTTS, served, took)
+			})
 		}); err != nil {
 			return 0, fmt.Errorf("checkpoint the audio: %w", err)
 		}
@@ -249,6 +272,32 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 	}
 	log.Infof("Call completed for %s", c.DisplayName())
 	return Completed, nil
+}
+
+// keepAttempts and keepTimeout bound how hard keep tries to store what was just paid for.
+const (
+	keepAttempts = 3
+	keepTimeout  = 10 * time.Second
+)
+
+// keep writes the result of a step that was just paid for. It does not stop when ctx is
+// cancelled (the shutdown grace ending must not throw the result away and pay for it again)
+// and retries a brief KV error; only a lost claim ends it at once.
+func keep(ctx context.Context, write func(context.Context) error) error {
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	for attempt := range keepAttempts {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+		}
+		wctx, cancel := context.WithTimeout(ctx, keepTimeout)
+		err = write(wctx)
+		cancel()
+		if err == nil || errors.Is(err, ErrClaimLost) {
+			return err
+		}
+	}
+	return err
 }
 
 func setStep(cp *Checkpoint, step, provider string, took time.Duration) {

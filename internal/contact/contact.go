@@ -3,6 +3,7 @@ package contact
 import (
 	"errors"
 	"fmt"
+	"github.com/callagent/resilience/internal/redact"
 	"slices"
 	"strings"
 	"unicode"
@@ -155,13 +156,15 @@ func checkPhone(phone string) (string, error) {
 	if validE164(phone) {
 		return "", nil
 	}
+	// The value is masked (redact.Phone) because this message reaches logs, dead letters and
+	// alerts: an invalid number is still someone's number.
 	// A number written for humans ("+1 (555) 010-0100"): show the E.164 form.
 	if compact := stripPhonePunctuation(phone); compact != phone && validE164(compact) {
 		return fmt.Sprintf("%s is not an E.164 number (expected + and %d–%d digits with no spaces or punctuation: %s)",
-			quote(phone), MinPhoneDigits, MaxPhoneDigits, compact), ErrInvalidValue
+			quote(redact.Phone(phone)), MinPhoneDigits, MaxPhoneDigits, redact.Phone(compact)), ErrInvalidValue
 	}
 	return fmt.Sprintf("%s is not an E.164 number (expected + and %d–%d digits, like +14155550123)",
-		quote(phone), MinPhoneDigits, MaxPhoneDigits), ErrInvalidValue
+		quote(redact.Phone(phone)), MinPhoneDigits, MaxPhoneDigits), ErrInvalidValue
 }
 
 // validE164 reports whether s is '+', a digit 1–9, then 6–14 more digits.

@@ -60,13 +60,13 @@ func TestValidate(t *testing.T) {
 		{name: "phone 6 digits", edit: func(c *Contact) { c.Phone = "+123456" }, field: "phone", err: ErrInvalidValue},
 		{name: "phone 16 digits", edit: func(c *Contact) { c.Phone = "+1234567890123456" }, field: "phone", err: ErrInvalidValue},
 		{name: "phone too short", edit: func(c *Contact) { c.Phone = "+12" }, field: "phone", err: ErrInvalidValue,
-			text: `phone: "+12" is not an E.164 number (expected + and 7–15 digits, like +14155550123)`},
+			text: `phone: "***" is not an E.164 number (expected + and 7–15 digits, like +14155550123)`},
 		{name: "phone formatted for humans", edit: func(c *Contact) { c.Phone = "+1 (555) 010-0100" }, field: "phone", err: ErrInvalidValue,
-			text: `phone: "+1 (555) 010-0100" is not an E.164 number (expected + and 7–15 digits with no spaces or punctuation: +15550100100)`},
+			text: `phone: "+1 (5**) ***-**00" is not an E.164 number (expected + and 7–15 digits with no spaces or punctuation: +15*******00)`},
 		{name: "phone with dots", edit: func(c *Contact) { c.Phone = "+44.20.7946.0103" }, field: "phone", err: ErrInvalidValue,
-			text: `phone: "+44.20.7946.0103" is not an E.164 number (expected + and 7–15 digits with no spaces or punctuation: +442079460103)`},
+			text: `phone: "+44.**.****.**03" is not an E.164 number (expected + and 7–15 digits with no spaces or punctuation: +44********03)`},
 		{name: "phone without plus", edit: func(c *Contact) { c.Phone = "14155550101" }, field: "phone", err: ErrInvalidValue,
-			text: `phone: "14155550101" is not an E.164 number (expected + and 7–15 digits, like +14155550123)`},
+			text: `phone: "14*******01" is not an E.164 number (expected + and 7–15 digits, like +14155550123)`},
 		{name: "phone starting with 0", edit: func(c *Contact) { c.Phone = "+04155550101" }, field: "phone", err: ErrInvalidValue},
 		{name: "phone with letter", edit: func(c *Contact) { c.Phone = "+1415555010a" }, field: "phone", err: ErrInvalidValue},
 		{name: "phone with extension", edit: func(c *Contact) { c.Phone = "+14155550101;ext=2" }, field: "phone", err: ErrInvalidValue},
@@ -163,7 +163,7 @@ func TestValidateReportsAllProblemsInOrder(t *testing.T) {
 	want := `contact "a b": ` +
 		`id: "a b" contains ' '; only A–Z a–z 0–9 . _ - = are allowed; ` +
 		`name: contains the control character U+0009; ` +
-		`phone: "555-0100" is not an E.164 number (expected + and 7–15 digits, like +14155550123); ` +
+		`phone: "********" is not an E.164 number (expected + and 7–15 digits, like +14155550123); ` +
 		`language: "english!" is not a language tag (expected letters, digits and '-', like en, en-US or pt-BR); ` +
 		`variables.b: is 2001 characters long, at most 2000 allowed; ` +
 		`variables.z: is 2001 characters long, at most 2000 allowed; ` +
@@ -223,7 +223,7 @@ func TestPositionString(t *testing.T) {
 func TestInvalidErrorText(t *testing.T) {
 	t.Parallel()
 	problems := []FieldProblem{
-		{Field: "phone", Problem: `"+12" is not an E.164 number (expected + and 7–15 digits, like +14155550123)`, Err: ErrInvalidValue},
+		{Field: "phone", Problem: `"***" is not an E.164 number (expected + and 7–15 digits, like +14155550123)`, Err: ErrInvalidValue},
 		{Field: "name", Problem: "is 201 characters long, at most 200 allowed", Err: ErrInvalidValue},
 	}
 	tests := []struct {
@@ -231,9 +231,9 @@ func TestInvalidErrorText(t *testing.T) {
 		want string
 	}{
 		{&InvalidError{Pos: Position{Index: 2, Line: 12}, ID: "c-3", Problems: problems[:1]},
-			`contact #3 (line 12): phone: "+12" is not an E.164 number (expected + and 7–15 digits, like +14155550123)`},
+			`contact #3 (line 12): phone: "***" is not an E.164 number (expected + and 7–15 digits, like +14155550123)`},
 		{&InvalidError{ID: "c-3", Problems: problems},
-			`contact "c-3": phone: "+12" is not an E.164 number (expected + and 7–15 digits, like +14155550123); name: is 201 characters long, at most 200 allowed`},
+			`contact "c-3": phone: "***" is not an E.164 number (expected + and 7–15 digits, like +14155550123); name: is 201 characters long, at most 200 allowed`},
 		{&InvalidError{Problems: []FieldProblem{{Problem: "must be a JSON object, not an array", Err: ErrWrongType}}},
 			"contact: must be a JSON object, not an array"},
 		{&InvalidError{Problems: slices.Repeat(problems[1:], 11)},

@@ -51,7 +51,7 @@ func ExampleReader() {
 	}
 	// Output:
 	// contact #1 (line 2): Ada Lovelace +14155550101
-	// skip: contact #2 (line 3): phone: "+1 (555) 010-0100" is not an E.164 number (expected + and 7–15 digits with no spaces or punctuation: +15550100100)
+	// skip: contact #2 (line 3): phone: "+1 (5**) ***-**00" is not an E.164 number (expected + and 7–15 digits with no spaces or punctuation: +15*******00)
 	// skip: contact #3 (line 4): id: "c-1" repeats contact #1 (line 2)
 	// contact #4 (line 5): Contact c-4 +442079460104
 	// format: JSON array

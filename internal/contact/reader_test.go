@@ -91,7 +91,7 @@ func TestReaderFixtures(t *testing.T) {
 		{file: "bad-phone.json", format: JSONArray, last: io.EOF, events: []string{
 			"c-1 at contact #1 (line 2)",
 			"c-2 at contact #2 (line 3)",
-			`contact #3 (line 4): phone: "+1 (555) 010-0100" is not an E.164 number (expected + and 7–15 digits with no spaces or punctuation: +15550100100)`,
+			`contact #3 (line 4): phone: "+1 (5**) ***-**00" is not an E.164 number (expected + and 7–15 digits with no spaces or punctuation: +15*******00)`,
 			"c-4 at contact #4 (line 5)",
 			"c-5 at contact #5 (line 6)",
 			"EOF",
@@ -419,10 +419,10 @@ func TestReaderDuplicateIDs(t *testing.T) {
 ]`
 	want := []string{
 		"a at contact #1 (line 2)",
-		`contact #2 (line 3): phone: "not a phone" is not an E.164 number (expected + and 7–15 digits, like +14155550123)`,
+		`contact #2 (line 3): phone: "***********" is not an E.164 number (expected + and 7–15 digits, like +14155550123)`,
 		`contact #3 (line 4): id: "a" repeats contact #1 (line 2)`,
 		`contact #4 (line 5): id: "b" repeats contact #2 (line 3)`,
-		`contact #5 (line 6): id: "a" repeats contact #1 (line 2); phone: "also bad" is not an E.164 number (expected + and 7–15 digits, like +14155550123)`,
+		`contact #5 (line 6): id: "a" repeats contact #1 (line 2); phone: "********" is not an E.164 number (expected + and 7–15 digits, like +14155550123)`,
 		"c at contact #6 (line 7)",
 		"EOF",
 	}

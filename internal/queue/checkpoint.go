@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/config"
@@ -77,8 +78,11 @@ func (s *Checkpoints) Get(ctx context.Context, contactID string) (cp call.Checkp
 	return cp, true, nil
 }
 
-// Claim implements call.CheckpointStore.
+// Claim implements call.CheckpointStore. The owner written is worker plus a token unique to
+// this claim, so two deliveries of one contact in the same worker (a duplicate enqueued after
+// the dedupe window while the first is held) exclude each other as two workers do.
 func (s *Checkpoints) Claim(ctx context.Context, contactID, worker string, lease time.Duration) (call.Claim, error) {
+	worker = worker + "/" + nuid.Next()
 	for range claimAttempts {
 		e, err := s.kv.Get(ctx, contactID)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -101,7 +105,7 @@ func (s *Checkpoints) Claim(ctx context.Context, contactID, worker string, lease
 			// A checkpoint we cannot read must not block the contact forever: start afresh.
 			cp = call.Checkpoint{}
 		}
-		if cp.Owner != "" && cp.Owner != worker && s.now().Before(cp.LeaseUntil) {
+		if cp.Owner != "" && s.now().Before(cp.LeaseUntil) {
 			return nil, &call.ClaimHeldError{Owner: cp.Owner, Until: cp.LeaseUntil}
 		}
 		cp.Owner, cp.LeaseUntil = worker, s.now().Add(lease)
@@ -127,6 +131,18 @@ func (s *Checkpoints) PutAudio(ctx context.Context, contactID string, a call.Aud
 	return s.audioBucket + "/" + contactID, nil
 }
 
+// StoredAudio implements call.CheckpointStore.
+func (s *Checkpoints) StoredAudio(ctx context.Context, contactID string) (ref, format string, ok bool, err error) {
+	info, err := s.audio.GetInfo(ctx, contactID)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, fmt.Errorf("look up audio of %q: %w", contactID, err)
+	}
+	return s.audioBucket + "/" + contactID, info.Description, true, nil
+}
+
 // GetAudio reads the audio stored for contactID.
 func (s *Checkpoints) GetAudio(ctx context.Context, contactID string) ([]byte, error) {
 	b, err := s.audio.GetBytes(ctx, contactID)
@@ -143,9 +159,10 @@ type claim struct {
 	worker string
 	lease  time.Duration
 
-	mu  sync.Mutex
-	rev uint64
-	cp  call.Checkpoint
+	mu       sync.Mutex
+	rev      uint64
+	cp       call.Checkpoint
+	released bool // after Release, Save and Renew do nothing: a late heartbeat must not re-take it
 }
 
 func (c *claim) Checkpoint() call.Checkpoint {
@@ -157,6 +174,9 @@ func (c *claim) Checkpoint() call.Checkpoint {
 func (c *claim) Save(ctx context.Context, update func(*call.Checkpoint)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.released {
+		return nil
+	}
 	next := c.cp
 	if update != nil {
 		update(&next)
@@ -170,6 +190,10 @@ func (c *claim) Renew(ctx context.Context) error { return c.Save(ctx, nil) }
 func (c *claim) Release(ctx context.Context, failedAt time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.released {
+		return nil
+	}
+	c.released = true
 	next := c.cp
 	next.Owner, next.LeaseUntil = "", time.Time{}
 	if !failedAt.IsZero() {

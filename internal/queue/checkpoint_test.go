@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,8 +32,13 @@ func TestClaimsAreExclusiveUntilTheLeaseExpires(t *testing.T) {
 	}
 	_, err = store.Claim(ctx, "c-1", "worker-b", lease)
 	var held *call.ClaimHeldError
-	if !errors.As(err, &held) || held.Owner != "worker-a" {
+	if !errors.As(err, &held) || !strings.HasPrefix(held.Owner, "worker-a/") {
 		t.Fatalf("second claim while the lease is live: %v, want ClaimHeldError by worker-a", err)
+	}
+
+	// A second delivery of the same contact in the same worker is held off too.
+	if _, err := store.Claim(ctx, "c-1", "worker-a", lease); !errors.As(err, &held) {
+		t.Fatalf("the same worker claimed a contact it already holds: %v", err)
 	}
 
 	// worker-a stalls past its lease; worker-b takes over and sees the saved script.
@@ -57,6 +63,21 @@ func TestClaimsAreExclusiveUntilTheLeaseExpires(t *testing.T) {
 	if err := a.Save(ctx, func(cp *call.Checkpoint) { cp.AudioRef = "audio/c-1" }); !errors.Is(err, call.ErrClaimLost) {
 		t.Fatalf("stale worker saved a step: %v", err)
 	}
+	// A released claim stays released: a late heartbeat cannot take the contact back.
+	if err := b.Release(ctx, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cp, _, _ := store.Get(ctx, "c-1"); cp.Owner != "" {
+		t.Fatalf("a renew after release took the contact back: owner %q", cp.Owner)
+	}
+	b, err = store.Claim(ctx, "c-1", "worker-b", lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// Failures are recorded on release, the first one kept.
 	first := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	if err := b.Release(ctx, first); err != nil {

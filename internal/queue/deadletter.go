@@ -94,8 +94,9 @@ func NewDeadLetterer(js jetstream.JetStream, t config.Topology) *DeadLetterer {
 }
 
 // Publish stores dl and returns once the stream has acked it. Its message id is derived from
-// the original stream and sequence, so publishing the same dead letter twice (a worker that
-// died between this ack and terminating the original) stores it once.
+// the original stream, sequence and message id, so publishing the same dead letter twice (a
+// worker that died between this ack and terminating the original) stores it once, while a
+// recreated contacts stream, whose sequences start again, cannot collide with an old one.
 func (d *DeadLetterer) Publish(ctx context.Context, dl DeadLetter) error {
 	m := nats.NewMsg(d.subject)
 	m.Data = dl.Payload
@@ -112,7 +113,7 @@ func (d *DeadLetterer) Publish(ctx context.Context, dl DeadLetter) error {
 	setIf(h, HeaderOriginalStream, dl.OriginalStream)
 	if dl.StreamSeq > 0 {
 		h.Set(HeaderStreamSeq, strconv.FormatUint(dl.StreamSeq, 10))
-		h.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq.%s.%d", dl.OriginalStream, dl.StreamSeq))
+		h.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq.%s.%d.%s", dl.OriginalStream, dl.StreamSeq, dl.MsgID))
 	}
 	setIf(h, HeaderMsgID, dl.MsgID)
 	if _, err := d.js.PublishMsg(ctx, m); err != nil {

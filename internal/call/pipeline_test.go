@@ -1,0 +1,152 @@
+package call_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/callagent/resilience/internal/call"
+	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/contact"
+	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/natstest"
+	"github.com/callagent/resilience/internal/queue"
+	"github.com/callagent/resilience/internal/resilience"
+)
+
+type llmFunc func(ctx context.Context, c contact.Contact) (call.Script, error)
+
+func (f llmFunc) WriteScript(ctx context.Context, c contact.Contact) (call.Script, error) { return f(ctx, c) }
+
+type ttsFunc func(ctx context.Context, c contact.Contact, s string) (call.Audio, error)
+
+func (f ttsFunc) Synthesize(ctx context.Context, c contact.Contact, s string) (call.Audio, error) {
+	return f(ctx, c, s)
+}
+
+type bundle struct {
+	pipeline    *call.Pipeline
+	checkpoints *queue.Checkpoints
+	completions *queue.Completions
+}
+
+func setup(t *testing.T, llm []call.Backend[call.ScriptWriter], tts []call.Backend[call.Synthesizer]) bundle {
+	t.Helper()
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := context.Background()
+	topo := config.Defaults().Topology
+	cps, err := queue.EnsureCheckpoints(ctx, js, topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := queue.EnsureCompletedBucket(ctx, js, topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.Out = io.Discard
+	completions := queue.NewCompletions(kv)
+	return bundle{
+		pipeline: &call.Pipeline{LLM: llm, TTS: tts, Retrier: resilience.NewRetrier(resilience.RetryPolicy{MaxAttempts: 1}, nil, log),
+			Store: completions, Checkpoints: cps, Lease: time.Minute, Worker: "w", Log: log},
+		checkpoints: cps,
+		completions: completions,
+	}
+}
+
+func guard(name string) *resilience.Guard {
+	return resilience.NewGuard(name, resilience.GuardOptions{Breaker: resilience.BreakerSettings{FailureThreshold: 1, SuccessThreshold: 1, OpenTimeout: time.Hour}})
+}
+
+var ada = contact.Contact{ID: "c1", Name: "Ada", Phone: "+14155550101"}
+
+func TestAPaidScriptIsKeptWhenShutdownCancelsRightAfterTheCall(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var llmCalls atomic.Int32
+	llm := llmFunc(func(context.Context, contact.Contact) (call.Script, error) {
+		llmCalls.Add(1)
+		cancel() // the grace period ends while the answer is on its way back
+		return call.Script{Text: "hello"}, nil
+	})
+	tts := ttsFunc(func(ctx context.Context, _ contact.Contact, _ string) (call.Audio, error) {
+		return call.Audio{}, ctx.Err()
+	})
+	b := setup(t, []call.Backend[call.ScriptWriter]{{Provider: llm, Guard: guard("LLM")}},
+		[]call.Backend[call.Synthesizer]{{Provider: tts, Guard: guard("TTS")}})
+	prog := &call.Progress{}
+	if _, err := b.pipeline.Process(ctx, ada, prog); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Process = %v, want the cancellation", err)
+	}
+	cp, ok, err := b.checkpoints.Get(context.Background(), "c1")
+	if err != nil || !ok || cp.Script == nil || cp.Script.Text != "hello" {
+		t.Fatalf("checkpoint after the cancelled run = %+v (%v, %v): the paid script was thrown away", cp, ok, err)
+	}
+}
+
+func TestAudioStoredButNotRecordedIsNotPaidAgain(t *testing.T) {
+	var ttsCalls atomic.Int32
+	llm := llmFunc(func(context.Context, contact.Contact) (call.Script, error) { return call.Script{Text: "hello"}, nil })
+	tts := ttsFunc(func(context.Context, contact.Contact, string) (call.Audio, error) {
+		ttsCalls.Add(1)
+		return call.Audio{Data: []byte("mp3"), Format: "mp3_44100_128"}, nil
+	})
+	b := setup(t, []call.Backend[call.ScriptWriter]{{Provider: llm, Guard: guard("LLM")}},
+		[]call.Backend[call.Synthesizer]{{Provider: tts, Guard: guard("TTS")}})
+	// A worker stored the audio and died before writing its checkpoint.
+	if _, err := b.checkpoints.PutAudio(context.Background(), "c1", call.Audio{Data: []byte("mp3"), Format: "mp3_44100_128"}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := b.pipeline.Process(context.Background(), ada, &call.Progress{}); err != nil || out != call.Completed {
+		t.Fatalf("Process = %v, %v", out, err)
+	}
+	if n := ttsCalls.Load(); n != 0 {
+		t.Fatalf("TTS called %d times for audio already stored", n)
+	}
+}
+
+func TestFallbackServesWhileThePrimaryIsOpenAndPrimaryServesAgainAfter(t *testing.T) {
+	primary, fallback := guard("ElevenLabs"), guard("OpenAI TTS")
+	var primaryCalls, fallbackCalls atomic.Int32
+	down := atomic.Bool{}
+	down.Store(true)
+	primaryTTS := ttsFunc(func(context.Context, contact.Contact, string) (call.Audio, error) {
+		primaryCalls.Add(1)
+		if down.Load() {
+			return call.Audio{}, fault.Classify(fault.Facts{Provider: "ElevenLabs", Status: 503})
+		}
+		return call.Audio{Data: []byte("a")}, nil
+	})
+	fallbackTTS := ttsFunc(func(context.Context, contact.Contact, string) (call.Audio, error) {
+		fallbackCalls.Add(1)
+		return call.Audio{Data: []byte("b")}, nil
+	})
+	llm := llmFunc(func(context.Context, contact.Contact) (call.Script, error) { return call.Script{Text: "hi"}, nil })
+	b := setup(t, []call.Backend[call.ScriptWriter]{{Provider: llm, Guard: guard("LLM")}},
+		[]call.Backend[call.Synthesizer]{{Provider: primaryTTS, Guard: primary}, {Provider: fallbackTTS, Guard: fallback}})
+	ctx := context.Background()
+	run := func(id string) {
+		t.Helper()
+		c := ada
+		c.ID = id
+		if _, err := b.pipeline.Process(ctx, c, &call.Progress{}); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+	run("c1") // the primary fails, opens (threshold 1) and hands the contact over
+	run("c2") // the primary is open: skipped
+	if primaryCalls.Load() != 1 || fallbackCalls.Load() != 2 {
+		t.Fatalf("during the outage: primary %d calls, fallback %d; want 1 and 2", primaryCalls.Load(), fallbackCalls.Load())
+	}
+	down.Store(false)
+	primary.Reset() // the health checker's doing
+	run("c3")
+	if primaryCalls.Load() != 2 || fallbackCalls.Load() != 2 {
+		t.Fatalf("after recovery: primary %d calls, fallback %d; want 2 and 2", primaryCalls.Load(), fallbackCalls.Load())
+	}
+}
