@@ -21,7 +21,9 @@ import (
 
 type llmFunc func(ctx context.Context, c contact.Contact) (call.Script, error)
 
-func (f llmFunc) WriteScript(ctx context.Context, c contact.Contact) (call.Script, error) { return f(ctx, c) }
+func (f llmFunc) WriteScript(ctx context.Context, c contact.Contact) (call.Script, error) {
+	return f(ctx, c)
+}
 
 type ttsFunc func(ctx context.Context, c contact.Contact, s string) (call.Audio, error)
 
