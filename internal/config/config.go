@@ -272,8 +272,9 @@ type Topology struct {
 	// AckWait (ACK_WAIT, default 30s; worker only) is how long the server
 	// waits for an ack before redelivering. At least 3s.
 	AckWait time.Duration
-	// MaxDeliver (MAX_DELIVER, default 5; worker only) is how many times a
-	// contact is delivered before it is dead-lettered. At least 1.
+	// MaxDeliver (MAX_DELIVER, default 5; worker only) is how many failed
+	// deliveries a contact gets before it is dead-lettered. At least 1. The
+	// consumer's own limit is three times this (see queue.DeliveryBackstop).
 	MaxDeliver int
 	// MaxAckPending (MAX_ACK_PENDING, default 256; worker only) caps the
 	// contacts in flight across all replicas; about replicas × concurrency.

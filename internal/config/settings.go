@@ -143,7 +143,7 @@ var table = finish([]setting{
 		"How long the server waits for an ack before redelivering; at least 3s.",
 		durationField(func(c *Config) *time.Duration { return &c.Topology.AckWait }, atLeast(3*time.Second))),
 	row("MAX_DELIVER", "5", w,
-		"Deliveries of a contact before it is dead-lettered; at least 1.",
+		"Failed deliveries of a contact before it is dead-lettered; at least 1. The consumer allows 3x as many deliveries in all, so deliveries that failed nothing (a shutdown, a crash) do not use them up.",
 		intField(func(c *Config) *int { return &c.Topology.MaxDeliver }, atLeast(1))),
 	row("MAX_ACK_PENDING", "256", w,
 		"Contacts in flight across all replicas; about replicas × WORKER_CONCURRENCY; at least 1.",

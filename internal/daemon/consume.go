@@ -83,7 +83,7 @@ func (w *worker) consume(ctx context.Context) error {
 			go func() {
 				defer inflight.Done()
 				defer func() { <-slots }()
-				w.handle(workCtx, msg, &stopping)
+				w.handle(ctx, workCtx, msg, &stopping)
 			}()
 		})
 		for range n - got {
@@ -159,7 +159,10 @@ func (w *worker) fetch(ctx context.Context, n int, start func(jetstream.Msg)) (i
 
 // handle processes one message to its end: decode, process (holding while a breaker is
 // open), and apply the outcome. Meanwhile a heartbeat keeps the message and the claim alive.
-func (w *worker) handle(ctx context.Context, msg jetstream.Msg, stopping *atomic.Bool) {
+//
+// runCtx ends when shutdown starts; ctx (the work context) lasts the grace period longer. A
+// contact held for an open breaker cannot progress, so it is released as soon as runCtx ends.
+func (w *worker) handle(runCtx, ctx context.Context, msg jetstream.Msg, stopping *atomic.Bool) {
 	// A lost claim cancels this contact's work, and only this contact's.
 	mctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -190,7 +193,7 @@ func (w *worker) handle(ctx context.Context, msg jetstream.Msg, stopping *atomic
 		if errors.Is(context.Cause(mctx), call.ErrClaimLost) {
 			err = call.ErrClaimLost
 		}
-		d := w.policy.Decide(err, delivered, stopping.Load() || ctx.Err() != nil)
+		d := w.policy.Decide(err, failedAttempt(prog, delivered), stopping.Load() || ctx.Err() != nil)
 		if d.Action == Ack && outcome == call.AlreadyCompleted {
 			w.stats.alreadyCompleted.Add(1)
 			w.metrics.ContactOutcome(metrics.OutcomeAlreadyCompleted)
@@ -204,14 +207,29 @@ func (w *worker) handle(ctx context.Context, msg jetstream.Msg, stopping *atomic
 		provider := call.ProviderOf(err)
 		w.metrics.ContactOutcome(metrics.OutcomeHeld)
 		log.WithField("service", provider).Infof("Holding %s until %s recovers", c.DisplayName(), provider)
-		if err := w.watch.waitAvailable(mctx, w.steps); err != nil {
+		holdCtx, cancelHold := context.WithCancel(mctx)
+		stopHold := context.AfterFunc(runCtx, cancelHold)
+		err = w.watch.waitAvailable(holdCtx, w.steps)
+		stopHold()
+		cancelHold()
+		if err != nil {
 			if errors.Is(context.Cause(mctx), call.ErrClaimLost) {
 				err = call.ErrClaimLost
 			}
-			w.apply(msg, c, prog.Claim(), w.policy.Decide(err, delivered, true), err)
+			w.apply(msg, c, prog.Claim(), w.policy.Decide(err, failedAttempt(prog, delivered), true), err)
 			return
 		}
 	}
+}
+
+// failedAttempt is the number this failure would be: the failures the contact's checkpoint
+// recorded, plus one. Before a claim there is no checkpoint to read, so the delivery count
+// stands in for it.
+func failedAttempt(prog *call.Progress, delivered uint64) uint64 {
+	if claim := prog.Claim(); claim != nil {
+		return uint64(claim.Checkpoint().Failures) + 1
+	}
+	return delivered
 }
 
 // apply carries out a decision on the message and logs it once. A dead letter is published
@@ -314,6 +332,9 @@ func (w *worker) deadLetter(ctx context.Context, msg jetstream.Msg, c contact.Co
 		dl.StreamSeq = md.Sequence.Stream
 		dl.OriginalStream = md.Stream
 	}
+	if cp.Failures > 0 { // failed deliveries, not those a shutdown or a held claim used
+		dl.Attempts = cp.Failures
+	}
 	if dl.FirstFailure.IsZero() {
 		dl.FirstFailure = now
 	}
@@ -359,18 +380,26 @@ func (w *worker) heartbeat(ctx context.Context, msg jetstream.Msg, prog *call.Pr
 		defer close(done)
 		t := time.NewTicker(every)
 		defer t.Stop()
+		failing := false // log the first failure of a streak, not every tick
 		for {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
-				_ = msg.InProgress()
+				err := msg.InProgress()
 				if claim := prog.Claim(); claim != nil {
-					if err := claim.Renew(ctx); errors.Is(err, call.ErrClaimLost) {
+					renewErr := claim.Renew(ctx)
+					if errors.Is(renewErr, call.ErrClaimLost) {
 						cancel(call.ErrClaimLost)
 						return
 					}
+					err = errors.Join(err, renewErr)
 				}
+				if err != nil && !failing {
+					w.log.WithField("contact_id", contactIDOf(msg)).
+						Warnf("Could not keep the contact alive (it may be redelivered to another worker): %v", err)
+				}
+				failing = err != nil
 			}
 		}
 	}()
@@ -378,6 +407,11 @@ func (w *worker) heartbeat(ctx context.Context, msg jetstream.Msg, prog *call.Pr
 		close(stop)
 		<-done
 	}
+}
+
+// contactIDOf is the message's dedupe id, which the publisher sets to the contact id.
+func contactIDOf(msg jetstream.Msg) string {
+	return msg.Headers().Get(jetstream.MsgIDHeader)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -73,10 +73,13 @@ const (
 	ReasonInternal           = "internal"
 )
 
+// maxRedeliveryDelay bounds one NakWithDelay whatever the schedule says.
+const maxRedeliveryDelay = time.Hour
+
 // Policy holds the settings the outcome table depends on.
 type Policy struct {
-	// MaxDeliver is the consumer's delivery limit: the last delivery that still fails
-	// transiently is dead-lettered instead of redelivered.
+	// MaxDeliver is how many failed deliveries a contact gets: the one that fails transiently
+	// for the MaxDeliver-th time is dead-lettered instead of redelivered.
 	MaxDeliver int
 	// OnBreakerOpen is "hold" (default) or "deadletter" (the seed's "skip the contact").
 	OnBreakerOpen string
@@ -86,7 +89,8 @@ type Policy struct {
 }
 
 // Decide is the outcome table: the one place that maps the result of processing a contact to
-// a JetStream action. delivered is the message's delivery count (1 on the first delivery).
+// a JetStream action. attempt counts this contact's failed deliveries, this one included (1
+// the first time); deliveries that failed nothing are not counted.
 //
 //	result                                   action
 //	nil (completed, or completed before)      Ack
@@ -101,7 +105,7 @@ type Policy struct {
 //	retries exhausted / transient error       Retry with backoff, until MaxDeliver;
 //	                                          then DeadLetter <kind>
 //	anything else (NATS, KV)                  Retry with backoff, until MaxDeliver
-func (p Policy) Decide(err error, delivered uint64, stopping bool) Decision {
+func (p Policy) Decide(err error, attempt uint64, stopping bool) Decision {
 	if err == nil {
 		return Decision{Action: Ack}
 	}
@@ -137,23 +141,25 @@ func (p Policy) Decide(err error, delivered uint64, stopping bool) Decision {
 	if errors.As(err, &svc) && !fault.IsTransient(err) {
 		return Decision{Action: DeadLetter, Reason: reason}
 	}
-	if p.MaxDeliver > 0 && delivered >= uint64(p.MaxDeliver) {
+	if p.MaxDeliver > 0 && attempt >= uint64(p.MaxDeliver) {
 		return Decision{Action: DeadLetter, Reason: reason}
 	}
 	var deferred *resilience.DeferError
 	if errors.As(err, &deferred) {
 		return Decision{Action: Retry, Delay: deferred.After, Reason: reason}
 	}
-	return Decision{Action: Retry, Delay: p.redeliveryDelay(delivered), Reason: reason}
+	return Decision{Action: Retry, Delay: p.redeliveryDelay(attempt), Reason: reason}
 }
 
 // redeliveryDelay continues the in-process schedule: after MaxAttempts in-process attempts,
-// delivery n waits as retry MaxAttempts+n-1 would have.
-func (p Policy) redeliveryDelay(delivered uint64) time.Duration {
-	n := p.Redelivery.MaxAttempts + int(min(delivered, math.MaxInt32)) - 1
+// failed delivery n waits as retry MaxAttempts+n-1 would have.
+func (p Policy) redeliveryDelay(attempt uint64) time.Duration {
+	n := p.Redelivery.MaxAttempts + int(min(attempt, math.MaxInt32)) - 1
 	d := p.Redelivery.Wait(max(n, 1))
 	if d <= 0 {
 		d = time.Second
 	}
-	return d
+	// Without RETRY_MAX_DELAY the schedule grows without bound; a contact parked for days is
+	// as good as lost to the operator.
+	return min(d, maxRedeliveryDelay)
 }

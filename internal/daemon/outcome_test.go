@@ -310,23 +310,27 @@ func TestContactNobodyWroteOffIsDeadLetteredFromTheAdvisory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := 0
-	for range batch.Messages() {
-		got++
-	}
-	if got != 1 {
-		t.Fatalf("fetched %d messages, want 1", got)
+	// It dies on every delivery the consumer allows: no failure is ever recorded.
+	for i := range cfg.Topology.MaxDeliver * queue.DeliveryBackstop {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for range batch.Messages() {
+			got++
+		}
+		if got != 1 {
+			t.Fatalf("delivery %d: fetched %d messages, want 1", i+1, got)
+		}
 	}
 	var llm calls
 	tts := &scriptedTTS{respond: func(int) error { return nil }}
 	startWorker(t, cfg, withTTS(&llm, tts), io.Discard)
 	waitFor(t, 30*time.Second, "the exhausted contact dead-lettered", settled(t, js, cfg, 1))
 	dls := deadLetters(t, js, cfg)
-	if len(dls) != 1 || dls[0].Reason != "max_deliveries" || dls[0].ContactID != "c-0000" || dls[0].StreamSeq != 1 || dls[0].Attempts != 1 {
+	if len(dls) != 1 || dls[0].Reason != "max_deliveries" || dls[0].ContactID != "c-0000" || dls[0].StreamSeq != 1 ||
+		dls[0].Attempts != cfg.Topology.MaxDeliver*queue.DeliveryBackstop {
 		t.Fatalf("dead letters = %+v, want one max_deliveries for c-0000", dls)
 	}
 	if llm.sum() != 0 || tts.calls() != 0 {
@@ -397,5 +401,33 @@ func TestReplayAfterATTSFailureResumesWithoutCallingTheLLMAgain(t *testing.T) {
 		if got := llm.get(id); got != 1 {
 			t.Errorf("%s: LLM called %d times; the replay must resume from the script checkpoint", id, got)
 		}
+	}
+}
+
+func TestShutdownReleasesDoNotUseUpAContact(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	cfg := testConfig(srv, "worker-a")
+	cfg.Topology.MaxDeliver = 1 // one failure allowed: releases must not count as failures
+	cfg.Worker.ShutdownGrace = 0
+	enqueue(t, js, cfg, 1)
+	slow := sim.Options{Scenario: sim.Healthy, Latency: time.Hour}
+	for i := range 2 { // two workers in a row are stopped in the middle of the call
+		var llm, tts calls
+		out := &syncBuffer{}
+		w := startWorker(t, cfg, simProviders(slow, &llm, &tts), out)
+		waitFor(t, 30*time.Second, "the worker inside the LLM call", func() (bool, string) {
+			return strings.Contains(out.String(), "Step 1: Generating response with LLM"), out.String()
+		})
+		w.stop(t)
+		if !strings.Contains(out.String(), "Released Contact 0 for redelivery") {
+			t.Fatalf("stop %d did not release the contact:\n%s", i+1, out.String())
+		}
+	}
+	var llm, tts calls
+	startWorker(t, cfg, simProviders(sim.Options{Scenario: sim.Healthy}, &llm, &tts), io.Discard)
+	waitFor(t, 30*time.Second, "the contact completed", completedAndIdle(t, js, cfg, 1))
+	if st := statusOf(t, js, cfg); st.DeadLettered != 0 {
+		t.Fatalf("releases at shutdown dead-lettered the contact: %+v", st)
 	}
 }

@@ -50,9 +50,11 @@ func (w *breakerWatch) waitAvailable(ctx context.Context, steps [][]*resilience.
 				earliest = at
 			}
 		}
+		// Half-open reports RetryAt = now: a floor keeps a long half-open (a probe whose error
+		// the breaker ignores) from turning this into a busy loop.
 		wake := time.Second
 		if !earliest.IsZero() {
-			wake = max(time.Until(earliest), 10*time.Millisecond)
+			wake = max(time.Until(earliest), 250*time.Millisecond)
 		}
 		t := time.NewTimer(wake)
 		select {

@@ -30,6 +30,13 @@ func ContactsStreamConfig(t config.Topology) jetstream.StreamConfig {
 	}
 }
 
+// DeliveryBackstop multiplies MAX_DELIVER into the consumer's own delivery limit. MAX_DELIVER
+// counts failed deliveries (recorded in the contact's checkpoint); deliveries that failed
+// nothing (a shutdown releasing a held contact, a claim held by another worker) must not use
+// up the contact. The consumer's limit only catches contacts whose workers keep dying on them
+// and so never record a failure: those are dead-lettered as max_deliveries.
+const DeliveryBackstop = 3
+
 // ConsumerConfig is the durable pull consumer every worker replica shares.
 func ConsumerConfig(t config.Topology) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
@@ -37,7 +44,7 @@ func ConsumerConfig(t config.Topology) jetstream.ConsumerConfig {
 		Description:   "call workers",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       t.AckWait,
-		MaxDeliver:    t.MaxDeliver,
+		MaxDeliver:    t.MaxDeliver * DeliveryBackstop,
 		MaxAckPending: t.MaxAckPending,
 		FilterSubject: t.ContactsSubject,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
