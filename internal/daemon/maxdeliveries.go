@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/metrics"
 	"github.com/callagent/resilience/internal/queue"
 )
@@ -78,6 +79,21 @@ func (s *exhaustedSweeper) handle(ctx context.Context, msg jetstream.Msg) error 
 		}
 	}
 	now := time.Now()
+	var cp call.Checkpoint
+	if head.ID != "" {
+		var ok bool
+		if cp, ok, err = s.checkpoints.Get(ctx, head.ID); err != nil {
+			return err
+		}
+		// A worker cut off from NATS past AckWait may still hold the claim and finish the
+		// contact: look again once its lease has lapsed.
+		if ok && cp.Owner != "" && now.Before(cp.LeaseUntil) {
+			wait := cp.LeaseUntil.Sub(now) + time.Second
+			log.Infof("Contact %s used its deliveries but is still claimed by %s; looking again in %s",
+				head.ID, cp.Owner, wait.Round(time.Second))
+			return &stillClaimedError{wait: wait}
+		}
+	}
 	dl := queue.DeadLetter{
 		ContactID:       head.ID,
 		Reason:          ReasonDeliveriesExceeded,
@@ -92,10 +108,8 @@ func (s *exhaustedSweeper) handle(ctx context.Context, msg jetstream.Msg) error 
 		MsgID:           raw.Header.Get(jetstream.MsgIDHeader),
 		Payload:         raw.Data,
 	}
-	if head.ID != "" {
-		if cp, ok, err := s.checkpoints.Get(ctx, head.ID); err == nil && ok && !cp.FirstFailure.IsZero() {
-			dl.FirstFailure = cp.FirstFailure
-		}
+	if !cp.FirstFailure.IsZero() {
+		dl.FirstFailure = cp.FirstFailure
 	}
 	if err := s.w.dlq.Publish(ctx, dl); err != nil {
 		return err
@@ -110,4 +124,11 @@ func (s *exhaustedSweeper) handle(ctx context.Context, msg jetstream.Msg) error 
 	log.WithField("error_category", ReasonDeliveriesExceeded).
 		Errorf("Contact %s exhausted its %d deliveries without a result; dead-lettered", head.ID, adv.Deliveries)
 	return nil
+}
+
+// stillClaimedError: the exhausted contact's claim is live; its advisory waits for the lease.
+type stillClaimedError struct{ wait time.Duration }
+
+func (e *stillClaimedError) Error() string {
+	return fmt.Sprintf("the contact is still claimed; looking again in %s", e.wait)
 }

@@ -431,3 +431,67 @@ func TestShutdownReleasesDoNotUseUpAContact(t *testing.T) {
 		t.Fatalf("releases at shutdown dead-lettered the contact: %+v", st)
 	}
 }
+
+func TestTheSweeperWaitsForALiveClaimAndSeesTheContactComplete(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	cfg := testConfig(srv, "worker-a")
+	cfg.Topology.MaxDeliver = 1
+	cfg.Topology.AckWait = time.Second
+	ctx := context.Background()
+	if _, err := queue.EnsureAdvisoryConsumer(ctx, js, cfg.Topology); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, js, cfg, 1)
+	// A worker cut off from NATS held the contact while its deliveries ran out, and holds it still.
+	checkpoints, err := queue.EnsureCheckpoints(ctx, js, cfg.Topology)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := queue.EnsureConsumer(ctx, js, cfg.Topology)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range cfg.Topology.MaxDeliver * queue.DeliveryBackstop {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range batch.Messages() {
+		}
+	}
+	if _, err := checkpoints.Claim(ctx, "c-0000", "cut-off-worker", 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var llm calls
+	out := &syncBuffer{}
+	startWorker(t, cfg, withTTS(&llm, &scriptedTTS{respond: func(int) error { return nil }}), out)
+	waitFor(t, 30*time.Second, "the sweeper deferring to the live claim", func() (bool, string) {
+		return strings.Contains(out.String(), "used its deliveries but is still claimed"), out.String()
+	})
+	if st := statusOf(t, js, cfg); st.DeadLettered != 0 {
+		t.Fatalf("dead-lettered while another worker held the claim: %+v", st)
+	}
+	// The cut-off worker reconnects and completes the contact; the sweeper then removes it.
+	kv, err := queue.EnsureCompletedBucket(ctx, js, cfg.Topology)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := queue.NewCompletions(kv).MarkCompleted(ctx, "c-0000", map[string]string{"status": "completed"}); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, cfg.Topology.ContactsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the completed contact removed from the stream", func() (bool, string) {
+		info, err := stream.Info(ctx)
+		return err == nil && info.State.Msgs == 0, fmt.Sprintf("%+v", info)
+	})
+	if st := statusOf(t, js, cfg); st.DeadLettered != 0 || st.Completed != 1 {
+		t.Fatalf("status %+v, want completed 1 and no dead letter", st)
+	}
+	if llm.sum() != 0 {
+		t.Fatal("a provider was called for a contact past its delivery limit")
+	}
+}
