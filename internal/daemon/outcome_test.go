@@ -495,3 +495,24 @@ func TestTheSweeperWaitsForALiveClaimAndSeesTheContactComplete(t *testing.T) {
 		t.Fatal("a provider was called for a contact past its delivery limit")
 	}
 }
+
+func TestACallLongerThanAckWaitIsNotRedelivered(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	cfgA, cfgB := testConfig(srv, "worker-a"), testConfig(srv, "worker-b")
+	cfgA.Topology.AckWait, cfgB.Topology.AckWait = time.Second, time.Second
+	enqueue(t, js, cfgA, 1)
+	var llm, tts calls
+	slow := sim.Options{Scenario: sim.Healthy, Latency: 2500 * time.Millisecond} // 2.5 x AckWait per step
+	outA, outB := &syncBuffer{}, &syncBuffer{}
+	startWorker(t, cfgA, simProviders(slow, &llm, &tts), outA)
+	startWorker(t, cfgB, simProviders(slow, &llm, &tts), outB)
+	waitFor(t, 60*time.Second, "the slow contact completed", completedAndIdle(t, js, cfgA, 1))
+	deliveries := strings.Count(outA.String(), "Processing contact") + strings.Count(outB.String(), "Processing contact")
+	if deliveries != 1 {
+		t.Fatalf("the contact was delivered %d times: InProgress heartbeats must keep a slow call's message", deliveries)
+	}
+	if llm.sum() != 1 || tts.sum() != 1 {
+		t.Fatalf("LLM %d, TTS %d calls, want 1 each", llm.sum(), tts.sum())
+	}
+}
