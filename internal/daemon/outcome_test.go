@@ -300,30 +300,8 @@ func TestContactNobodyWroteOffIsDeadLetteredFromTheAdvisory(t *testing.T) {
 	cfg := testConfig(srv, "worker-a")
 	cfg.Topology.MaxDeliver = 1
 	cfg.Topology.AckWait = time.Second
-	ctx := context.Background()
-	// A "worker" takes the contact on its only delivery and dies without a word.
-	if _, err := queue.EnsureAdvisoryConsumer(ctx, js, cfg.Topology); err != nil {
-		t.Fatal(err)
-	}
-	enqueue(t, js, cfg, 1)
-	cons, err := queue.EnsureConsumer(ctx, js, cfg.Topology)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// It dies on every delivery the consumer allows: no failure is ever recorded.
-	for i := range cfg.Topology.MaxDeliver * queue.DeliveryBackstop {
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := 0
-		for range batch.Messages() {
-			got++
-		}
-		if got != 1 {
-			t.Fatalf("delivery %d: fetched %d messages, want 1", i+1, got)
-		}
-	}
+	// Workers take the contact and die on every delivery the consumer allows.
+	exhaustDeliveries(t, js, cfg)
 	var llm calls
 	tts := &scriptedTTS{respond: func(int) error { return nil }}
 	startWorker(t, cfg, withTTS(&llm, tts), io.Discard)
@@ -439,26 +417,11 @@ func TestTheSweeperWaitsForALiveClaimAndSeesTheContactComplete(t *testing.T) {
 	cfg.Topology.MaxDeliver = 1
 	cfg.Topology.AckWait = time.Second
 	ctx := context.Background()
-	if _, err := queue.EnsureAdvisoryConsumer(ctx, js, cfg.Topology); err != nil {
-		t.Fatal(err)
-	}
-	enqueue(t, js, cfg, 1)
 	// A worker cut off from NATS held the contact while its deliveries ran out, and holds it still.
+	exhaustDeliveries(t, js, cfg)
 	checkpoints, err := queue.EnsureCheckpoints(ctx, js, cfg.Topology)
 	if err != nil {
 		t.Fatal(err)
-	}
-	cons, err := queue.EnsureConsumer(ctx, js, cfg.Topology)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range cfg.Topology.MaxDeliver * queue.DeliveryBackstop {
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range batch.Messages() {
-		}
 	}
 	if _, err := checkpoints.Claim(ctx, "c-0000", "cut-off-worker", 3*time.Second); err != nil {
 		t.Fatal(err)
@@ -514,5 +477,34 @@ func TestACallLongerThanAckWaitIsNotRedelivered(t *testing.T) {
 	}
 	if llm.sum() != 1 || tts.sum() != 1 {
 		t.Fatalf("LLM %d, TTS %d calls, want 1 each", llm.sum(), tts.sum())
+	}
+}
+
+// exhaustDeliveries enqueues one contact and takes it on every delivery the consumer allows
+// without ever answering, as workers that die on it would: no failure is recorded, and the
+// server announces the contact with a MAX_DELIVERIES advisory, kept by the advisory stream.
+func exhaustDeliveries(t *testing.T, js jetstream.JetStream, cfg config.Config) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := queue.EnsureAdvisoryConsumer(ctx, js, cfg.Topology); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, js, cfg, 1)
+	cons, err := queue.EnsureConsumer(ctx, js, cfg.Topology)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range cfg.Topology.MaxDeliver * queue.DeliveryBackstop {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for range batch.Messages() {
+			got++
+		}
+		if got != 1 {
+			t.Fatalf("delivery %d: fetched %d messages, want 1", i+1, got)
+		}
 	}
 }
