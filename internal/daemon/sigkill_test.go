@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/callagent/resilience/internal/cli"
 	"github.com/callagent/resilience/internal/natstest"
 	"github.com/callagent/resilience/internal/provider/providertest"
@@ -20,7 +22,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childWorkerEnv) == "1" {
 		os.Exit(cli.Execute(cli.NewWorkerCommand(os.LookupEnv, os.Stdout), nil, os.Stderr))
 	}
-	os.Exit(m.Run())
+	// Every goroutine the worker starts must have stopped when its test ends.
+	goleak.VerifyTestMain(m)
 }
 
 func TestWorkerKilledMidContactLosesNothingAndPaysNothingTwice(t *testing.T) {
