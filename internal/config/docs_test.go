@@ -42,3 +42,13 @@ func TestREADMEConfigurationTable(t *testing.T) {
 	}
 	t.Fatal("README.md's configuration table is out of date: run `make docs`")
 }
+
+// TestDescriptionsHaveNoBackquotes: pflag reads a `word` in a usage string as the flag's value
+// name, which garbles --help.
+func TestDescriptionsHaveNoBackquotes(t *testing.T) {
+	for _, s := range config.Settings(config.ScopeAll) {
+		if strings.Contains(s.Description, "`") {
+			t.Errorf("%s: description has a backquote: %s", s.Env, s.Description)
+		}
+	}
+}
