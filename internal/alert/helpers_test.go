@@ -19,7 +19,7 @@ import (
 	"github.com/callagent/resilience/internal/resilience"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natstest.IgnoreLibraryLeaks()...) }
 
 // jsFor starts an in-process JetStream server and connects to it.
 func jsFor(t *testing.T) jetstream.JetStream {

@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 		os.Exit(cli.Execute(cli.NewWorkerCommand(os.LookupEnv, os.Stdout), nil, os.Stderr))
 	}
 	// Every goroutine the worker starts must have stopped when its test ends.
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, natstest.IgnoreLibraryLeaks()...)
 }
 
 func TestWorkerKilledMidContactLosesNothingAndPaysNothingTwice(t *testing.T) {

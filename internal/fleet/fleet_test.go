@@ -17,13 +17,15 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 	"go.uber.org/goleak"
 
+	"github.com/callagent/resilience/internal/natstest"
+
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/fleet"
 	"github.com/callagent/resilience/internal/natsembed"
 	"github.com/callagent/resilience/internal/resilience"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natstest.IgnoreLibraryLeaks()...) }
 
 // connect opens a connection of its own, as a separate process would.
 func connect(t *testing.T, url, name string) jetstream.JetStream {

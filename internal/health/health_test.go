@@ -16,10 +16,12 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 	"go.uber.org/goleak"
 
+	"github.com/callagent/resilience/internal/natstest"
+
 	"github.com/callagent/resilience/internal/health"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natstest.IgnoreLibraryLeaks()...) }
 
 // serve runs s on a loopback port until the test ends and returns its base URL.
 func serve(t *testing.T, s *health.Server) string {

@@ -21,6 +21,8 @@ import (
 	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
 
+	"github.com/callagent/resilience/internal/natstest"
+
 	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/metrics"
@@ -28,7 +30,7 @@ import (
 	"github.com/callagent/resilience/internal/resilience"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natstest.IgnoreLibraryLeaks()...) }
 
 // scrape GETs url (a /metrics endpoint) and parses the text exposition.
 func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
 
 	"github.com/callagent/resilience/internal/natsembed"
 )
@@ -35,4 +36,17 @@ func Connect(t testing.TB, srv *natsembed.Server) (*nats.Conn, jetstream.JetStre
 		t.Fatalf("jetstream: %v", err)
 	}
 	return nc, js
+}
+
+// IgnoreLibraryLeaks are goleak options for goroutines that nats.go itself can leave behind
+// when a connection closes, so packages verifying leaks catch only their own:
+//
+// jetstream.(*jetStream).resetPendingAcksOnReconnect: started by the first async publish, it
+// reads the publisher's status channel after starting; when cleanupReplySub has already set
+// that field to nil (connection closing), it blocks forever receiving from a nil channel
+// (nats.go v1.55.0, jetstream/publish.go:565).
+func IgnoreLibraryLeaks() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreTopFunction("github.com/nats-io/nats.go/jetstream.(*jetStream).resetPendingAcksOnReconnect"),
+	}
 }
