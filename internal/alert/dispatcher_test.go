@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +32,13 @@ func (o *observer) AlertDelivered(channel, r string) {
 		o.n = map[string]int{}
 	}
 	o.n[channel+"/"+r]++
+}
+
+// snapshot copies the counts, for failure messages printed while deliveries go on.
+func (o *observer) snapshot() map[string]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.n)
 }
 
 func (o *observer) get(key string) int {
@@ -352,9 +360,10 @@ func TestChannelDownThenUpDeliversLateInOrder(t *testing.T) {
 	if got[0].Title != "Circuit breaker OPENED for LLM" || got[1].Title != "LLM authentication failed" {
 		t.Errorf("late deliveries out of order: %s", describe(got))
 	}
-	if obs.get("Flaky/sent") != 2 || obs.get("Steady/sent") != 2 {
-		t.Errorf("observer: %v", obs.n)
-	}
+	// The observer hears of a delivery just after the notifier returns: wait for it.
+	waitFor(t, "both channels' deliveries observed", func() bool {
+		return obs.get("Flaky/sent") == 2 && obs.get("Steady/sent") == 2
+	})
 	if logs.count("it stays queued, next try in") == 0 {
 		t.Error("no failed delivery was logged")
 	}
@@ -384,7 +393,7 @@ func TestChannelDropsWhatItCanNeverAccept(t *testing.T) {
 		t.Errorf("delivered %s", got)
 	}
 	if obs.get("Test/dropped") != 1 || logs.count("ElevenLabs quota exhausted\\\": Test refused it for good") != 1 {
-		t.Errorf("drop not reported: %v\n%s", obs.n, logs.String())
+		t.Errorf("drop not reported: %v\n%s", obs.snapshot(), logs.String())
 	}
 	rec.mu.Lock()
 	calls := rec.calls
@@ -436,7 +445,7 @@ func TestMinSeverityAndNoChannels(t *testing.T) {
 	mustEmit(t, em, Event{Kind: KindBreakerOpened, Provider: "LLM", Message: "open"})
 	waitFor(t, "the critical one", func() bool { return len(rec.notifications()) == 1 })
 	if obs.get("Pager/filtered") != 1 || rec.notifications()[0].Kind != KindBreakerOpened {
-		t.Errorf("filtering: %v %s", obs.n, describe(rec.notifications()))
+		t.Errorf("filtering: %v %s", obs.snapshot(), describe(rec.notifications()))
 	}
 	if logs.count("Sending alert: Call Failed for Contact 1") != 1 {
 		t.Errorf("a filtered notification must still be logged as sent")
