@@ -143,15 +143,6 @@ func (s *Checkpoints) StoredAudio(ctx context.Context, contactID string) (ref, f
 	return s.audioBucket + "/" + contactID, info.Description, true, nil
 }
 
-// GetAudio reads the audio stored for contactID.
-func (s *Checkpoints) GetAudio(ctx context.Context, contactID string) ([]byte, error) {
-	b, err := s.audio.GetBytes(ctx, contactID)
-	if err != nil {
-		return nil, fmt.Errorf("read audio of %q: %w", contactID, err)
-	}
-	return b, nil
-}
-
 // claim is a held checkpoint; every write is a compare-and-swap on the revision it last saw.
 type claim struct {
 	store  *Checkpoints
