@@ -178,6 +178,8 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 		prog.setClaim(claim)
 	}
 	cp := claim.Checkpoint()
+	// Only a run that got past the LLM before can have left audio behind.
+	resumed := cp.Script != nil
 
 	if cp.Script == nil {
 		log.Info("Step 1: Generating response with LLM")
@@ -204,7 +206,7 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 	}
 
 	cp = claim.Checkpoint()
-	if cp.AudioRef == "" {
+	if cp.AudioRef == "" && resumed {
 		// An earlier run may have stored the audio and died before recording it.
 		ref, format, ok, err := p.Checkpoints.StoredAudio(ctx, c.ID)
 		if err != nil {

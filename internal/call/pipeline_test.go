@@ -100,8 +100,20 @@ func TestAudioStoredButNotRecordedIsNotPaidAgain(t *testing.T) {
 	})
 	b := setup(t, []call.Backend[call.ScriptWriter]{{Provider: llm, Guard: guard("LLM")}},
 		[]call.Backend[call.Synthesizer]{{Provider: tts, Guard: guard("TTS")}})
-	// A worker stored the audio and died before writing its checkpoint.
-	if _, err := b.checkpoints.PutAudio(context.Background(), "c1", call.Audio{Data: []byte("mp3"), Format: "mp3_44100_128"}); err != nil {
+	// A worker saved the script, stored the audio and died before recording the audio in its
+	// checkpoint.
+	ctx := context.Background()
+	earlier, err := b.checkpoints.Claim(ctx, "c1", "earlier-worker", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := earlier.Save(ctx, func(cp *call.Checkpoint) { cp.Script = &call.Script{Text: "hello"} }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.checkpoints.PutAudio(ctx, "c1", call.Audio{Data: []byte("mp3"), Format: "mp3_44100_128"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := earlier.Release(ctx, time.Time{}); err != nil { // its lease lapsed
 		t.Fatal(err)
 	}
 	if out, err := b.pipeline.Process(context.Background(), ada, &call.Progress{}); err != nil || out != call.Completed {

@@ -239,9 +239,7 @@ func (w *worker) apply(msg jetstream.Msg, c contact.Contact, claim call.Claim, d
 	log := w.log.WithField("contact_id", c.ID)
 	name := c.DisplayName()
 	if c.ID == "" {
-		name = "message"
-	} else if c.Phone == "" {
-		name = fmt.Sprintf("message of contact %q", c.ID)
+		name = "message" // a poison message without a readable id
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

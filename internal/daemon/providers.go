@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"errors"
 	"sync/atomic"
 
@@ -79,8 +80,8 @@ func NewProviders(cfg config.Config, log logrus.FieldLogger, red *redact.Redacto
 	if cfg.LLM.FallbackBaseURL != "" {
 		fb := chat
 		fb.Name, fb.SettingPrefix, fb.BaseURL = "LLM (fallback)", "LLM_FALLBACK_", cfg.LLM.FallbackBaseURL
-		fb.Model = or(cfg.LLM.FallbackModel, cfg.LLM.Model)
-		fb.APIKey = config.Secret(or(cfg.LLM.FallbackAPIKey.Reveal(), cfg.LLM.APIKey.Reveal()))
+		fb.Model = cmp.Or(cfg.LLM.FallbackModel, cfg.LLM.Model)
+		fb.APIKey = cmp.Or(cfg.LLM.FallbackAPIKey, cfg.LLM.APIKey)
 		if llm, err := openai.NewChat(fb); err == nil {
 			p.LLM = append(p.LLM, Provider[call.ScriptWriter]{Name: fb.Name, Impl: llm, Probe: llm})
 		} else {
@@ -98,13 +99,13 @@ func NewProviders(cfg config.Config, log logrus.FieldLogger, red *redact.Redacto
 	case config.TTSFallbackElevenLabs:
 		fb := el
 		fb.Name, fb.SettingPrefix = "ElevenLabs (fallback)", "ELEVENLABS_FALLBACK_"
-		fb.APIKey = config.Secret(or(cfg.TTSFallback.ElevenLabsAPIKey.Reveal(), cfg.ElevenLabs.APIKey.Reveal()))
-		fb.VoiceID = or(cfg.TTSFallback.ElevenLabsVoiceID, cfg.ElevenLabs.VoiceID)
-		fb.ModelID = or(cfg.TTSFallback.ElevenLabsModelID, cfg.ElevenLabs.ModelID)
+		fb.APIKey = cmp.Or(cfg.TTSFallback.ElevenLabsAPIKey, cfg.ElevenLabs.APIKey)
+		fb.VoiceID = cmp.Or(cfg.TTSFallback.ElevenLabsVoiceID, cfg.ElevenLabs.VoiceID)
+		fb.ModelID = cmp.Or(cfg.TTSFallback.ElevenLabsModelID, cfg.ElevenLabs.ModelID)
 		keep(addElevenLabs(p, fb, cfg.Bulkhead.TTS))
 	case config.TTSFallbackOpenAI:
 		speech, err := openai.NewSpeech(openai.SpeechOptions{
-			APIKey:  config.Secret(or(cfg.TTSFallback.OpenAIAPIKey.Reveal(), cfg.LLM.APIKey.Reveal())),
+			APIKey:  cmp.Or(cfg.TTSFallback.OpenAIAPIKey, cfg.LLM.APIKey),
 			BaseURL: cfg.TTSFallback.OpenAIBaseURL, Model: cfg.TTSFallback.OpenAIModel, Voice: cfg.TTSFallback.OpenAIVoice,
 			Format: cfg.TTSFallback.OpenAIFormat, Timeout: cfg.Timeouts.TTS, HTTP: hc, Redactor: red,
 		})
@@ -150,11 +151,4 @@ func addElevenLabs(p *Providers, o elevenlabs.Options, limit int) error {
 	}
 	p.TTS = append(p.TTS, Provider[call.Synthesizer]{Name: name, Impl: client, Probe: client, Bind: guard.Store})
 	return nil
-}
-
-func or(v, fallback string) string {
-	if v != "" {
-		return v
-	}
-	return fallback
 }

@@ -12,6 +12,7 @@
 package crm
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -77,15 +78,9 @@ type Client struct {
 // New checks o and returns a Client, or an error listing every bad setting
 // (*httpx.SettingError values joined).
 func New(o Options) (*Client, error) {
-	if o.Name == "" {
-		o.Name = DefaultName
-	}
-	if o.SettingPrefix == "" {
-		o.SettingPrefix = DefaultSettingPrefix
-	}
-	if o.Timeout == 0 {
-		o.Timeout = DefaultTimeout
-	}
+	o.Name = cmp.Or(o.Name, DefaultName)
+	o.SettingPrefix = cmp.Or(o.SettingPrefix, DefaultSettingPrefix)
+	o.Timeout = cmp.Or(o.Timeout, DefaultTimeout)
 	s := httpx.NewSettings(o.SettingPrefix)
 	if strings.TrimSpace(o.WebhookURL) == "" {
 		s.Problemf("WEBHOOK_URL", "is required to record calls in the CRM")

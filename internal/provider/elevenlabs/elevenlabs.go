@@ -11,6 +11,7 @@ package elevenlabs
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -161,27 +162,13 @@ type Client struct {
 // (*httpx.SettingError values joined), e.g. "ELEVENLABS_API_KEY is required when SIMULATE is
 // unset".
 func New(o Options) (*Client, error) {
-	if o.Name == "" {
-		o.Name = DefaultName
-	}
-	if o.SettingPrefix == "" {
-		o.SettingPrefix = DefaultSettingPrefix
-	}
-	if o.ModelID == "" {
-		o.ModelID = DefaultModelID
-	}
-	if o.OutputFormat == "" {
-		o.OutputFormat = DefaultOutputFormat
-	}
-	if o.BaseURL == "" {
-		o.BaseURL = DefaultBaseURL
-	}
-	if o.MaxAudioBytes == 0 {
-		o.MaxAudioBytes = httpx.DefaultAudioLimit
-	}
-	if o.Timeout == 0 {
-		o.Timeout = DefaultTimeout
-	}
+	o.Name = cmp.Or(o.Name, DefaultName)
+	o.SettingPrefix = cmp.Or(o.SettingPrefix, DefaultSettingPrefix)
+	o.ModelID = cmp.Or(o.ModelID, DefaultModelID)
+	o.OutputFormat = cmp.Or(o.OutputFormat, DefaultOutputFormat)
+	o.BaseURL = cmp.Or(o.BaseURL, DefaultBaseURL)
+	o.MaxAudioBytes = cmp.Or(o.MaxAudioBytes, httpx.DefaultAudioLimit)
+	o.Timeout = cmp.Or(o.Timeout, DefaultTimeout)
 	s := httpx.NewSettings(o.SettingPrefix)
 	s.Required("API_KEY", o.APIKey.Reveal())
 	s.Required("VOICE_ID", o.VoiceID)

@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -68,21 +69,11 @@ type Chat struct {
 // NewChat checks o and returns a Chat, or an error listing every bad setting
 // (*httpx.SettingError values joined), e.g. "LLM_API_KEY is required when SIMULATE is unset".
 func NewChat(o ChatOptions) (*Chat, error) {
-	if o.Name == "" {
-		o.Name = DefaultChatName
-	}
-	if o.SettingPrefix == "" {
-		o.SettingPrefix = DefaultChatSettingPrefix
-	}
-	if o.Model == "" {
-		o.Model = DefaultChatModel
-	}
-	if o.BaseURL == "" {
-		o.BaseURL = DefaultBaseURL
-	}
-	if o.MaxTokens == 0 {
-		o.MaxTokens = DefaultMaxTokens
-	}
+	o.Name = cmp.Or(o.Name, DefaultChatName)
+	o.SettingPrefix = cmp.Or(o.SettingPrefix, DefaultChatSettingPrefix)
+	o.Model = cmp.Or(o.Model, DefaultChatModel)
+	o.BaseURL = cmp.Or(o.BaseURL, DefaultBaseURL)
+	o.MaxTokens = cmp.Or(o.MaxTokens, DefaultMaxTokens)
 	if o.Prompt == nil {
 		o.Prompt = DefaultPrompt()
 	}

@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -74,27 +75,13 @@ type Speech struct {
 
 // NewSpeech checks o and returns a Speech client, or an error listing every bad setting.
 func NewSpeech(o SpeechOptions) (*Speech, error) {
-	if o.Name == "" {
-		o.Name = DefaultSpeechName
-	}
-	if o.SettingPrefix == "" {
-		o.SettingPrefix = DefaultSpeechSettingPrefix
-	}
-	if o.BaseURL == "" {
-		o.BaseURL = DefaultBaseURL
-	}
-	if o.Model == "" {
-		o.Model = DefaultSpeechModel
-	}
-	if o.Voice == "" {
-		o.Voice = DefaultVoice
-	}
-	if o.Format == "" {
-		o.Format = DefaultSpeechFormat
-	}
-	if o.MaxAudioBytes == 0 {
-		o.MaxAudioBytes = httpx.DefaultAudioLimit
-	}
+	o.Name = cmp.Or(o.Name, DefaultSpeechName)
+	o.SettingPrefix = cmp.Or(o.SettingPrefix, DefaultSpeechSettingPrefix)
+	o.BaseURL = cmp.Or(o.BaseURL, DefaultBaseURL)
+	o.Model = cmp.Or(o.Model, DefaultSpeechModel)
+	o.Voice = cmp.Or(o.Voice, DefaultVoice)
+	o.Format = cmp.Or(o.Format, DefaultSpeechFormat)
+	o.MaxAudioBytes = cmp.Or(o.MaxAudioBytes, httpx.DefaultAudioLimit)
 	s := httpx.NewSettings(o.SettingPrefix)
 	s.Required("API_KEY", o.APIKey.Reveal())
 	base := s.BaseURL("BASE_URL", o.BaseURL)
