@@ -22,18 +22,32 @@ import (
 	"github.com/callagent/resilience/internal/resilience"
 )
 
-// Script is step 1's product.
+// Script is step 1's product, with what it cost.
 type Script struct {
-	Text             string `json:"text"`
-	Model            string `json:"model,omitempty"`
-	PromptTokens     int    `json:"prompt_tokens,omitempty"`
-	CompletionTokens int    `json:"completion_tokens,omitempty"`
+	Text  string `json:"text"`
+	Model string `json:"model,omitempty"`
+	// PromptTokens and CompletionTokens are the usage the provider reported; CachedTokens
+	// (of the prompt, billed at a discount) and ReasoningTokens (of the completion, billed
+	// but not shown) break them down where the API says.
+	PromptTokens     int `json:"prompt_tokens,omitempty"`
+	CompletionTokens int `json:"completion_tokens,omitempty"`
+	CachedTokens     int `json:"cached_tokens,omitempty"`
+	ReasoningTokens  int `json:"reasoning_tokens,omitempty"`
+	// RequestID is the provider's id of the call (x-request-id), for support tickets.
+	RequestID string `json:"request_id,omitempty"`
 }
 
-// Audio is step 2's product.
+// Audio is step 2's product, with what it cost.
 type Audio struct {
 	Data   []byte
 	Format string
+	// Model is the voice model that spoke it, when the provider has one.
+	Model string
+	// Characters is what the provider billed (ElevenLabs' character-cost header); 0 when
+	// the provider did not say.
+	Characters int
+	// RequestID is the provider's id of the call (request-id), for support tickets.
+	RequestID string
 }
 
 // ScriptWriter is the LLM: it writes the call script for a contact.

@@ -23,11 +23,34 @@ type Facts struct {
 	Code string
 	// Message is the provider's message from the body.
 	Message string
+	// Param is the request field the provider blamed: OpenAI's error.param, the last
+	// element of an ElevenLabs 422 loc, ElevenLabs' detail.param. A 400/422 that names a
+	// field our settings fill (model, output_format, …) is a configuration error.
+	Param string
+	// RequestID is the provider's id of the request (x-request-id, request-id), for
+	// support tickets.
+	RequestID string
 	// RetryAfter is the wait the provider asked for (see ParseRetryAfter), 0 if none.
 	RetryAfter time.Duration
+	// ShouldRetry is the provider's explicit word on retrying (OpenAI's x-should-retry;
+	// see ParseShouldRetry); it overrides what the status alone would say.
+	ShouldRetry Hint
 	// Err is the transport error, or the decoding error for an unusable 2xx body.
 	Err error
 }
+
+// Hint is a provider's explicit statement on whether a failed request may be retried.
+type Hint int8
+
+// The hints.
+const (
+	// HintNone: the provider said nothing; the code and status decide.
+	HintNone Hint = iota
+	// HintRetry: the provider says retrying may succeed (x-should-retry: true).
+	HintRetry
+	// HintDoNotRetry: the provider says retrying will not help (x-should-retry: false).
+	HintDoNotRetry
+)
 
 // codeKinds maps provider error codes to kinds; a known code wins over the HTTP status.
 var codeKinds = map[string]Kind{
@@ -39,13 +62,36 @@ var codeKinds = map[string]Kind{
 	"concurrent_limit_exceeded":    KindConcurrencyLimit,
 	"system_busy":                  KindRateLimited,
 	"rate_limit_exceeded":          KindRateLimited,
-	"text_too_long":                KindInvalidPayload,
+	"max_character_limit_exceeded": KindInvalidPayload,
 	"voice_not_found":              KindConfiguration,
 	"model_not_found":              KindConfiguration,
+	"model_decommissioned":         KindConfiguration,
+	"unsupported_parameter":        KindConfiguration,
+	"unsupported_value":            KindConfiguration,
+	"subscription_required":        KindConfiguration,
+	"output_format_not_allowed":    KindConfiguration,
+	"paid_plan_required":           KindConfiguration,
+	"missing_permissions":          KindPermission,
 	"invalid_api_key":              KindAuthentication,
 	"missing_api_key":              KindAuthentication,
 	"invalid_authentication":       KindAuthentication,
+	"unauthorized":                 KindAuthentication,
 }
+
+// settingParams are request fields our settings fill, not the contact: a 400/422 naming one
+// means the configuration is wrong (a retired model, a format the plan lacks), and every
+// contact would fail the same way.
+var settingParams = map[string]bool{
+	"model": true, "model_id": true, "voice": true, "voice_id": true, "voice_settings": true,
+	"output_format": true, "response_format": true, "max_tokens": true, "max_completion_tokens": true,
+	"temperature": true, "top_p": true, "reasoning_effort": true, "speed": true, "seed": true,
+	"language_code": true, "apply_text_normalization": true, "optimize_streaming_latency": true,
+}
+
+// permissionPhrases mark a 401/403 whose key is known but lacks a permission (OpenAI's
+// restricted keys: "You have insufficient permissions for this operation. Missing scopes:
+// api.model.read").
+var permissionPhrases = []string{"missing scopes", "insufficient permissions"}
 
 // Classify turns facts into a *ServiceError following the table in the package
 // documentation. The one exception: when f.Err is (or wraps) context.Canceled, f.Err is
@@ -54,23 +100,53 @@ func Classify(f Facts) error {
 	if f.Err != nil && errors.Is(f.Err, context.Canceled) {
 		return f.Err
 	}
+	kind, byCode := kindOf(f)
+	final := false
+	switch f.ShouldRetry {
+	case HintDoNotRetry:
+		final = kind.Transient()
+	case HintRetry:
+		if !kind.Transient() && !byCode {
+			kind = KindUnavailable
+		}
+	}
 	return &ServiceError{
 		Provider:   f.Provider,
-		Kind:       kindOf(f),
+		Kind:       kind,
 		Status:     f.Status,
 		Code:       f.Code,
+		Param:      f.Param,
+		RequestID:  f.RequestID,
 		Message:    f.Message,
 		RetryAfter: max(f.RetryAfter, 0),
 		Err:        f.Err,
+		final:      final,
 	}
 }
 
-func kindOf(f Facts) Kind {
+// kindOf returns the kind f describes; byCode is true when the provider's own code (or
+// words) decided it rather than the status.
+func kindOf(f Facts) (_ Kind, byCode bool) {
 	if f.Code != "" {
 		if k, ok := codeKinds[strings.ToLower(strings.TrimSpace(f.Code))]; ok {
-			return k
+			return k, true
 		}
 	}
+	if f.Status == 401 || f.Status == 403 {
+		msg := strings.ToLower(f.Message)
+		for _, p := range permissionPhrases {
+			if strings.Contains(msg, p) {
+				return KindPermission, true
+			}
+		}
+	}
+	if (f.Status == 400 || f.Status == 422) && settingParams[strings.ToLower(strings.TrimSpace(f.Param))] {
+		return KindConfiguration, true
+	}
+	return statusKind(f), false
+}
+
+func statusKind(f Facts) Kind {
 	switch s := f.Status; {
 	case s == 0:
 		return transportKind(f.Err)
@@ -80,7 +156,7 @@ func kindOf(f Facts) Kind {
 		return KindQuota
 	case s == 400 || s == 422:
 		return KindInvalidPayload
-	case s == 404:
+	case s == 404, s == 410:
 		return KindConfiguration
 	case s == 408:
 		return KindTimeout
@@ -88,6 +164,8 @@ func kindOf(f Facts) Kind {
 		return KindUnavailable
 	case s == 429:
 		return KindRateLimited
+	case s == 498: // Groq: flex tier capacity exceeded, try again later
+		return KindUnavailable
 	case s >= 500 && s <= 599:
 		return KindUnavailable
 	case s >= 400 && s <= 499:

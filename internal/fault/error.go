@@ -27,6 +27,10 @@ type ServiceError struct {
 	Status int
 	// Code is the provider's error code from the body, e.g. "quota_exceeded".
 	Code string
+	// Param is the request field the provider blamed, if it named one.
+	Param string
+	// RequestID is the provider's id of the request, for support tickets; Error shows it.
+	RequestID string
 	// Message is the provider's message as given. It may echo request data: sanitize it
 	// before sending it anywhere but the local log.
 	Message string
@@ -41,8 +45,16 @@ type ServiceError struct {
 
 // Error returns the provider's message when there is one (the seed prints "Service
 // temporarily unavailable"); otherwise a short line naming the provider, the kind, the HTTP
-// status, the code and the underlying error.
+// status, the code and the underlying error. A provider request id is appended as
+// " (request_id …)", so it reaches logs and dead letters.
 func (e *ServiceError) Error() string {
+	if e.RequestID == "" {
+		return e.text()
+	}
+	return e.text() + " (request_id " + e.RequestID + ")"
+}
+
+func (e *ServiceError) text() string {
 	if e.Message != "" {
 		return e.Message
 	}

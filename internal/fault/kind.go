@@ -35,8 +35,14 @@ const (
 	// KindQuota: quota_exceeded (seen as 401), insufficient_quota (seen as 429),
 	// insufficient_credits (402), payment required.
 	KindQuota
-	// KindConfiguration: voice_not_found, model_not_found, 404: our settings are wrong.
+	// KindConfiguration: our settings are wrong, not the contact: voice_not_found,
+	// model_not_found, model_decommissioned, unsupported_parameter, a format or voice the
+	// plan does not include, a 400/422 naming a setting's field, 404, 410.
 	KindConfiguration
+	// KindPermission: the key is valid but lacks a permission for this endpoint (ElevenLabs
+	// missing_permissions, OpenAI "Missing scopes"). On a real call it is a configuration
+	// error; on a health probe it proves the provider is up (see resilience.HealthChecker).
+	KindPermission
 )
 
 // String returns the stable lower snake name of k ("service_unavailable", "quota_exceeded",
@@ -63,6 +69,8 @@ func (k Kind) String() string {
 		return "quota_exceeded"
 	case KindConfiguration:
 		return "configuration"
+	case KindPermission:
+		return "permission_denied"
 	default:
 		return "unknown"
 	}
@@ -96,6 +104,8 @@ func (k Kind) phrase() string {
 		return "quota exceeded"
 	case KindConfiguration:
 		return "configuration error"
+	case KindPermission:
+		return "permission denied"
 	case KindUnknown:
 		return "error"
 	default:
