@@ -206,7 +206,13 @@ func (w *worker) handle(runCtx, ctx context.Context, msg jetstream.Msg, stopping
 		}
 		provider := call.ProviderOf(err)
 		w.metrics.ContactOutcome(metrics.OutcomeHeld)
-		log.WithField("service", provider).Infof("Holding %s until %s recovers", c.DisplayName(), provider)
+		if d.Reason == ReasonBreakerOpen {
+			log.WithField("service", provider).Infof("Holding %s until %s recovers", c.DisplayName(), provider)
+		} else {
+			// A settings problem (retired model, scoped key, format not in the plan): every
+			// contact would fail the same way, so it waits for the operator, not the DLQ.
+			w.failureLog(log, err, d).Errorf("Holding %s: %s refused our settings (%s): %s", c.DisplayName(), provider, d.Reason, failureMessage(err))
+		}
 		holdCtx, cancelHold := context.WithCancel(mctx)
 		stopHold := context.AfterFunc(runCtx, cancelHold)
 		err = w.watch.waitAvailable(holdCtx, w.steps)

@@ -98,6 +98,8 @@ type Policy struct {
 //	another worker holds the contact's claim  Yield: redeliver after its lease
 //	this worker lost the claim                Abandon: the other worker's delivery owns it
 //	invalid contact payload                   DeadLetter invalid_payload
+//	configuration / permission_denied         Hold, as for an open breaker (policy hold):
+//	                                          the settings are wrong, not the contact
 //	permanent provider error (auth, quota…)   DeadLetter <kind>
 //	breaker open, policy hold                 Hold until the breaker closes
 //	breaker open, policy deadletter           DeadLetter circuit_open
@@ -134,6 +136,11 @@ func (p Policy) Decide(err error, attempt uint64, stopping bool) Decision {
 	reason := kind.String()
 	if kind == fault.KindUnknown {
 		reason = ReasonInternal
+	}
+	if (kind == fault.KindConfiguration || kind == fault.KindPermission) && p.OnBreakerOpen != policyDeadLetter {
+		// Our settings are wrong, not the contact: hold it like an open breaker (the failures
+		// open it at once) until an operator fixes the settings or the provider accepts them.
+		return Decision{Action: Hold, Reason: reason}
 	}
 	// fault.IsTransient, not kind.Transient: an error marked final (a bad response seen
 	// twice, say) keeps its transient kind but must not be redelivered.

@@ -35,7 +35,8 @@ func (w *breakerWatch) signal() <-chan struct{} {
 	return w.changed
 }
 
-// waitAvailable blocks until every step has a provider whose breaker is closed, or ctx
+// waitAvailable blocks until every step has a provider whose breaker is closed (or half-open
+// waiting for a real call, see resilience.Guard.SettingsOpen), or ctx
 // ends. It also wakes at the earliest RetryAt, in case a breaker moved to half-open without a
 // transition being reported.
 func (w *breakerWatch) waitAvailable(ctx context.Context, steps [][]*resilience.Guard) error {
@@ -74,7 +75,7 @@ func blockedSteps(steps [][]*resilience.Guard) []string {
 	for _, guards := range steps {
 		closed := false
 		for _, g := range guards {
-			if g.State() == resilience.StateClosed {
+			if g.State() == resilience.StateClosed || g.Ready() {
 				closed = true
 				break
 			}

@@ -71,6 +71,7 @@ var codeKinds = map[string]Kind{
 	"subscription_required":        KindConfiguration,
 	"output_format_not_allowed":    KindConfiguration,
 	"paid_plan_required":           KindConfiguration,
+	"only_for_creator+":            KindConfiguration,
 	"missing_permissions":          KindPermission,
 	"invalid_api_key":              KindAuthentication,
 	"missing_api_key":              KindAuthentication,

@@ -37,10 +37,11 @@ func TestClassifyTable(t *testing.T) {
 				se.Message != c.Facts.Message || se.RetryAfter != c.Facts.RetryAfter || se.Err != c.Facts.Err {
 				t.Fatalf("facts not carried: %+v from %+v", *se, c.Facts)
 			}
-			if got, want := errors.Is(err, fault.ErrTransient), c.Want.Transient(); got != want {
+			retried := c.Want.Transient() && c.Facts.ShouldRetry != fault.HintDoNotRetry
+			if got, want := errors.Is(err, fault.ErrTransient), retried; got != want {
 				t.Fatalf("errors.Is(ErrTransient) = %v, want %v", got, want)
 			}
-			if got, want := errors.Is(err, fault.ErrPermanent), !c.Want.Transient(); got != want {
+			if got, want := errors.Is(err, fault.ErrPermanent), !retried; got != want {
 				t.Fatalf("errors.Is(ErrPermanent) = %v, want %v", got, want)
 			}
 			if c.Facts.Err != nil && !errors.Is(err, c.Facts.Err) {
@@ -251,6 +252,14 @@ func TestParseRetryAfter(t *testing.T) {
 		{"garbage", map[string]string{"Retry-After": "tomorrow-ish"}, 0},
 		{"infinity", map[string]string{"Retry-After": "Inf"}, 0},
 		{"huge is capped", map[string]string{"Retry-After": "99999999999999"}, fault.MaxRetryAfter},
+		{"exhausted request limit resets", map[string]string{"X-Ratelimit-Remaining-Requests": "0", "X-Ratelimit-Reset-Requests": "6m0s"}, 6 * time.Minute},
+		{"groq fractional reset", map[string]string{"X-Ratelimit-Remaining-Tokens": "0", "X-Ratelimit-Reset-Tokens": "7.66s"}, 7660 * time.Millisecond},
+		{"longest exhausted reset", map[string]string{"X-Ratelimit-Remaining-Requests": "0", "X-Ratelimit-Reset-Requests": "20ms",
+			"X-Ratelimit-Remaining-Tokens": "0", "X-Ratelimit-Reset-Tokens": "2m59.56s"}, 2*time.Minute + 59560*time.Millisecond},
+		{"reset in plain seconds", map[string]string{"X-Ratelimit-Remaining-Requests": "0", "X-Ratelimit-Reset-Requests": "12"}, 12 * time.Second},
+		{"reset of a limit not exhausted says nothing", map[string]string{"X-Ratelimit-Remaining-Requests": "499", "X-Ratelimit-Reset-Requests": "1s"}, 0},
+		{"retry-after wins over resets", map[string]string{"Retry-After": "3", "X-Ratelimit-Remaining-Requests": "0", "X-Ratelimit-Reset-Requests": "6m0s"}, 3 * time.Second},
+		{"garbage reset", map[string]string{"X-Ratelimit-Remaining-Requests": "0", "X-Ratelimit-Reset-Requests": "soon"}, 0},
 	}
 	for _, tt := range tests {
 		h := http.Header{}
@@ -263,6 +272,68 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
+// x-should-retry is the provider's explicit word; it overrides the status but never a code
+// that says a human must act (quota, keys, settings).
+func TestShouldRetryHint(t *testing.T) {
+	t.Parallel()
+	h := http.Header{}
+	for v, want := range map[string]fault.Hint{"true": fault.HintRetry, "False": fault.HintDoNotRetry, "": fault.HintNone, "maybe": fault.HintNone} {
+		h.Set("X-Should-Retry", v)
+		if got := fault.ParseShouldRetry(h); got != want {
+			t.Errorf("ParseShouldRetry(%q) = %d, want %d", v, got, want)
+		}
+	}
+	tests := []struct {
+		name      string
+		facts     fault.Facts
+		kind      fault.Kind
+		transient bool
+	}{
+		{"500 told not to retry", fault.Facts{Status: 500, ShouldRetry: fault.HintDoNotRetry}, fault.KindUnavailable, false},
+		{"400 told to retry", fault.Facts{Status: 400, ShouldRetry: fault.HintRetry}, fault.KindUnavailable, true},
+		{"quota told to retry stays quota", fault.Facts{Status: 429, Code: "insufficient_quota", ShouldRetry: fault.HintRetry}, fault.KindQuota, false},
+		{"429 without hint", fault.Facts{Status: 429}, fault.KindRateLimited, true},
+	}
+	for _, tt := range tests {
+		err := fault.Classify(tt.facts)
+		if fault.KindOf(err) != tt.kind || fault.IsTransient(err) != tt.transient {
+			t.Errorf("%s: kind %s transient %v, want %s %v", tt.name, fault.KindOf(err), fault.IsTransient(err), tt.kind, tt.transient)
+		}
+	}
+}
+
+// Settings, not contacts: a 400/422 that names a field our settings fill is a configuration
+// error, one that names the contact's data is the contact's.
+func TestClassifyParamNamesASetting(t *testing.T) {
+	t.Parallel()
+	for param, want := range map[string]fault.Kind{"model": fault.KindConfiguration, "max_tokens": fault.KindConfiguration,
+		"output_format": fault.KindConfiguration, "model_id": fault.KindConfiguration, "messages": fault.KindInvalidPayload,
+		"text": fault.KindInvalidPayload, "": fault.KindInvalidPayload} {
+		for _, status := range []int{400, 422} {
+			if got := fault.KindOf(fault.Classify(fault.Facts{Status: status, Param: param})); got != want {
+				t.Errorf("%d naming %q = %s, want %s", status, param, got, want)
+			}
+		}
+	}
+	if got := fault.KindOf(fault.Classify(fault.Facts{Status: 404, Param: "messages"})); got != fault.KindConfiguration {
+		t.Errorf("404 = %s", got)
+	}
+}
+
+// Support tickets need the provider's request id: it is part of what every log line and
+// dead letter shows.
+func TestServiceErrorShowsRequestID(t *testing.T) {
+	t.Parallel()
+	err := fault.Classify(fault.Facts{Provider: "LLM", Status: 500, Message: "The server had an error", RequestID: "req_abc123"})
+	if got, want := err.Error(), "The server had an error (request_id req_abc123)"; got != want {
+		t.Fatalf("Error() = %q, want %q", got, want)
+	}
+	err = fault.Classify(fault.Facts{Provider: "ElevenLabs", Status: 503, RequestID: "r1"})
+	if got, want := err.Error(), "ElevenLabs: service unavailable (HTTP 503) (request_id r1)"; got != want {
+		t.Fatalf("Error() = %q, want %q", got, want)
+	}
+}
+
 func FuzzParseRetryAfter(f *testing.F) {
 	for _, s := range []string{"30", "0.25", "-1", "Wed, 21 Oct 2015 07:28:00 GMT", "1e400", "NaN", ""} {
 		f.Add(s, s)
@@ -272,6 +343,8 @@ func FuzzParseRetryAfter(f *testing.F) {
 		h := http.Header{}
 		h.Set("Retry-After", ra)
 		h.Set("Retry-After-Ms", ms)
+		h.Set("X-Ratelimit-Remaining-Tokens", "0")
+		h.Set("X-Ratelimit-Reset-Tokens", ra+ms)
 		d := fault.ParseRetryAfter(h, now)
 		if d < 0 || d > fault.MaxRetryAfter {
 			t.Fatalf("ParseRetryAfter(%q, %q) = %s, out of [0, %s]", ra, ms, d, fault.MaxRetryAfter)

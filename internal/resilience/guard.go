@@ -110,10 +110,15 @@ type Guard struct {
 	listener    StateListener
 	openTimeout time.Duration
 
-	state    atomic.Pointer[State] // mirror of the breaker's state, written under cb's lock
-	probing  atomic.Bool           // the one HALF_OPEN call (or health probe) is in flight
-	checkers atomic.Int32          // running HealthCheckers: they own the HALF_OPEN probe
-	halfOpen chan struct{}         // signalled on entering HALF_OPEN, for the health checker
+	state   atomic.Pointer[State] // mirror of the breaker's state, written under cb's lock
+	probing atomic.Bool           // the one HALF_OPEN call (or health probe) is in flight
+	// settingsOpen: the breaker opened on a settings error (configuration, permission) that a
+	// health probe cannot see; see SettingsOpen.
+	settingsOpen atomic.Bool
+	recordMu     sync.Mutex    // serialises record, so tripNow belongs to the failure recorded
+	tripNow      atomic.Bool   // the failure being recorded opens the breaker at once
+	checkers     atomic.Int32  // running HealthCheckers: they own the HALF_OPEN probe
+	halfOpen     chan struct{} // signalled on entering HALF_OPEN, for the health checker
 
 	mu       sync.Mutex // guards the fields below
 	retryAt  time.Time
@@ -150,7 +155,9 @@ func NewGuard(provider string, o GuardOptions) *Guard {
 	g.state.Store(&closedState)
 	g.cb = circuitbreaker.New(
 		circuitbreaker.WithClock(c),
-		circuitbreaker.WithTripFunc(circuitbreaker.NewTripFuncConsecutiveFailures(int64(o.Breaker.FailureThreshold))),
+		circuitbreaker.WithTripFunc(func(c *circuitbreaker.Counters) bool {
+			return g.tripNow.Load() || c.ConsecutiveFailures >= int64(o.Breaker.FailureThreshold)
+		}),
 		circuitbreaker.WithCounterResetInterval(-1),
 		circuitbreaker.WithHalfOpenMaxSuccesses(int64(o.Breaker.SuccessThreshold)),
 		circuitbreaker.WithOpenTimeout(o.Breaker.OpenTimeout),
@@ -192,11 +199,25 @@ func (g *Guard) Ready() bool {
 	case StateClosed:
 		return true
 	case StateHalfOpen:
-		return g.checkers.Load() == 0 && !g.probing.Load()
+		return g.realProbe() && !g.probing.Load()
 	default:
 		return false
 	}
 }
+
+// realProbe reports whether the HALF_OPEN probe belongs to a real call: when no
+// HealthChecker runs, or when the breaker opened on a settings error that only a real call
+// can test.
+func (g *Guard) realProbe() bool { return g.checkers.Load() == 0 || g.settingsOpen.Load() }
+
+// SettingsOpen reports whether the breaker is open (or half-open) because the provider
+// refused our settings (a retired model, a format the plan lacks, a key without a
+// permission). Such an error opens the breaker at the first failure, since every call fails
+// the same way; a healthy health probe does not close it (the probe endpoint cannot see the
+// settings), and the HALF_OPEN probe after the open timeout is one real call. So a
+// misconfigured provider costs one refused request per open timeout, and its alert stays
+// open instead of flapping with every probe.
+func (g *Guard) SettingsOpen() bool { return g.settingsOpen.Load() && g.State() != StateClosed }
 
 // Reset closes the breaker and clears its counters (the health checker does this when the
 // provider is healthy again). The transition is logged and reported once; resetting a closed
@@ -241,7 +262,7 @@ func (g *Guard) admit() (probe bool, err error) {
 	case StateClosed:
 		return false, nil
 	case StateHalfOpen:
-		if g.checkers.Load() == 0 && g.probing.CompareAndSwap(false, true) {
+		if g.realProbe() && g.probing.CompareAndSwap(false, true) {
 			return true, nil
 		}
 		return false, &OpenError{Provider: g.provider, State: st, RetryAt: g.clock.Now()}
@@ -279,10 +300,29 @@ func (g *Guard) normalize(ctx context.Context, err error) error {
 // record tells the breaker how the attempt went. What counts as a provider failure is
 // decided here, not by mercari's ctx sniffing; Ignore is applied unwrapped so Done sees it.
 func (g *Guard) record(ctx context.Context, err error) {
-	if err != nil && !countsAsFailure(ctx, err) {
+	counted := err != nil && countsAsFailure(ctx, err)
+	if err != nil && !counted {
 		err = circuitbreaker.Ignore(err)
 	}
+	settings := counted && isSettingsError(err)
+	g.recordMu.Lock()
+	defer g.recordMu.Unlock()
+	g.tripNow.Store(settings)
 	_ = g.cb.Done(ctx, err)
+	g.tripNow.Store(false)
+	if counted && g.State() == StateOpen {
+		g.settingsOpen.Store(settings) // the latest failure says why it is open
+	}
+}
+
+// isSettingsError reports whether err says the provider refused our settings rather than
+// failed: every call would fail the same way until an operator acts.
+func isSettingsError(err error) bool {
+	switch fault.KindOf(err) {
+	case fault.KindConfiguration, fault.KindPermission:
+		return true
+	}
+	return false
 }
 
 // countsAsFailure reports whether err is evidence that the provider is failing.
@@ -367,6 +407,7 @@ func (g *Guard) onStateChange(_, to circuitbreaker.State) {
 		default:
 		}
 	default:
+		g.settingsOpen.Store(false)
 		e.Infof("Circuit breaker CLOSED for %s", g.provider)
 	}
 }

@@ -46,8 +46,9 @@ type HealthStats struct {
 // and is the half-open probe: while it runs, the Guard refuses real calls in HALF_OPEN. A
 // successful probe while OPEN or HALF_OPEN logs "<provider> is healthy" and resets the
 // breaker; a failed half-open probe re-opens it (it counts like a real call); a failed probe
-// while CLOSED is logged and counted but does not trip the breaker. Run one HealthChecker
-// per Guard.
+// while CLOSED is logged and counted but does not trip the breaker. A probe refused only for
+// a missing permission (fault.KindPermission: the key is known but scoped, e.g. without
+// ElevenLabs' models_read) is healthy, warned about once. Run one HealthChecker per Guard.
 type HealthChecker struct {
 	g         *Guard
 	p         Prober
@@ -58,6 +59,7 @@ type HealthChecker struct {
 	log       *logrus.Entry
 
 	healthy                                   bool // last probe succeeded; only Run's goroutine touches it
+	permissionWarned                          bool // the scoped-key warning was logged; only Run's goroutine touches it
 	probes, failures, consecutive, resetCount atomic.Uint64
 }
 
@@ -125,6 +127,9 @@ func (h *HealthChecker) check(ctx context.Context) {
 		return
 	}
 	halfOpen := h.g.State() == StateHalfOpen
+	if halfOpen && h.g.SettingsOpen() {
+		return // a settings error: the half-open probe is a real call (see Guard.SettingsOpen)
+	}
 	if halfOpen {
 		if !h.g.probing.CompareAndSwap(false, true) {
 			return // a call admitted before this checker started is the probe
@@ -145,6 +150,17 @@ func (h *HealthChecker) check(ctx context.Context) {
 	if ctx.Err() != nil {
 		return // stopping: the result says nothing about the provider
 	}
+	if fault.KindOf(err) == fault.KindPermission {
+		// The provider answered and knows the key; the key only lacks the permission of the
+		// probe endpoint (a key scoped to text-to-speech). That proves it is up.
+		if !h.permissionWarned {
+			h.permissionWarned = true
+			h.log.WithField("error_category", fault.KindPermission.String()).Warnf(
+				"Health probe of %s: the API key lacks the permission of the probe endpoint (%v); counting the answer as healthy. Grant the permission to silence this warning.",
+				h.g.Provider(), err)
+		}
+		err = nil
+	}
 	h.probes.Add(1)
 	provider := h.g.Provider()
 
@@ -152,6 +168,11 @@ func (h *HealthChecker) check(ctx context.Context) {
 		h.consecutive.Store(0)
 		wasHealthy := h.healthy
 		h.healthy = true
+		if h.g.SettingsOpen() {
+			h.log.WithField("circuit_state", string(h.g.State())).Debugf(
+				"%s answers its health probe, but its breaker opened on a settings error; a real call tests the settings after the open timeout", provider)
+			return
+		}
 		if h.g.State() != StateClosed {
 			h.log.WithField("circuit_state", string(h.g.State())).Infof("%s is healthy", provider)
 			h.resetCount.Add(1)

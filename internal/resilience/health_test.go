@@ -252,3 +252,95 @@ func TestHealthCheckerDefaults(t *testing.T) {
 		t.Fatalf("interval %s, timeout %s, real clock %v", h.interval, h.timeout, h.realClock)
 	}
 }
+
+// A key scoped to text-to-speech is refused by the probe endpoint with a permission error:
+// the provider answered and knows the key, so the breaker must close, and the operator is
+// warned once, not on every probe. A wrong key still fails.
+func TestHealthCheckerScopedKeyCountsAsHealthy(t *testing.T) {
+	t.Parallel()
+	missing := fault.Classify(fault.Facts{Provider: eleven, Status: 401, Code: "missing_permissions",
+		Message: "The API key you used is missing the permission models_read to execute this operation."})
+	b := startChecker(t, GuardOptions{}, func(b *checkerBundle) {
+		openGuard(t, b.g)
+		b.p.set(missing, false)
+	})
+	waitFor(t, "the breaker to close", func() bool { return b.g.State() == StateClosed })
+	for i := 2; i <= 4; i++ {
+		b.c.Add(time.Minute)
+		waitFor(t, "the next probe", func() bool { return b.h.Stats().Probes == uint64(i) })
+	}
+	if st := b.h.Stats(); st.Failures != 0 || st.Resets != 1 {
+		t.Fatalf("stats = %+v, want no failures and one reset", st)
+	}
+	if n := b.logs.count("lacks the permission of the probe endpoint"); n != 1 {
+		t.Fatalf("scoped-key warning logged %d times, want once: %q", n, b.logs.messages())
+	}
+	if e := b.logs.find("lacks the permission"); e.Level != logrus.WarnLevel {
+		t.Fatalf("scoped-key line at %s, want warning", e.Level)
+	}
+
+	b.p.set(fault.Classify(fault.Facts{Provider: eleven, Status: 401, Code: "invalid_api_key", Message: "Invalid API key"}), false)
+	b.c.Add(time.Minute)
+	waitFor(t, "the failed probe", func() bool { return b.h.Stats().Failures == 1 })
+	if e := b.logs.find("Health check failed for ElevenLabs: Invalid API key"); e == nil || e.Data["error_category"] != "authentication" {
+		t.Fatalf("a wrong key must fail the probe: %q", b.logs.messages())
+	}
+}
+
+// A provider that refuses our settings (a retired model) answers its health probe: the
+// probe cannot see the settings. The first refusal opens the breaker, healthy probes leave
+// it open, and after the open timeout one real call, not the probe, tests the settings; its
+// success closes the breaker.
+func TestSettingsErrorOpensAtOnceAndOnlyARealCallClosesIt(t *testing.T) {
+	t.Parallel()
+	retired := fault.Classify(fault.Facts{Provider: eleven, Status: 400, Code: "model_decommissioned",
+		Message: "The model `llama3-70b-8192` has been decommissioned"})
+	// An open timeout longer than the interval: a probe runs while the breaker is open.
+	b := startChecker(t, GuardOptions{Breaker: BreakerSettings{OpenTimeout: 90 * time.Second}}, nil)
+	waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
+
+	if err := b.g.Do(context.Background(), always(retired)); fault.KindOf(err) != fault.KindConfiguration {
+		t.Fatalf("Do = %v", err)
+	}
+	if b.g.State() != StateOpen || !b.g.SettingsOpen() {
+		t.Fatalf("one settings error left the breaker %s (settings %v), want OPEN at once", b.g.State(), b.g.SettingsOpen())
+	}
+	b.c.Add(time.Minute)
+	waitFor(t, "the interval probe", func() bool { return b.h.Stats().Probes == 2 })
+	if b.h.Stats().Resets != 0 || b.g.State() != StateOpen {
+		t.Fatalf("a healthy probe closed a breaker opened on a settings error: %+v, %s", b.h.Stats(), b.g.State())
+	}
+	b.c.Add(30 * time.Second)
+	waitFor(t, "the half-open state", func() bool { return b.g.State() == StateHalfOpen })
+	if !b.g.Ready() {
+		t.Fatal("half-open after a settings error must admit one real call")
+	}
+	// Still refused: back to OPEN, and no CLOSED in between (the alert stays open).
+	if err := b.g.Do(context.Background(), always(retired)); fault.KindOf(err) != fault.KindConfiguration {
+		t.Fatalf("half-open call = %v", err)
+	}
+	if b.g.State() != StateOpen {
+		t.Fatalf("state %s after a refused half-open call", b.g.State())
+	}
+	if n := b.logs.count("Circuit breaker CLOSED"); n != 0 {
+		t.Fatalf("breaker closed %d times while the settings were refused", n)
+	}
+	// The operator fixed the plan: the next half-open call succeeds and closes it.
+	b.c.Add(90 * time.Second)
+	waitFor(t, "the half-open state", func() bool { return b.g.State() == StateHalfOpen })
+	for b.g.State() != StateClosed {
+		if err := b.g.Do(context.Background(), ok); err != nil {
+			t.Fatalf("half-open call after the fix = %v", err)
+		}
+	}
+	if b.g.SettingsOpen() {
+		t.Fatal("SettingsOpen after closing")
+	}
+	// A transient failure after that counts as usual: three to open.
+	for range DefaultFailureThreshold - 1 {
+		_ = b.g.Do(context.Background(), always(unavailable()))
+	}
+	if b.g.State() != StateClosed {
+		t.Fatalf("state %s after %d transient failures", b.g.State(), DefaultFailureThreshold-1)
+	}
+}
