@@ -2,12 +2,14 @@ package openai_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/fault"
@@ -31,8 +33,12 @@ func TestWriteScriptSendsTheDocumentedRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Text != b.fake.Options().Script || s.Model != "gpt-4o-mini-2024-07-18" || s.PromptTokens != 42 || s.CompletionTokens != 17 {
+	if s.Text != b.fake.Options().Script || s.Model != "gpt-4o-mini-2024-07-18" || s.PromptTokens != 42 || s.CompletionTokens != 17 ||
+		s.CachedTokens != 0 || s.ReasoningTokens != 0 || s.RequestID != "req_fake1" {
 		t.Errorf("script = %+v", s)
+	}
+	if p := b.chat.TokenParam(); p != openai.TokenParamMaxTokens {
+		t.Errorf("TokenParam() = %q for a local server, want max_tokens", p)
 	}
 	reqs := b.fake.Requests()
 	if len(reqs) != 1 {
@@ -105,11 +111,15 @@ func TestChatUnusableBodies(t *testing.T) {
 		reply  providertest.Reply
 		reason string
 	}{
-		"empty content":      {providertest.JSONReply(200, completion(`{"role":"assistant","content":"  "}`)), "unusable response body: empty content"},
-		"null content":       {providertest.JSONReply(200, completion(`{"role":"assistant","content":null}`)), "unusable response body: empty content"},
-		"refusal":            {providertest.JSONReply(200, completion(`{"role":"assistant","content":null,"refusal":"I can't help with that. `+apiKey+`"}`)), "unusable response body: the model refused: I can't help with that. " + redact.Placeholder},
-		"no choices key":     {providertest.JSONReply(200, `{"id":"c","object":"chat.completion"}`), "unusable response body: no choices"},
-		"not json":           {providertest.Reply{Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html>"}, "unusable response body: not a chat completion (content-type text/html): invalid character '<' looking for beginning of value"},
+		"empty content":  {providertest.JSONReply(200, completion(`{"role":"assistant","content":"  "}`)), "unusable response body: empty content"},
+		"null content":   {providertest.JSONReply(200, completion(`{"role":"assistant","content":null}`)), "unusable response body: empty content"},
+		"refusal":        {providertest.JSONReply(200, completion(`{"role":"assistant","content":null,"refusal":"I can't help with that. `+apiKey+`"}`)), "unusable response body: the model refused: I can't help with that. " + redact.Placeholder},
+		"no choices key": {providertest.JSONReply(200, `{"id":"c","object":"chat.completion"}`), "unusable response body: no choices"},
+		"not json":       {providertest.Reply{Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html>"}, "unusable response body: not a chat completion (content-type text/html, not JSON)"},
+		"json served as html": {providertest.Reply{Header: http.Header{"Content-Type": {"text/html; charset=utf-8"}}, Body: completion(`{"role":"assistant","content":"Hello Ada"}`)},
+			"unusable response body: not a chat completion (content-type text/html, not JSON)"},
+		"json served as text": {providertest.Reply{Header: http.Header{"Content-Type": {"text/plain"}}, Body: completion(`{"role":"assistant","content":"Hello Ada"}`)},
+			"unusable response body: not a chat completion (content-type text/plain, not JSON)"},
 		"empty body":         {providertest.Reply{}, "unusable response body: not a chat completion (no content-type): unexpected end of JSON input"},
 		"content not string": {providertest.JSONReply(200, completion(`{"role":"assistant","content":[{"type":"text"}]}`)), "unusable response body: not a chat completion (content-type application/json): json: cannot unmarshal array into Go struct field .choices.message.content of type string"},
 	} {
@@ -269,11 +279,188 @@ func TestNewChatNamesTheBadSettings(t *testing.T) {
 		t.Errorf("err = %v, want %q", err, want)
 	}
 	_, err = openai.NewChat(openai.ChatOptions{SettingPrefix: "LLM_FALLBACK_", APIKey: config.Secret("k"),
-		BaseURL: "https://api.groq.com/openai/v1?x=1", MaxTokens: -5, Model: " llama "})
+		BaseURL: "https://api.groq.com/openai/v1?x=1", MaxTokens: -5, Model: " llama ", TokenParam: "max_output_tokens"})
 	want := `LLM_FALLBACK_MODEL " llama " has surrounding whitespace` + "\n" +
 		"LLM_FALLBACK_BASE_URL must not contain a query (?…)\n" +
-		"LLM_FALLBACK_MAX_TOKENS is -5, must be within 1–32768"
+		"LLM_FALLBACK_MAX_TOKENS is -5, must be within 1–32768\n" +
+		`LLM_FALLBACK_TOKEN_PARAM is "max_output_tokens", must be one of auto, max_tokens, max_completion_tokens`
 	if err == nil || err.Error() != want {
 		t.Errorf("err =\n%v\nwant\n%s", err, want)
+	}
+	var se *httpx.SettingError
+	_, err = openai.NewChat(openai.ChatOptions{APIKey: config.Secret("k"), TokenParam: "MAX_TOKENS"})
+	if !errors.As(err, &se) || se.Setting != "LLM_TOKEN_PARAM" {
+		t.Errorf("upper-case token param: err = %v", err)
+	}
+}
+
+func TestTokenParamResolvesAutoByHost(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		base string
+		set  openai.TokenParam
+		want openai.TokenParam
+	}{
+		{"", "", openai.TokenParamMaxCompletionTokens}, // the default base is OpenAI's
+		{"https://api.openai.com/v1", openai.TokenParamAuto, openai.TokenParamMaxCompletionTokens},
+		{"https://API.OpenAI.com./v1", "", openai.TokenParamMaxCompletionTokens},
+		{"https://myres.openai.azure.com/openai/v1", "", openai.TokenParamMaxCompletionTokens},
+		{"https://api.groq.com/openai/v1", "", openai.TokenParamMaxTokens},
+		{"http://localhost:11434/v1", "", openai.TokenParamMaxTokens},
+		{"https://openrouter.ai/api/v1", openai.TokenParamAuto, openai.TokenParamMaxTokens},
+		{"https://api.openai.com.evil.example/v1", "", openai.TokenParamMaxTokens},
+		{"https://api.openai.com/v1", openai.TokenParamMaxTokens, openai.TokenParamMaxTokens},
+		{"http://localhost:8000/v1", openai.TokenParamMaxCompletionTokens, openai.TokenParamMaxCompletionTokens},
+	} {
+		c, err := openai.NewChat(openai.ChatOptions{APIKey: config.Secret("k"), BaseURL: tc.base, TokenParam: tc.set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.TokenParam(); got != tc.want {
+			t.Errorf("base %q, TOKEN_PARAM %q: TokenParam() = %q, want %q", tc.base, tc.set, got, tc.want)
+		}
+	}
+}
+
+// Exactly one of the two bounds goes out, with the value of MaxTokens.
+func TestWriteScriptSendsOneTokenBound(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		set         openai.TokenParam
+		sent, other string
+	}{
+		{"", "max_tokens", "max_completion_tokens"}, // auto on a loopback server
+		{openai.TokenParamAuto, "max_tokens", "max_completion_tokens"},
+		{openai.TokenParamMaxTokens, "max_tokens", "max_completion_tokens"},
+		{openai.TokenParamMaxCompletionTokens, "max_completion_tokens", "max_tokens"},
+	} {
+		t.Run(string(tc.set), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, providertest.OpenAIOptions{}, func(o *openai.ChatOptions) { o.TokenParam, o.MaxTokens = tc.set, 250 }, nil)
+			if _, err := b.chat.WriteScript(context.Background(), someone); err != nil {
+				t.Fatal(err)
+			}
+			var body map[string]json.RawMessage
+			if err := json.Unmarshal(b.fake.Requests()[0].Body, &body); err != nil {
+				t.Fatal(err)
+			}
+			if string(body[tc.sent]) != "250" {
+				t.Errorf("%s = %s, want 250 (body %s)", tc.sent, body[tc.sent], b.fake.Requests()[0].Body)
+			}
+			if _, ok := body[tc.other]; ok {
+				t.Errorf("%s was sent too: %s", tc.other, b.fake.Requests()[0].Body)
+			}
+		})
+	}
+}
+
+// gpt-5 and the o-series refuse max_tokens: a configuration error naming the field, which
+// TOKEN_PARAM=max_completion_tokens fixes.
+func TestReasoningModelRefusesMaxTokens(t *testing.T) {
+	t.Parallel()
+	fo := providertest.OpenAIOptions{Model: "gpt-5-mini", ReasoningModel: true, ReasoningTokens: 64, CompletionTokens: 90}
+	b := setup(t, fo, func(o *openai.ChatOptions) { o.Model, o.TokenParam = "gpt-5-mini", openai.TokenParamMaxTokens }, nil)
+	_, err := b.chat.WriteScript(context.Background(), someone)
+	se := serviceError(t, err)
+	if se.Kind != fault.KindConfiguration || se.Code != "unsupported_parameter" || se.Param != "max_tokens" ||
+		fault.IsTransient(err) || !strings.Contains(err.Error(), "Use 'max_completion_tokens' instead.") ||
+		!strings.HasSuffix(err.Error(), "(request_id req_fake1)") {
+		t.Errorf("max_tokens to a reasoning model: %v %q %q: %v", se.Kind, se.Code, se.Param, err)
+	}
+
+	b = setup(t, fo, func(o *openai.ChatOptions) {
+		o.Model, o.TokenParam = "gpt-5-mini", openai.TokenParamMaxCompletionTokens
+	}, nil)
+	s, err := b.chat.WriteScript(context.Background(), someone)
+	if err != nil || s.ReasoningTokens != 64 || s.CompletionTokens != 90 {
+		t.Errorf("max_completion_tokens: %+v, %v", s, err)
+	}
+}
+
+func TestWriteScriptReportsUsage(t *testing.T) {
+	t.Parallel()
+	b := setup(t, providertest.OpenAIOptions{PromptTokens: 1200, CachedTokens: 1024, CompletionTokens: 180, ReasoningTokens: 128}, nil, nil)
+	s, err := b.chat.WriteScript(context.Background(), someone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PromptTokens != 1200 || s.CachedTokens != 1024 || s.CompletionTokens != 180 || s.ReasoningTokens != 128 || s.RequestID != "req_fake1" {
+		t.Errorf("script = %+v", s)
+	}
+
+	// Servers that report no details (Ollama, older vLLM) and no usage at all.
+	for body, want := range map[string]call.Script{
+		`{"choices":[{"message":{"content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1}}`: {Text: "Hi", Model: "gpt-4o-mini", PromptTokens: 5, CompletionTokens: 1},
+		`{"choices":[{"message":{"content":"Hi"},"finish_reason":"stop"}]}`:                                                   {Text: "Hi", Model: "gpt-4o-mini"},
+	} {
+		b := setup(t, providertest.OpenAIOptions{}, nil, nil)
+		b.fake.Enqueue(providertest.JSONReply(200, body))
+		if s, err := b.chat.WriteScript(context.Background(), someone); err != nil || s != want {
+			t.Errorf("%s: %+v, %v; want %+v", body, s, err, want)
+		}
+	}
+}
+
+// A script the token bound cut off must not be phoned to anyone: bad_response, with a
+// reason that names the setting to raise.
+func TestWriteScriptRefusesAScriptCutByTheTokenLimit(t *testing.T) {
+	t.Parallel()
+	completion := func(content, finish, usage string) string {
+		return `{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":` + content +
+			`},"finish_reason":"` + finish + `"}]` + usage + `}`
+	}
+	reasoned := func(n string) string {
+		return `,"usage":{"prompt_tokens":90,"completion_tokens":` + n + `,"completion_tokens_details":{"reasoning_tokens":` + n + `}}`
+	}
+	for name, tc := range map[string]struct {
+		body, want string
+	}{
+		"cut": {completion(`"Hello Ada, this is the clinic calling about your"`, "length", ""),
+			"the model hit the token limit (max_tokens 120) and the script is cut off; raise LLM_FALLBACK_MAX_TOKENS"},
+		"cut after reasoning": {completion(`"Hello Ada, this is"`, "length", `,"usage":{"completion_tokens":120,"completion_tokens_details":{"reasoning_tokens":110}}`),
+			"the model hit the token limit (max_tokens 120) after 110 reasoning tokens and the script is cut off; raise LLM_FALLBACK_MAX_TOKENS"},
+		"reasoning used it all": {completion(`""`, "length", reasoned("120")),
+			"the model hit the token limit (max_tokens 120) after 120 reasoning tokens before writing the script; raise LLM_FALLBACK_MAX_TOKENS"},
+		"reasoning, no content, finish stop": {completion(`null`, "stop", reasoned("120")),
+			"the model hit the token limit (max_tokens 120) after 120 reasoning tokens before writing the script; raise LLM_FALLBACK_MAX_TOKENS"},
+		"length, nothing written": {completion(`null`, "length", ""),
+			"the model hit the token limit (max_tokens 120) before writing the script; raise LLM_FALLBACK_MAX_TOKENS"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, providertest.OpenAIOptions{}, func(o *openai.ChatOptions) {
+				o.Name, o.SettingPrefix, o.MaxTokens = "LLM (fallback)", "LLM_FALLBACK_", 120
+			}, nil)
+			rep := providertest.JSONReply(200, tc.body)
+			rep.Header.Set("X-Request-Id", "req_cut")
+			b.fake.Enqueue(rep)
+			s, err := b.chat.WriteScript(context.Background(), someone)
+			se := serviceError(t, err)
+			want := "LLM (fallback): bad response (HTTP 200): unusable response body: " + tc.want + " (request_id req_cut)"
+			if se.Kind != fault.KindBadResponse || !errors.Is(err, httpx.ErrUnusableBody) || err.Error() != want || s.Text != "" {
+				t.Errorf("script %q, err =\n%v\nwant\n%s", s.Text, err, want)
+			}
+		})
+	}
+
+	// Through the fake: a reasoning model given fewer tokens than it thinks with.
+	b := setup(t, providertest.OpenAIOptions{ReasoningTokens: 400}, func(o *openai.ChatOptions) {
+		o.TokenParam, o.MaxTokens = openai.TokenParamMaxCompletionTokens, 300
+	}, nil)
+	_, err := b.chat.WriteScript(context.Background(), someone)
+	if want := "the model hit the token limit (max_completion_tokens 300) after 300 reasoning tokens before writing the script; raise LLM_MAX_TOKENS (request_id req_fake1)"; fault.KindOf(err) != fault.KindBadResponse || !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("err = %v\nwant suffix %s", err, want)
+	}
+}
+
+func TestWriteScriptAcceptsJSONContentTypes(t *testing.T) {
+	t.Parallel()
+	body := `{"choices":[{"message":{"content":"Hi Ada"},"finish_reason":"stop"}]}`
+	for _, ct := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON", "application/vnd.openai+json"} {
+		b := setup(t, providertest.OpenAIOptions{}, nil, nil)
+		b.fake.Enqueue(providertest.Reply{Body: body, Header: http.Header{"Content-Type": {ct}}})
+		if s, err := b.chat.WriteScript(context.Background(), someone); err != nil || s.Text != "Hi Ada" {
+			t.Errorf("content-type %q: %+v, %v", ct, s, err)
+		}
 	}
 }

@@ -18,6 +18,7 @@ func ExampleChat_WriteScript() {
 	// A stand-in for https://api.openai.com/v1 (or Groq, vLLM, Ollama…).
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Request-Id", "req_8a1f")
 		_, _ = io.WriteString(w, `{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini-2024-07-18",`+
 			`"choices":[{"index":0,"message":{"role":"assistant","content":"Hello Ada! Do you have a minute?"},"finish_reason":"stop"}],`+
 			`"usage":{"prompt_tokens":96,"completion_tokens":9,"total_tokens":105}}`)
@@ -41,9 +42,9 @@ func ExampleChat_WriteScript() {
 		panic(err)
 	}
 	s, err := llm.WriteScript(context.Background(), contact.Contact{ID: "c1", Name: "Ada", Phone: "+14155550123"})
-	fmt.Printf("%q by %s, %d+%d tokens, %v\n", s.Text, s.Model, s.PromptTokens, s.CompletionTokens, err)
+	fmt.Printf("%q by %s, %d+%d tokens, %s, %v\n", s.Text, s.Model, s.PromptTokens, s.CompletionTokens, s.RequestID, err)
 	// Output:
-	// "Hello Ada! Do you have a minute?" by gpt-4o-mini-2024-07-18, 96+9 tokens, <nil>
+	// "Hello Ada! Do you have a minute?" by gpt-4o-mini-2024-07-18, 96+9 tokens, req_8a1f, <nil>
 }
 
 // insufficient_quota arrives as a 429 but must never be retried.
@@ -86,4 +87,30 @@ func ExampleSpeech_Synthesize() {
 	fmt.Println(tts.Name(), len(audio.Data), audio.Format, err)
 	// Output:
 	// OpenAI TTS (fallback) 12 mp3 <nil>
+}
+
+// The worker logs a hint at start when a base URL lacks its version path.
+func ExampleBaseURLHint() {
+	for _, base := range []string{"https://api.openai.com", "https://api.groq.com/openai/v1", "http://localhost:11434/v1"} {
+		fmt.Printf("%s: %q\n", base, openai.BaseURLHint(base))
+	}
+	// Output:
+	// https://api.openai.com: "the base URL has no version path; OpenAI-compatible APIs expect one, e.g. https://api.openai.com/v1"
+	// https://api.groq.com/openai/v1: ""
+	// http://localhost:11434/v1: ""
+}
+
+// TOKEN_PARAM=auto sends max_completion_tokens to OpenAI, whose reasoning models refuse
+// max_tokens, and max_tokens to servers that know only that.
+func ExampleChat_TokenParam() {
+	for _, base := range []string{"https://api.openai.com/v1", "https://api.groq.com/openai/v1"} {
+		llm, err := openai.NewChat(openai.ChatOptions{APIKey: config.Secret("sk-example"), BaseURL: base})
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(base, llm.TokenParam())
+	}
+	// Output:
+	// https://api.openai.com/v1 max_completion_tokens
+	// https://api.groq.com/openai/v1 max_tokens
 }

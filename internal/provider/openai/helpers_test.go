@@ -76,21 +76,34 @@ func serviceError(t *testing.T, err error) *fault.ServiceError {
 	return se
 }
 
-// checkFacts compares what a client reported with a row of the shared table. A row without
-// a code accepts any code (OpenAI-compatible clients fall back to error.type), but the kind
-// must match.
+// checkFacts compares what a client reported with a row of the shared table: the facts a
+// correct client extracts (code, param, message, request id, wait), the kind, the retry
+// decision (what fault.Classify makes of the row's facts, x-should-retry included), and
+// the error text the operator sees (the provider's message and the request id).
 func checkFacts(t *testing.T, what, provider string, err error, tc faulttest.Case) {
 	t.Helper()
 	se := serviceError(t, err)
 	want := tc.Facts
-	if se.Kind != tc.Want || se.Provider != provider || se.Status != want.Status || se.RetryAfter != want.RetryAfter ||
-		(want.Code != "" && se.Code != want.Code) {
-		t.Errorf("%s: got kind %v provider %q status %d code %q retry-after %v; want %v %q %d %q %v",
-			what, se.Kind, se.Provider, se.Status, se.Code, se.RetryAfter,
-			tc.Want, provider, want.Status, want.Code, want.RetryAfter)
+	if se.Kind != tc.Want || se.Provider != provider || se.Status != want.Status || se.Code != want.Code ||
+		se.Param != want.Param || se.RequestID != want.RequestID || se.RetryAfter != want.RetryAfter {
+		t.Errorf("%s: got kind %v provider %q status %d code %q param %q request id %q retry-after %v;\n"+
+			"want     %v %q %d %q %q %q %v",
+			what, se.Kind, se.Provider, se.Status, se.Code, se.Param, se.RequestID, se.RetryAfter,
+			tc.Want, provider, want.Status, want.Code, want.Param, want.RequestID, want.RetryAfter)
 	}
-	if !strings.Contains(se.Message, want.Message) {
-		t.Errorf("%s: message %q does not contain %q", what, se.Message, want.Message)
+	if se.Message != want.Message {
+		t.Errorf("%s: message %q, want %q", what, se.Message, want.Message)
+	}
+	want.Provider = provider
+	if got, wantRetry := fault.IsTransient(err), fault.IsTransient(fault.Classify(want)); got != wantRetry {
+		t.Errorf("%s: IsTransient = %v, want %v", what, got, wantRetry)
+	}
+	text := err.Error()
+	if !strings.Contains(text, want.Message) {
+		t.Errorf("%s: error text %q lacks the provider's message", what, text)
+	}
+	if want.RequestID != "" && !strings.HasSuffix(text, " (request_id "+want.RequestID+")") {
+		t.Errorf("%s: error text %q lacks the request id %s", what, text, want.RequestID)
 	}
 	if want.Err != nil && !errors.Is(err, httpx.ErrUnusableBody) {
 		t.Errorf("%s: err = %v, want an unusable-body error", what, err)

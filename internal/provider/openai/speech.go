@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/config"
@@ -114,8 +115,10 @@ type speechRequest struct {
 	ResponseFormat string `json:"response_format"`
 }
 
-// Synthesize turns script into audio (Audio.Format is the response format, e.g. "mp3").
-// Errors are *fault.ServiceError values (or ctx's error when ctx was cancelled).
+// Synthesize turns script into audio. Audio.Format is the response format (e.g. "mp3"),
+// Model the model asked for, Characters the characters of input sent and RequestID the
+// provider's x-request-id. Errors are *fault.ServiceError values (or ctx's error when ctx
+// was cancelled).
 func (s *Speech) Synthesize(ctx context.Context, _ contact.Contact, script string) (call.Audio, error) {
 	if strings.TrimSpace(script) == "" {
 		return call.Audio{}, fault.InvalidContact(s.api.name, ErrEmptyInput)
@@ -129,13 +132,25 @@ func (s *Speech) Synthesize(ctx context.Context, _ contact.Contact, script strin
 		return call.Audio{}, err
 	}
 	switch ct := resp.ContentType(); {
-	case ct == "application/json" || strings.HasPrefix(ct, "text/"):
-		return call.Audio{}, fault.Classify(httpx.Unusable(s.api.name, resp, "a "+ct+" document instead of audio", nil))
+	case isJSON(ct) || strings.HasPrefix(ct, "text/"):
+		return call.Audio{}, s.api.unusable(resp, "a "+ct+" document instead of audio", nil)
 	case len(resp.Body) == 0:
-		return call.Audio{}, fault.Classify(httpx.Unusable(s.api.name, resp, "empty audio", nil))
+		return call.Audio{}, s.api.unusable(resp, "empty audio", nil)
 	}
-	return call.Audio{Data: resp.Body, Format: s.format}, nil
+	return call.Audio{
+		Data:   resp.Body,
+		Format: s.format,
+		Model:  s.model,
+		// The speech API has no usage in its answer. tts-1 and tts-1-hd are billed per
+		// character of input; gpt-4o-mini-tts per token, which the characters sent still
+		// measure. Count them as sent (runes, not bytes).
+		Characters: utf8.RuneCountInString(script),
+		RequestID:  s.api.requestID(resp),
+	}, nil
 }
 
-// Probe checks that the API answers and accepts the key: GET {base}/models.
+// Probe checks that the API answers and accepts the key: GET {base}/models. A key valid
+// for calls but without the Models read scope (an OpenAI restricted key) gets a
+// permission_denied *fault.ServiceError: the API is up, and the caller decides what that
+// means for health.
 func (s *Speech) Probe(ctx context.Context) error { return s.api.probe(ctx) }

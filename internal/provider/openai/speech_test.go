@@ -24,8 +24,9 @@ func TestSynthesizeSendsTheDocumentedRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(audio.Data) != string(b.fake.Options().Audio) || audio.Format != "opus" {
-		t.Errorf("audio = %q %q", audio.Data, audio.Format)
+	if string(audio.Data) != string(b.fake.Options().Audio) || audio.Format != "opus" || audio.Model != "tts-1" ||
+		audio.Characters != 10 || audio.RequestID != "req_fake1" {
+		t.Errorf("audio = %q %q %q %d %q", audio.Data, audio.Format, audio.Model, audio.Characters, audio.RequestID)
 	}
 	r := b.fake.Requests()[0]
 	if r.Method != http.MethodPost || r.Path != "/v1/audio/speech" || r.RawQuery != "" ||
@@ -45,8 +46,8 @@ func TestSpeechDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if audio.Format != "mp3" || b.speech.Name() != "OpenAI TTS" {
-		t.Errorf("format %q, name %q", audio.Format, b.speech.Name())
+	if audio.Format != "mp3" || audio.Model != "gpt-4o-mini-tts" || b.speech.Name() != "OpenAI TTS" {
+		t.Errorf("format %q, model %q, name %q", audio.Format, audio.Model, b.speech.Name())
 	}
 	if want := `{"model":"gpt-4o-mini-tts","input":"Hi","voice":"alloy","response_format":"mp3"}`; string(b.fake.Requests()[0].Body) != want {
 		t.Errorf("body = %s", b.fake.Requests()[0].Body)
@@ -64,6 +65,11 @@ func TestSpeechErrorsClassifyLikeTheSharedTable(t *testing.T) {
 			rep := providertest.Reply{Status: tc.Status, Header: tc.Header, Body: tc.Body}
 			b.fake.Enqueue(rep)
 			_, err := b.speech.Synthesize(context.Background(), someone, "Hello")
+			if tc.Status >= 200 && tc.Status <= 299 {
+				// A chat completion cut by its token bound is, at the speech endpoint, just a
+				// JSON document instead of audio: retried once like any unusable body.
+				tc.Facts.ShouldRetry = fault.HintNone
+			}
 			checkFacts(t, "Synthesize", "OpenAI TTS (fallback)", err, tc)
 			if tc.Status >= 200 && tc.Status <= 299 {
 				return
@@ -148,5 +154,39 @@ func TestNewSpeechNamesTheBadSettings(t *testing.T) {
 	if _, err := openai.NewSpeech(openai.SpeechOptions{APIKey: config.Secret("k"), MaxAudioBytes: -1}); err == nil ||
 		err.Error() != "OPENAI_TTS_MAX_AUDIO_BYTES is -1, must be positive" {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// OpenAI bills tts-1 per character of input: Characters counts what was sent, in
+// characters, not bytes.
+func TestSynthesizeCountsTheCharactersSent(t *testing.T) {
+	t.Parallel()
+	b := setup(t, providertest.OpenAIOptions{}, nil, nil)
+	rep := providertest.Reply{Header: http.Header{"Content-Type": {"audio/mpeg"}, "X-Request-Id": {"req_tts42"}}, Body: "ID3"}
+	b.fake.Enqueue(rep)
+	script := "  ¿Qué tal, Zoë? 你好  "
+	audio, err := b.speech.Synthesize(context.Background(), someone, script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if audio.Characters != 21 || len(script) == audio.Characters || audio.RequestID != "req_tts42" || audio.Model != "gpt-4o-mini-tts" {
+		t.Errorf("characters %d (of %d bytes), request id %q, model %q", audio.Characters, len(script), audio.RequestID, audio.Model)
+	}
+	if want := `"input":"  ¿Qué tal, Zoë? 你好  "`; !strings.Contains(string(b.fake.Requests()[0].Body), want) {
+		t.Errorf("body = %s, want the input as given", b.fake.Requests()[0].Body)
+	}
+}
+
+// A JSON or text document with a 2xx is not audio, and keeps its request id.
+func TestSynthesizeRefusesDocuments(t *testing.T) {
+	t.Parallel()
+	for _, ct := range []string{"application/json", "application/problem+json", "text/html; charset=utf-8", "text/plain"} {
+		b := setup(t, providertest.OpenAIOptions{}, nil, nil)
+		b.fake.Enqueue(providertest.Reply{Header: http.Header{"Content-Type": {ct}, "X-Request-Id": {"req_doc"}}, Body: `{"ok":true}`})
+		_, err := b.speech.Synthesize(context.Background(), someone, "Hello")
+		if se := serviceError(t, err); se.Kind != fault.KindBadResponse || se.RequestID != "req_doc" ||
+			!strings.Contains(err.Error(), "document instead of audio") {
+			t.Errorf("%s: %v", ct, err)
+		}
 	}
 }
