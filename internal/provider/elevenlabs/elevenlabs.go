@@ -3,10 +3,13 @@
 // body {text, model_id, voice_settings} (unset fields omitted: the API rejects nulls),
 // returning the audio bytes. Its health probe is the authenticated GET {base}/v1/models.
 //
-// Failures are reported as facts to fault.Classify: the HTTP status, the code and message
-// from either body shape ({"detail":{"code"|"status","message"}} or the 422 list
-// {"detail":[{"loc","msg","type"}]}), Retry-After. The maximum-concurrent-requests response
-// header is passed to Options.OnConcurrencyLimit, to size the bulkhead to the plan.
+// Failures are reported as facts to fault.Classify: the HTTP status; from the body, either
+// {"detail":{"type","code","status","message","param","request_id"}} (code wins; status is the
+// legacy field older answers carry alone) or the 422 list {"detail":[{"loc","msg","type"}]},
+// whose first loc names the field; the request-id header; Retry-After. The
+// maximum-concurrent-requests response header is passed to Options.OnConcurrencyLimit, to size
+// the bulkhead to the plan. A success reports the request-id and character-cost headers in
+// call.Audio, so spend can be counted and a bad clip traced.
 package elevenlabs
 
 import (
@@ -19,12 +22,12 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/config"
@@ -48,6 +51,11 @@ const (
 	DefaultTimeout = 60 * time.Second
 	// ConcurrencyHeader is the response header that carries the plan's concurrency limit.
 	ConcurrencyHeader = "maximum-concurrent-requests"
+	// CostHeader is the response header that carries what a call was billed, in characters
+	// (credits).
+	CostHeader = "character-cost"
+	// RequestIDHeader is the response header that carries ElevenLabs' id of the request.
+	RequestIDHeader = "request-id"
 )
 
 // ErrEmptyScript is returned (inside an invalid_payload *fault.ServiceError) for a blank
@@ -69,10 +77,12 @@ type Options struct {
 	VoiceID string
 	// ModelID (<prefix>MODEL_ID) defaults to DefaultModelID.
 	ModelID string
-	// OutputFormat (<prefix>OUTPUT_FORMAT) is codec_samplerate[_bitrate], e.g.
-	// mp3_44100_128 (default) or ulaw_8000.
+	// OutputFormat (<prefix>OUTPUT_FORMAT) is one of OutputFormats, e.g. mp3_44100_128
+	// (default) or ulaw_8000.
 	OutputFormat string
-	// BaseURL (<prefix>BASE_URL) defaults to DefaultBaseURL.
+	// BaseURL (<prefix>BASE_URL) defaults to DefaultBaseURL. A trailing /v1 is dropped (the
+	// client adds /v1/… itself), so the URL copied from the API reference works too; any
+	// other path (a proxy's prefix) is kept.
 	BaseURL string
 	// VoiceSettings are sent when set (see ParseVoiceSettings); nil omits them, so the
 	// voice's stored settings apply.
@@ -144,7 +154,62 @@ func ParseVoiceSettings(s string) (*VoiceSettings, error) {
 	return &vs, nil
 }
 
-var outputFormatPattern = regexp.MustCompile(`^(mp3|pcm|ulaw|alaw|opus|wav)_[0-9]+(_[0-9]+)?$`)
+// outputFormats are the values of the API's output_format enum (codec_samplerate[_bitrate]).
+// A made-up value would only fail on the first call, after the worker took contacts.
+// Some need a higher plan (mp3_44100_192: Creator, pcm_44100: Pro); the API answers those
+// with 403 output_format_not_allowed, a configuration error.
+var outputFormats = []string{
+	"mp3_22050_32", "mp3_24000_48", "mp3_44100_32", "mp3_44100_64", "mp3_44100_96", "mp3_44100_128", "mp3_44100_192",
+	"pcm_8000", "pcm_16000", "pcm_22050", "pcm_24000", "pcm_32000", "pcm_44100", "pcm_48000",
+	"wav_8000", "wav_16000", "wav_22050", "wav_24000", "wav_32000", "wav_44100", "wav_48000",
+	"ulaw_8000", "alaw_8000",
+	"opus_48000_32", "opus_48000_64", "opus_48000_96", "opus_48000_128", "opus_48000_192",
+}
+
+// OutputFormats returns the output formats the API offers, grouped by codec; the caller may
+// modify the slice.
+func OutputFormats() []string { return slices.Clone(outputFormats) }
+
+// Codec returns the codec of an output format: "mp3", "pcm" (raw 16-bit little-endian),
+// "wav", "ulaw", "alaw" or "opus"; "" when format is not one of OutputFormats. Two formats
+// with different codecs (or sample rates, see SampleRate) are not interchangeable: a fallback
+// voice must produce what the telephony side expects.
+func Codec(format string) string {
+	if !slices.Contains(outputFormats, format) {
+		return ""
+	}
+	codec, _, _ := strings.Cut(format, "_")
+	return codec
+}
+
+// SampleRate returns the sample rate of an output format in Hz (8000 for ulaw_8000), or 0 when
+// format is not one of OutputFormats.
+func SampleRate(format string) int {
+	if !slices.Contains(outputFormats, format) {
+		return 0
+	}
+	rate, _ := strconv.Atoi(strings.Split(format, "_")[1])
+	return rate
+}
+
+// compactFormats lists the formats grouped by codec, e.g. "mp3_{22050_32,24000_48,…},
+// ulaw_8000", short enough for a one-line settings error.
+func compactFormats() string {
+	var groups []string
+	for i := 0; i < len(outputFormats); {
+		codec, _, _ := strings.Cut(outputFormats[i], "_")
+		var rest []string
+		for ; i < len(outputFormats) && strings.HasPrefix(outputFormats[i], codec+"_"); i++ {
+			rest = append(rest, strings.TrimPrefix(outputFormats[i], codec+"_"))
+		}
+		if len(rest) == 1 {
+			groups = append(groups, codec+"_"+rest[0])
+		} else {
+			groups = append(groups, codec+"_{"+strings.Join(rest, ",")+"}")
+		}
+	}
+	return strings.Join(groups, ", ")
+}
 
 // Client is an ElevenLabs text-to-speech client. It implements call.Synthesizer and
 // resilience.Prober and is safe for concurrent use.
@@ -178,10 +243,10 @@ func New(o Options) (*Client, error) {
 	if strings.ContainsAny(o.ModelID, "/?#% \t\r\n") {
 		s.Problemf("MODEL_ID", "%q is not a model id (e.g. %s)", o.ModelID, DefaultModelID)
 	}
-	if !outputFormatPattern.MatchString(o.OutputFormat) {
-		s.Problemf("OUTPUT_FORMAT", "%q is not an output format (codec_samplerate[_bitrate], e.g. %s or ulaw_8000)", o.OutputFormat, DefaultOutputFormat)
+	if Codec(o.OutputFormat) == "" {
+		s.Problemf("OUTPUT_FORMAT", "%q is not an ElevenLabs output format; use one of %s", o.OutputFormat, compactFormats())
 	}
-	base := s.BaseURL("BASE_URL", o.BaseURL)
+	base := apiRoot(s.BaseURL("BASE_URL", o.BaseURL))
 	if o.Timeout < 0 {
 		s.Problemf("TIMEOUT", "is %v, must not be negative", o.Timeout)
 	}
@@ -213,6 +278,19 @@ func New(o Options) (*Client, error) {
 	}, nil
 }
 
+// apiRoot drops a trailing /v1 path segment from a checked base URL, since every request
+// path starts with /v1: "https://api.elevenlabs.io/v1" gives "https://api.elevenlabs.io" and
+// "https://proxy.example/eleven/v1" gives "https://proxy.example/eleven".
+func apiRoot(base string) string {
+	u, err := url.Parse(base)
+	if err != nil || !strings.HasSuffix(u.Path, "/v1") {
+		return base
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/v1")
+	u.RawPath = ""
+	return u.String()
+}
+
 // Name returns the display name the client reports errors under.
 func (c *Client) Name() string { return c.o.Name }
 
@@ -226,7 +304,8 @@ type ttsRequest struct {
 	VoiceSettings *VoiceSettings `json:"voice_settings,omitempty"`
 }
 
-// Synthesize turns script into audio in the configured voice, model and output format.
+// Synthesize turns script into audio in the configured voice, model and output format; the
+// Audio also carries the model, the characters billed (character-cost) and the request id.
 // Errors are *fault.ServiceError values (or ctx's error when ctx was cancelled); a blank
 // script is an invalid_payload error without a call.
 func (c *Client) Synthesize(ctx context.Context, _ contact.Contact, script string) (call.Audio, error) {
@@ -258,11 +337,29 @@ func (c *Client) Synthesize(ctx context.Context, _ contact.Contact, script strin
 	case len(resp.Body) == 0:
 		return call.Audio{}, fault.Classify(httpx.Unusable(c.o.Name, resp, "empty audio", nil))
 	}
-	return call.Audio{Data: resp.Body, Format: c.o.OutputFormat}, nil
+	return call.Audio{
+		Data:       resp.Body,
+		Format:     c.o.OutputFormat,
+		Model:      c.o.ModelID,
+		Characters: characterCost(resp.Header),
+		RequestID:  requestID(resp.Header, ""),
+	}, nil
+}
+
+// characterCost reads the character-cost header: what the call was billed, 0 when absent or
+// not a non-negative integer.
+func characterCost(h http.Header) int {
+	n, err := strconv.Atoi(strings.TrimSpace(h.Get(CostHeader)))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 // Probe checks that ElevenLabs answers and accepts the key: GET /v1/models. It returns nil
-// on a 2xx and the classified error otherwise.
+// on a 2xx and the classified error otherwise, unchanged: a key scoped to text_to_speech
+// without models_read gets 401 missing_permissions (fault.KindPermission), which proves the
+// API is up and the key known, while a wrong key is still fault.KindAuthentication.
 func (c *Client) Probe(ctx context.Context) error {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
@@ -285,12 +382,14 @@ func (c *Client) failure(resp *httpx.Response, err error) (fault.Facts, bool) {
 	case resp == nil || (resp.OK() && err != nil):
 		return httpx.Failure(c.o.Name, resp, err), true
 	case !resp.OK():
-		code, msg := parseError(resp.Body)
+		d := parseError(resp.Body)
 		return fault.Facts{
 			Provider:   c.o.Name,
 			Status:     resp.Status,
-			Code:       code,
-			Message:    httpx.CleanMessage(c.red, msg),
+			Code:       d.code,
+			Message:    httpx.CleanMessage(c.red, d.message),
+			Param:      httpx.CleanMessage(c.red, d.param),
+			RequestID:  c.red.Text(requestID(resp.Header, d.requestID)),
 			RetryAfter: fault.ParseRetryAfter(resp.Header, c.http.Now()),
 			Err:        err,
 		}, true
@@ -316,57 +415,119 @@ func (c *Client) withTimeout(ctx context.Context) (context.Context, context.Canc
 	return context.WithTimeout(ctx, c.o.Timeout)
 }
 
+// requestID returns the request id of a response: the request-id header (x-request-id
+// behind some proxies), else the one the error body gave; bounded and printable, since it
+// goes into every error line.
+func requestID(h http.Header, fromBody string) string {
+	id := cmp.Or(strings.TrimSpace(h.Get(RequestIDHeader)), strings.TrimSpace(h.Get("X-Request-Id")), strings.TrimSpace(fromBody))
+	id = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.IsSpace(r) {
+			return -1
+		}
+		return r
+	}, id)
+	const maxLen = 128
+	if len(id) > maxLen {
+		id = strings.ToValidUTF8(id[:maxLen], "")
+	}
+	return id
+}
+
 // errorBody is either ElevenLabs error shape; Detail is an object, a list or a string.
 type errorBody struct {
 	Detail json.RawMessage `json:"detail"`
 }
 
+// detailObject is the object shape. Param and RequestID are null when there is none, and
+// param is not always a string, hence any.
 type detailObject struct {
-	Code    string `json:"code"`
-	Status  string `json:"status"`
-	Message string `json:"message"`
+	Type      string `json:"type"`
+	Code      string `json:"code"`
+	Status    string `json:"status"`
+	Message   string `json:"message"`
+	Param     any    `json:"param"`
+	RequestID any    `json:"request_id"`
 }
 
+// detailItem is one item of the 422 list. Its "input", which may echo the script, is not
+// read.
 type detailItem struct {
 	Loc []any  `json:"loc"`
 	Msg string `json:"msg"`
 }
 
-// parseError reads the code and message from an error body of either shape. The code is
-// detail.code, else detail.status (the legacy field); the 422 list gives no code and a
-// message "loc: msg" per item.
-func parseError(body []byte) (code, message string) {
+// apiError is what an error body says; every field may be empty.
+type apiError struct {
+	code, message, param, requestID string
+}
+
+// parseError reads an error body of either shape. The code is detail.code, else the legacy
+// detail.status, else detail.type (the broadest, still better than none). The 422 list gives
+// no code, a message "loc: msg" per item, and as param the field the first item blames
+// ("model_id" for ["body","model_id"]), so fault can tell a setting's field from the
+// contact's text.
+func parseError(body []byte) apiError {
 	var eb errorBody
 	if json.Unmarshal(body, &eb) != nil || len(eb.Detail) == 0 {
-		return "", ""
+		return apiError{}
 	}
 	d := bytes.TrimSpace(eb.Detail)
 	switch d[0] {
 	case '{':
 		var o detailObject
 		if json.Unmarshal(d, &o) == nil {
-			code = o.Code
-			if code == "" {
-				code = o.Status
+			return apiError{
+				code:      strings.TrimSpace(cmp.Or(o.Code, o.Status, o.Type)),
+				message:   o.Message,
+				param:     scalar(o.Param),
+				requestID: scalar(o.RequestID),
 			}
-			return code, o.Message
 		}
 	case '[':
 		var items []detailItem
-		if json.Unmarshal(d, &items) == nil {
+		if json.Unmarshal(d, &items) == nil && len(items) > 0 {
 			parts := make([]string, 0, len(items))
 			for _, it := range items {
 				parts = append(parts, formatLoc(it.Loc)+it.Msg)
 			}
-			return "", strings.Join(parts, "; ")
+			return apiError{message: strings.Join(parts, "; "), param: topField(items[0].Loc)}
 		}
 	case '"':
 		var s string
 		if json.Unmarshal(d, &s) == nil {
-			return "", s
+			return apiError{message: s}
 		}
 	}
-	return "", ""
+	return apiError{}
+}
+
+// scalar returns a JSON string or number as text, "" for null and anything else.
+func scalar(v any) string {
+	switch v := v.(type) {
+	case string:
+		return strings.TrimSpace(v)
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	return ""
+}
+
+// topField returns the request field a validation location blames: the first string after
+// where it is ("body", "query", "path"), so ["body","model_id"] gives "model_id" and
+// ["body","voice_settings","stability"] gives "voice_settings" (a field our settings fill,
+// though its last element is not); "" when there is none.
+func topField(loc []any) string {
+	for i, p := range loc {
+		s, ok := p.(string)
+		if !ok {
+			continue
+		}
+		if i == 0 && (s == "body" || s == "query" || s == "path" || s == "header") {
+			continue
+		}
+		return s
+	}
+	return ""
 }
 
 // formatLoc renders a validation location ["body","text"] as "body.text: ".

@@ -3,8 +3,11 @@ package elevenlabs_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -131,12 +134,66 @@ func TestSynthesizeSendsVoiceSettingsAndOtherFormats(t *testing.T) {
 	}
 }
 
+// operatorView is what the shared table's rows mean beyond their kind: whether the step
+// retries them, and the exact error line an operator reads in logs and dead letters (the
+// provider's message and request id, or a line naming the provider, kind and status). Every
+// row the client serves must be here, so a new row is a decision, not an accident.
+var operatorView = map[string]struct {
+	retried bool
+	shows   string
+}{
+	"any/403":                     {false, "ElevenLabs: authentication (HTTP 403)"},
+	"any/408":                     {true, "ElevenLabs: timeout (HTTP 408)"},
+	"any/418 other 4xx":           {false, "ElevenLabs: invalid payload (HTTP 418)"},
+	"any/429 without code":        {true, "ElevenLabs: rate limited (HTTP 429)"},
+	"any/503":                     {true, "ElevenLabs: service unavailable (HTTP 503)"},
+	"any/504":                     {true, "ElevenLabs: service unavailable (HTTP 504)"},
+	"any/302 unexpected redirect": {true, "ElevenLabs: bad response (HTTP 302)"},
+
+	"elevenlabs/unauthorized 401":                 {false, "Invalid or expired API key. (request_id 5f1e2d3c4b5a69788796a5b4c3d2e1f0)"},
+	"elevenlabs/invalid_api_key 401":              {false, "Invalid API key"},
+	"elevenlabs/missing_api_key 401":              {false, "Missing API key"},
+	"elevenlabs/unknown code falls back to 401":   {false, "Neither authorization header nor session cookie provided"},
+	"elevenlabs/missing_permissions 401":          {false, "The API key you used is missing the permission text_to_speech to execute this operation."},
+	"elevenlabs/quota_exceeded as 401":            {false, "This request exceeds your quota of 10000. You have 12 credits remaining, while 85 credits are required for this request."},
+	"elevenlabs/insufficient_credits 402":         {false, "Insufficient credits"},
+	"elevenlabs/payment required without code":    {false, "Payment required"},
+	"elevenlabs/subscription_required 403":        {false, "This model requires a paid subscription. Please upgrade your plan to use it. (request_id 9a8b7c6d5e4f30211203f4e5d6c7b8a9)"},
+	"elevenlabs/output_format_not_allowed 403":    {false, "Output format pcm_44100 is only available on the Pro plan and above. Upgrade your subscription or choose another output format."},
+	"elevenlabs/concurrent_limit_exceeded 429":    {true, "You have exceeded the maximum number of concurrent requests (5) for your subscription. (request_id c0ffee00c0ffee00c0ffee00c0ffee00)"},
+	"elevenlabs/system_busy with Retry-After":     {true, "The system is busy"},
+	"elevenlabs/max_character_limit_exceeded 400": {false, "This request's text has 40123 characters and exceeds the character limit of 40000 characters."},
+	"elevenlabs/voice_not_found 404":              {false, "A voice with the voice_id JBFqnCBsd6RMkjVDRZzb was not found."},
+	"elevenlabs/voice_not_found 400":              {false, "A voice with voice_id 21m00Tcm4TlvDq8ikWAX does not exist. (request_id d41d8cd98f00b204e9800998ecf8427e)"},
+	"elevenlabs/model_not_found as 400":           {false, "Model not found"},
+	"elevenlabs/422 list loc body.model_id":       {false, "body.model_id: Value error, model eleven_turbo_v9 does not exist"},
+	"elevenlabs/422 list loc body.text":           {false, "body.text: field required"},
+	"elevenlabs/503":                              {true, "Service temporarily unavailable"},
+	"elevenlabs/500":                              {true, "Internal server error (request_id 4e6f7420616e206964206174206c6c21)"},
+	"elevenlabs/200 empty audio":                  {true, "ElevenLabs: bad response (HTTP 200): unusable response body: empty audio"},
+	"elevenlabs/200 json instead of audio":        {true, "ElevenLabs: bad response (HTTP 200): unusable response body: a application/json document instead of audio"},
+	"elevenlabs/paid_plan_required 402 library voice on a free plan": {false,
+		"Free users cannot use library voices via the API. Please upgrade your subscription to use this voice. (request_id 0b7c1d2e3f40516273849a5b6c7d8e9f)"},
+	"elevenlabs/too_many_concurrent_requests 429": {true, "Too many concurrent requests. Your current subscription is associated with a maximum of 2 concurrent requests (running in parallel). " +
+		"This is done such that a single user does not overwhelm our systems and affect other users negatively. Please upgrade your subscription or contact sales if you want t…"},
+	"elevenlabs/system_busy 429":                            {true, "Our services are experiencing high levels of traffic and your request could not be processed. Please retry later."},
+	"elevenlabs/422 list loc body.voice_settings.stability": {false, "body.voice_settings.stability: Input should be less than or equal to 1"},
+}
+
 // Every row of the shared table that applies to ElevenLabs, served by the fake, must be
-// reported with the row's facts and classified as the row says, by calls and probes alike.
+// reported with exactly the row's facts and classified as the row says, by calls and probes
+// alike; the retry decision and the operator's line must be as operatorView says.
 func TestErrorsClassifyLikeTheSharedTable(t *testing.T) {
 	t.Parallel()
+	served := map[string]bool{}
 	for _, tc := range faulttest.ClassificationCases() {
 		if !tc.For(faulttest.ElevenLabs) || tc.Status == 0 {
+			continue
+		}
+		served[tc.Name] = true
+		view, ok := operatorView[tc.Name]
+		if !ok {
+			t.Errorf("row %q has no operatorView entry", tc.Name)
 			continue
 		}
 		t.Run(tc.Name, func(t *testing.T) {
@@ -146,64 +203,129 @@ func TestErrorsClassifyLikeTheSharedTable(t *testing.T) {
 			b.fake.Enqueue(rep)
 			_, err := b.client.Synthesize(context.Background(), someone, "Hello")
 			checkFacts(t, "Synthesize", err, tc)
+			checkView(t, "Synthesize", err, view.retried, view.shows)
 
 			if tc.Status >= 200 && tc.Status <= 299 {
 				return // a probe does not read the body
 			}
 			b.fake.SetFault(rep)
-			checkFacts(t, "Probe", b.client.Probe(context.Background()), tc)
+			err = b.client.Probe(context.Background())
+			checkFacts(t, "Probe", err, tc)
+			checkView(t, "Probe", err, view.retried, view.shows)
 		})
+	}
+	for name := range operatorView {
+		if !served[name] {
+			t.Errorf("operatorView has %q, which is not a row of the table", name)
+		}
 	}
 }
 
+// checkFacts checks that err carries exactly the facts of the row and its kind.
 func checkFacts(t *testing.T, what string, err error, tc faulttest.Case) {
 	t.Helper()
 	se := serviceError(t, err)
 	want := tc.Facts
 	if se.Kind != tc.Want || se.Provider != "ElevenLabs" || se.Status != want.Status || se.Code != want.Code ||
-		se.RetryAfter != want.RetryAfter {
-		t.Errorf("%s: got kind %v provider %q status %d code %q retry-after %v; want %v %q %d %q %v",
-			what, se.Kind, se.Provider, se.Status, se.Code, se.RetryAfter,
-			tc.Want, "ElevenLabs", want.Status, want.Code, want.RetryAfter)
+		se.Message != want.Message || se.Param != want.Param || se.RequestID != want.RequestID || se.RetryAfter != want.RetryAfter {
+		t.Errorf("%s: got kind %v provider %q status %d code %q message %q param %q request id %q retry-after %v\n"+
+			"want          %v %q %d %q %q %q %q %v",
+			what, se.Kind, se.Provider, se.Status, se.Code, se.Message, se.Param, se.RequestID, se.RetryAfter,
+			tc.Want, "ElevenLabs", want.Status, want.Code, want.Message, want.Param, want.RequestID, want.RetryAfter)
 	}
-	if !strings.Contains(se.Message, want.Message) {
-		t.Errorf("%s: message %q does not contain %q", what, se.Message, want.Message)
-	}
-	if want.Err != nil && !errors.Is(err, httpx.ErrUnusableBody) {
-		t.Errorf("%s: err = %v, want an unusable-body error", what, err)
+	if (want.Err != nil) != errors.Is(err, httpx.ErrUnusableBody) {
+		t.Errorf("%s: err = %v, want an unusable-body error: %v", what, err, want.Err != nil)
 	}
 }
 
+// checkView checks the retry decision and the operator's line, which never holds the key.
+func checkView(t *testing.T, what string, err error, retried bool, shows string) {
+	t.Helper()
+	if fault.IsTransient(err) != retried || fault.Retryable(err, 1) != retried {
+		t.Errorf("%s: retried = %v, want %v", what, fault.IsTransient(err), retried)
+	}
+	if err.Error() != shows {
+		t.Errorf("%s: operator sees\n%q\nwant\n%q", what, err.Error(), shows)
+	}
+	if strings.Contains(err.Error(), apiKey) {
+		t.Errorf("%s: the key leaked: %q", what, err.Error())
+	}
+}
+
+// Shapes and edge cases of error answers beyond the shared table: where the code, param and
+// request id come from when the body or headers are unusual.
 func TestBodyShapes(t *testing.T) {
 	t.Parallel()
+	long := strings.Repeat("r", 300)
 	cases := []struct {
-		name             string
-		reply            providertest.Reply
-		kind             fault.Kind
-		code, message    string
-		retryAfter       time.Duration
-		permanentAtFirst bool
+		name                      string
+		reply                     providertest.Reply
+		kind                      fault.Kind
+		code, message, param, rid string
+		retryAfter                time.Duration
+		permanentAtFirst          bool
 	}{
-		{"422 list with two items", providertest.JSONReply(422,
+		{name: "422 list with two items: the first names the field", reply: providertest.JSONReply(422,
 			`{"detail":[{"loc":["body","text"],"msg":"field required","type":"value_error.missing"},{"loc":["body",0],"msg":"bad","type":"x"}]}`),
-			fault.KindInvalidPayload, "", "body.text: field required; body.0: bad", 0, true},
-		{"current shape: code wins over status", providertest.JSONReply(429,
-			`{"detail":{"type":"rate_limit_error","code":"concurrent_limit_exceeded","status":"rate_limit_exceeded","message":"Too many","request_id":"r1","param":null}}`),
-			fault.KindConcurrencyLimit, "concurrent_limit_exceeded", "Too many", 0, false},
-		{"system_busy without Retry-After", providertest.ElevenLabsError(429, "system_busy", "Busy"),
-			fault.KindRateLimited, "system_busy", "Busy", 0, false},
-		{"rate_limit_exceeded with HTTP-date Retry-After in the past", providertest.Reply{Status: 429,
+			kind: fault.KindInvalidPayload, message: "body.text: field required; body.0: bad", param: "text", permanentAtFirst: true},
+		{name: "422 list on the query's output_format is a setting", reply: providertest.ElevenLabsValidationError(
+			[]string{"query", "output_format"}, "Input should be 'mp3_44100_128' or 'ulaw_8000'", "enum"),
+			kind: fault.KindConfiguration, message: "query.output_format: Input should be 'mp3_44100_128' or 'ulaw_8000'", param: "output_format", permanentAtFirst: true},
+		{name: "422 list blaming the whole body names no field", reply: providertest.ElevenLabsValidationError(
+			[]string{"body"}, "JSON decode error", "json_invalid"),
+			kind: fault.KindInvalidPayload, message: "body: JSON decode error", permanentAtFirst: true},
+		{name: "422 empty list", reply: providertest.JSONReply(422, `{"detail":[]}`),
+			kind: fault.KindInvalidPayload, permanentAtFirst: true},
+		{name: "current shape: code wins over status, ids from header and body", reply: providertest.ElevenLabsDetail{
+			Type: "rate_limit_error", Code: "concurrent_limit_exceeded", Status: "rate_limit_exceeded", Message: "Too many", RequestID: "r1"}.Reply(429),
+			kind: fault.KindConcurrencyLimit, code: "concurrent_limit_exceeded", message: "Too many", rid: "r1"},
+		{name: "current shape: 400 invalid_parameters naming model_id is a setting", reply: providertest.ElevenLabsDetail{
+			Type: "validation_error", Code: "invalid_parameters", Status: "invalid_parameters",
+			Message: "The model eleven_v3 does not support output format ulaw_8000.", RequestID: "3c807fc4c3a1705f9638ecc764a91c01", Param: "model_id"}.Reply(400),
+			kind: fault.KindConfiguration, code: "invalid_parameters", message: "The model eleven_v3 does not support output format ulaw_8000.",
+			param: "model_id", rid: "3c807fc4c3a1705f9638ecc764a91c01", permanentAtFirst: true},
+		{name: "current shape: 400 invalid_parameters naming text is the contact's", reply: providertest.ElevenLabsDetail{
+			Type: "validation_error", Code: "invalid_parameters", Message: "Text contains no speakable characters.", Param: "text"}.Reply(400),
+			kind: fault.KindInvalidPayload, code: "invalid_parameters", message: "Text contains no speakable characters.", param: "text", permanentAtFirst: true},
+		{name: "header id wins over the body's", reply: func() providertest.Reply {
+			r := providertest.ElevenLabsDetail{Code: "system_busy", Message: "Busy", RequestID: "from-body"}.Reply(429)
+			r.Header.Set("request-id", "from-header")
+			return r
+		}(), kind: fault.KindRateLimited, code: "system_busy", message: "Busy", rid: "from-header"},
+		{name: "x-request-id from a proxy", reply: providertest.Reply{Status: 502,
+			Header: http.Header{"Content-Type": {"text/html"}, "X-Request-Id": {"edge-42"}}, Body: "<html>bad gateway</html>"},
+			kind: fault.KindUnavailable, rid: "edge-42"},
+		{name: "a hostile request id is cut and cleaned", reply: providertest.Reply{Status: 503,
+			Header: http.Header{"Request-Id": {"a\tb" + long}}},
+			kind: fault.KindUnavailable, rid: ("ab" + long)[:128]},
+		{name: "type only, as a last resort code", reply: providertest.JSONReply(429,
+			`{"detail":{"type":"rate_limit_error","message":"Slow down","param":null,"request_id":null}}`),
+			kind: fault.KindRateLimited, code: "rate_limit_error", message: "Slow down"},
+		{name: "numeric param", reply: providertest.JSONReply(400, `{"detail":{"code":"bad","message":"m","param":3}}`),
+			kind: fault.KindInvalidPayload, code: "bad", message: "m", param: "3", permanentAtFirst: true},
+		{name: "system_busy without Retry-After", reply: providertest.ElevenLabsError(429, "system_busy", "Busy"),
+			kind: fault.KindRateLimited, code: "system_busy", message: "Busy"},
+		{name: "rate_limit_exceeded with HTTP-date Retry-After in the past", reply: providertest.Reply{Status: 429,
 			Header: http.Header{"Retry-After": {"Wed, 21 Oct 2015 07:28:00 GMT"}},
 			Body:   `{"detail":{"code":"rate_limit_exceeded","message":"Slow down"}}`},
-			fault.KindRateLimited, "rate_limit_exceeded", "Slow down", 0, false},
-		{"string detail", providertest.JSONReply(404, `{"detail":"Not Found"}`),
-			fault.KindConfiguration, "", "Not Found", 0, true},
-		{"html 502 from a proxy", providertest.Reply{Status: 502, Header: http.Header{"Content-Type": {"text/html"}},
-			Body: "<html>bad gateway</html>"}, fault.KindUnavailable, "", "", 0, false},
-		{"json instead of audio", providertest.JSONReply(200, `{"audio_base64":"AAAA"}`),
-			fault.KindBadResponse, "", "", 0, false},
-		{"quota_exceeded as 401", providertest.ElevenLabsError(401, "quota_exceeded", "This request exceeds your quota"),
-			fault.KindQuota, "quota_exceeded", "This request exceeds your quota", 0, true},
+			kind: fault.KindRateLimited, code: "rate_limit_exceeded", message: "Slow down"},
+		{name: "concurrency limit with Retry-After", reply: func() providertest.Reply {
+			r := providertest.ElevenLabsError(429, "too_many_concurrent_requests", "Too many concurrent requests")
+			r.Header.Set("Retry-After", "2")
+			return r
+		}(), kind: fault.KindConcurrencyLimit, code: "too_many_concurrent_requests", message: "Too many concurrent requests", retryAfter: 2 * time.Second},
+		{name: "legacy payment_required for a library voice reads as quota", reply: providertest.ElevenLabsError(402, "payment_required",
+			"Free users cannot use library voices via the API. Please upgrade your subscription to use this voice"),
+			kind: fault.KindQuota, code: "payment_required",
+			message: "Free users cannot use library voices via the API. Please upgrade your subscription to use this voice", permanentAtFirst: true},
+		{name: "string detail", reply: providertest.JSONReply(404, `{"detail":"Not Found"}`),
+			kind: fault.KindConfiguration, message: "Not Found", permanentAtFirst: true},
+		{name: "html 502 from a proxy", reply: providertest.Reply{Status: 502, Header: http.Header{"Content-Type": {"text/html"}},
+			Body: "<html>bad gateway</html>"}, kind: fault.KindUnavailable},
+		{name: "json instead of audio", reply: providertest.JSONReply(200, `{"audio_base64":"AAAA"}`),
+			kind: fault.KindBadResponse},
+		{name: "text instead of audio", reply: providertest.Reply{Header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, Body: "OK"},
+			kind: fault.KindBadResponse},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,12 +334,17 @@ func TestBodyShapes(t *testing.T) {
 			b.fake.Enqueue(tc.reply)
 			_, err := b.client.Synthesize(context.Background(), someone, "Hello")
 			se := serviceError(t, err)
-			if se.Kind != tc.kind || se.Code != tc.code || se.Message != tc.message || se.RetryAfter != tc.retryAfter {
-				t.Errorf("got %v %q %q %v, want %v %q %q %v", se.Kind, se.Code, se.Message, se.RetryAfter,
-					tc.kind, tc.code, tc.message, tc.retryAfter)
+			if se.Kind != tc.kind || se.Code != tc.code || se.Message != tc.message || se.Param != tc.param ||
+				se.RequestID != tc.rid || se.RetryAfter != tc.retryAfter {
+				t.Errorf("got  %v %q %q param %q id %q %v\nwant %v %q %q param %q id %q %v",
+					se.Kind, se.Code, se.Message, se.Param, se.RequestID, se.RetryAfter,
+					tc.kind, tc.code, tc.message, tc.param, tc.rid, tc.retryAfter)
 			}
 			if errors.Is(err, fault.ErrPermanent) != tc.permanentAtFirst {
 				t.Errorf("permanent = %v, want %v", !tc.permanentAtFirst, tc.permanentAtFirst)
+			}
+			if tc.rid != "" && !strings.HasSuffix(err.Error(), " (request_id "+tc.rid+")") {
+				t.Errorf("error line %q does not end with the request id", err.Error())
 			}
 		})
 	}
@@ -302,16 +429,25 @@ func TestCancelledContextIsNotAProviderError(t *testing.T) {
 func TestKeyEchoedInErrorBodyIsRedacted(t *testing.T) {
 	t.Parallel()
 	b := setup(t, providertest.ElevenLabsOptions{}, nil)
-	b.fake.Enqueue(providertest.ElevenLabsError(401, "invalid_api_key", "Invalid API key: "+apiKey+" (xi-api-key="+apiKey+")"))
-	_, err := b.client.Synthesize(context.Background(), someone, "Hello")
-	se := serviceError(t, err)
-	for _, s := range []string{err.Error(), se.Message, strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")} {
-		if strings.Contains(s, apiKey) || strings.Contains(s, apiKey[10:30]) {
-			t.Fatalf("the key leaked: %q", s)
+	b.fake.Enqueue(
+		providertest.ElevenLabsDetail{Code: "invalid_api_key", Message: "Invalid API key: " + apiKey + " (xi-api-key=" + apiKey + ")",
+			Param: apiKey, RequestID: "rid-7"}.Reply(401),
+		providertest.ElevenLabsValidationError([]string{"header", "xi-api-key"}, "key "+apiKey+" is malformed", "value_error"),
+	)
+	for i, want := range []string{
+		"Invalid API key: " + redact.Placeholder + " (xi-api-key=" + redact.Placeholder + ") (request_id rid-7)",
+		"header.xi-api-key: " + redact.Placeholder + " " + redact.Placeholder + " is malformed", // "xi-api-key: key" reads as a credential too
+	} {
+		_, err := b.client.Synthesize(context.Background(), someone, "Hello")
+		se := serviceError(t, err)
+		for _, s := range []string{err.Error(), se.Message, se.Param, se.RequestID, fmt.Sprintf("%+v", *se)} {
+			if strings.Contains(s, apiKey) || strings.Contains(s, apiKey[10:30]) {
+				t.Fatalf("reply %d: the key leaked: %q", i, s)
+			}
 		}
-	}
-	if !strings.Contains(se.Message, redact.Placeholder) {
-		t.Errorf("message %q has no placeholder", se.Message)
+		if err.Error() != want {
+			t.Errorf("reply %d: operator sees %q, want %q", i, err.Error(), want)
+		}
 	}
 	// The shared redactor now knows the key, so logs written through it are clean too.
 	if got := b.red.Text("key " + apiKey); strings.Contains(got, apiKey) {
@@ -408,7 +544,7 @@ func TestNewNamesTheMissingSettings(t *testing.T) {
 		OutputFormat: "mp3", BaseURL: "api.elevenlabs.io", Timeout: -1,
 	})
 	want = `ELEVENLABS_FALLBACK_VOICE_ID "a/b" is not a voice id (letters and digits, as shown in the ElevenLabs voice library)` + "\n" +
-		`ELEVENLABS_FALLBACK_OUTPUT_FORMAT "mp3" is not an output format (codec_samplerate[_bitrate], e.g. mp3_44100_128 or ulaw_8000)` + "\n" +
+		`ELEVENLABS_FALLBACK_OUTPUT_FORMAT "mp3" is not an ElevenLabs output format; use one of ` + allFormats + "\n" +
 		"ELEVENLABS_FALLBACK_BASE_URL must be an absolute http:// or https:// URL with a host\n" +
 		"ELEVENLABS_FALLBACK_TIMEOUT is -1ns, must not be negative"
 	if err == nil || err.Error() != want {
@@ -440,5 +576,174 @@ func TestParseVoiceSettings(t *testing.T) {
 		if _, err := elevenlabs.ParseVoiceSettings(in); err == nil || err.Error() != want {
 			t.Errorf("ParseVoiceSettings(%s) = %v, want %q", in, err, want)
 		}
+	}
+}
+
+// allFormats is the list as settings errors print it.
+const allFormats = "mp3_{22050_32,24000_48,44100_32,44100_64,44100_96,44100_128,44100_192}, " +
+	"pcm_{8000,16000,22050,24000,32000,44100,48000}, wav_{8000,16000,22050,24000,32000,44100,48000}, " +
+	"ulaw_8000, alaw_8000, opus_{48000_32,48000_64,48000_96,48000_128,48000_192}"
+
+func TestOutputFormats(t *testing.T) {
+	t.Parallel()
+	formats := elevenlabs.OutputFormats()
+	if len(formats) != 28 || !slices.Contains(formats, "ulaw_8000") || !slices.Contains(formats, elevenlabs.DefaultOutputFormat) {
+		t.Fatalf("OutputFormats() = %v", formats)
+	}
+	formats[0] = "changed"
+	if elevenlabs.OutputFormats()[0] != "mp3_22050_32" {
+		t.Error("OutputFormats returns the package's own slice")
+	}
+	for _, f := range elevenlabs.OutputFormats() {
+		if _, err := elevenlabs.New(elevenlabs.Options{APIKey: apiKey, VoiceID: "v", OutputFormat: f}); err != nil {
+			t.Errorf("%s refused: %v", f, err)
+		}
+		if elevenlabs.Codec(f) == "" || elevenlabs.SampleRate(f) < 8000 {
+			t.Errorf("%s: codec %q, rate %d", f, elevenlabs.Codec(f), elevenlabs.SampleRate(f))
+		}
+	}
+	for in, want := range map[string]struct {
+		codec string
+		rate  int
+	}{
+		"mp3_44100_128": {"mp3", 44100}, "mp3_22050_32": {"mp3", 22050}, "pcm_16000": {"pcm", 16000},
+		"wav_8000": {"wav", 8000}, "ulaw_8000": {"ulaw", 8000}, "alaw_8000": {"alaw", 8000},
+		"opus_48000_64": {"opus", 48000},
+		"flac":          {}, "mp3": {}, "mp3_44100_320": {}, "pcm_96000": {}, "ulaw_16000": {}, "MP3_44100_128": {}, "": {},
+	} {
+		if c, r := elevenlabs.Codec(in), elevenlabs.SampleRate(in); c != want.codec || r != want.rate {
+			t.Errorf("Codec/SampleRate(%q) = %q, %d; want %q, %d", in, c, r, want.codec, want.rate)
+		}
+	}
+
+	_, err := elevenlabs.New(elevenlabs.Options{APIKey: apiKey, VoiceID: "v", OutputFormat: "flac"})
+	if want := `ELEVENLABS_OUTPUT_FORMAT "flac" is not an ElevenLabs output format; use one of ` + allFormats; err == nil || err.Error() != want {
+		t.Errorf("flac: %v\nwant %s", err, want)
+	}
+	if !errors.Is(err, httpx.ErrInvalidSetting) {
+		t.Error("flac: not a setting error")
+	}
+	_, err = elevenlabs.New(elevenlabs.Options{APIKey: apiKey, VoiceID: "v", OutputFormat: "ulaw_16000", SettingPrefix: "ELEVENLABS_FALLBACK_"})
+	if err == nil || !strings.HasPrefix(err.Error(), `ELEVENLABS_FALLBACK_OUTPUT_FORMAT "ulaw_16000" is not`) {
+		t.Errorf("ulaw_16000: %v", err)
+	}
+}
+
+// The base URL may be copied from the API reference with its /v1; requests must still go
+// to /v1/text-to-speech/…, never /v1/v1/…, while a proxy's own prefix is kept.
+func TestBaseURLPath(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var paths []string
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "audio/mpeg")
+		_, _ = w.Write([]byte("ID3"))
+	}))
+	t.Cleanup(api.Close)
+	hc, err := httpx.New(httpx.Options{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hc.CloseIdleConnections)
+	for suffix, prefix := range map[string]string{
+		"": "", "/": "", "/v1": "", "/v1/": "", "/v1//": "",
+		"/eleven": "/eleven", "/eleven/": "/eleven", "/eleven/v1": "/eleven", "/eleven/v1/": "/eleven",
+		"/v1/eleven": "/v1/eleven", "/v10": "/v10",
+	} {
+		c, err := elevenlabs.New(elevenlabs.Options{APIKey: apiKey, VoiceID: "voice-1", BaseURL: api.URL + suffix, HTTP: hc})
+		if err != nil {
+			t.Fatalf("%q: %v", suffix, err)
+		}
+		mu.Lock()
+		paths = nil
+		mu.Unlock()
+		if _, err := c.Synthesize(context.Background(), someone, "Hi"); err != nil {
+			t.Fatalf("%q: %v", suffix, err)
+		}
+		if err := c.Probe(context.Background()); err != nil {
+			t.Fatalf("%q: probe: %v", suffix, err)
+		}
+		mu.Lock()
+		got := slices.Clone(paths)
+		mu.Unlock()
+		if want := []string{prefix + "/v1/text-to-speech/voice-1", prefix + "/v1/models"}; !slices.Equal(got, want) {
+			t.Errorf("base %q: requests went to %q, want %q", api.URL+suffix, got, want)
+		}
+	}
+}
+
+func TestSuccessReportsModelCostAndRequestID(t *testing.T) {
+	t.Parallel()
+	b := setup(t, providertest.ElevenLabsOptions{ModelID: "eleven_multilingual_v2"},
+		func(o *elevenlabs.Options) { o.ModelID = "eleven_multilingual_v2" })
+	audio, err := b.client.Synthesize(context.Background(), someone, "Hello Ada, ¿qué tal?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if audio.Model != "eleven_multilingual_v2" || audio.Characters != 20 || audio.RequestID != "req-fake-1" {
+		t.Errorf("audio model %q, characters %d, request id %q; want eleven_multilingual_v2, 20, req-fake-1",
+			audio.Model, audio.Characters, audio.RequestID)
+	}
+
+	for cost, want := range map[string]int{"12": 12, " 7 ": 7, "0": 0, "": 0, "abc": 0, "-3": 0, "1.5": 0, "99999999999999999999": 0} {
+		h := http.Header{"Content-Type": {"audio/mpeg"}, "X-Request-Id": {"edge-1"}}
+		if cost != "" {
+			h.Set("character-cost", cost)
+		}
+		b.fake.Enqueue(providertest.Reply{Header: h, Body: "ID3"})
+		audio, err := b.client.Synthesize(context.Background(), someone, "Hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if audio.Characters != want || audio.RequestID != "edge-1" || audio.Model != "eleven_multilingual_v2" {
+			t.Errorf("character-cost %q: characters %d, request id %q; want %d, edge-1", cost, audio.Characters, audio.RequestID, want)
+		}
+	}
+}
+
+// A key scoped to text_to_speech cannot list models: the probe reports permission_denied
+// unchanged (the health checker counts that as up), while calls work. A wrong key is still
+// authentication.
+func TestProbeWithAScopedKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t, providertest.ElevenLabsOptions{Permissions: []string{"text_to_speech"}}, nil)
+	err := b.client.Probe(context.Background())
+	se := serviceError(t, err)
+	if se.Kind != fault.KindPermission || se.Status != 401 || se.Code != "missing_permissions" || fault.IsTransient(err) {
+		t.Errorf("probe: %v %d %q transient=%v", se.Kind, se.Status, se.Code, fault.IsTransient(err))
+	}
+	if want := "The API key you used is missing the permission models_read to execute this operation. (request_id req-fake-1)"; err.Error() != want {
+		t.Errorf("probe says %q, want %q", err.Error(), want)
+	}
+	if _, err := b.client.Synthesize(context.Background(), someone, "Hello"); err != nil {
+		t.Errorf("a call with the scoped key: %v", err)
+	}
+	// An outage still shows through, and so does the recovery.
+	b.fake.SetFault(providertest.ElevenLabsError(503, "", "Service temporarily unavailable"))
+	if err := b.client.Probe(context.Background()); fault.KindOf(err) != fault.KindUnavailable || !fault.IsTransient(err) {
+		t.Errorf("probe during an outage: %v", err)
+	}
+	b.fake.ClearFault()
+	if k := fault.KindOf(b.client.Probe(context.Background())); k != fault.KindPermission {
+		t.Errorf("probe after the outage: %v", k)
+	}
+
+	b = setup(t, providertest.ElevenLabsOptions{Permissions: []string{"models_read"}}, nil)
+	if err := b.client.Probe(context.Background()); err != nil {
+		t.Errorf("probe with models_read: %v", err)
+	}
+	_, err = b.client.Synthesize(context.Background(), someone, "Hello")
+	if k := fault.KindOf(err); k != fault.KindPermission || fault.IsTransient(err) {
+		t.Errorf("a call without text_to_speech: %v (%v)", k, err)
+	}
+
+	b = setup(t, providertest.ElevenLabsOptions{Permissions: []string{"text_to_speech"}},
+		func(o *elevenlabs.Options) { o.APIKey = "sk_wrong_key_000000000000000000" })
+	err = b.client.Probe(context.Background())
+	if se := serviceError(t, err); se.Kind != fault.KindAuthentication || se.Code != "invalid_api_key" || fault.IsTransient(err) {
+		t.Errorf("probe with a wrong key: %v %q", se.Kind, se.Code)
 	}
 }

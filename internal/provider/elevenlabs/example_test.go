@@ -24,6 +24,8 @@ func ExampleClient_Synthesize() {
 		}
 		w.Header().Set("Content-Type", "audio/mpeg")
 		w.Header().Set("maximum-concurrent-requests", "5")
+		w.Header().Set("character-cost", "10")
+		w.Header().Set("request-id", "4f1c0e2d")
 		_, _ = w.Write([]byte("ID3 fake mp3"))
 	}))
 	defer api.Close()
@@ -47,6 +49,8 @@ func ExampleClient_Synthesize() {
 	}
 	audio, err := tts.Synthesize(context.Background(), contact.Contact{ID: "c1"}, "Hello Ada!")
 	fmt.Println(len(audio.Data), audio.Format, err)
+	// What the call cost and where to find it in ElevenLabs' logs.
+	fmt.Println(audio.Model, audio.Characters, audio.RequestID)
 
 	// The same voice under a second key is a fallback with its own name, hence its own breaker.
 	fallback, _ := elevenlabs.New(elevenlabs.Options{
@@ -58,6 +62,7 @@ func ExampleClient_Synthesize() {
 	// Output:
 	// the plan allows 5 concurrent requests
 	// 12 mp3_44100_128 <nil>
+	// eleven_flash_v2_5 10 4f1c0e2d
 	// ElevenLabs (fallback): authentication (HTTP 401) authentication
 }
 
@@ -67,4 +72,17 @@ func ExampleNew() {
 	fmt.Println(err)
 	// Output:
 	// ELEVENLABS_API_KEY is required when SIMULATE is unset
+}
+
+// A fallback voice must produce what the primary produces: compare codecs and sample rates.
+func ExampleCodec() {
+	primary, fallback := "ulaw_8000", "mp3_22050_32"
+	if elevenlabs.Codec(primary) != elevenlabs.Codec(fallback) || elevenlabs.SampleRate(primary) != elevenlabs.SampleRate(fallback) {
+		fmt.Printf("fallback gives %s at %d Hz, primary %s at %d Hz\n",
+			elevenlabs.Codec(fallback), elevenlabs.SampleRate(fallback), elevenlabs.Codec(primary), elevenlabs.SampleRate(primary))
+	}
+	fmt.Println(elevenlabs.Codec("flac") == "")
+	// Output:
+	// fallback gives mp3 at 22050 Hz, primary ulaw at 8000 Hz
+	// true
 }

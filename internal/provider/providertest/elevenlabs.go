@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"unicode/utf8"
 )
 
 // ElevenLabsOptions configures the fake ElevenLabs.
@@ -26,14 +28,23 @@ type ElevenLabsOptions struct {
 	MaxConcurrent int
 	// Audio is the body of a successful call; default a few bytes of an MP3 frame header.
 	Audio []byte
+	// Permissions, when not nil, scopes the key as the ElevenLabs dashboard does: a call
+	// needs "text_to_speech", GET /v1/models "models_read", GET /v1/user "user_read", and
+	// without it gets the API's 401 missing_permissions. Nil means an unrestricted key. A
+	// SetFault outage still answers the probes of a scoped key, so a health check can see the
+	// outage and the recovery.
+	Permissions []string
 }
 
 // ElevenLabs is a fake ElevenLabs API: POST /v1/text-to-speech/{voice_id} and the probe
-// GET /v1/models (GET /v1/user too).
+// GET /v1/models (GET /v1/user too). Its own answers carry a request-id header
+// ("req-fake-1", "req-fake-2", … in arrival order) and a successful call the character-cost
+// header (the text's length in characters); scripted replies are sent as given.
 type ElevenLabs struct {
 	*Server
 	opts     ElevenLabsOptions
 	inFlight atomic.Int64
+	seq      atomic.Int64
 }
 
 // ElevenLabsRequest is the JSON body of a text-to-speech call, as the fake decodes it.
@@ -76,6 +87,38 @@ func ElevenLabsError(status int, code, message string) Reply {
 	return JSONReply(status, string(b))
 }
 
+// ElevenLabsDetail is an error in ElevenLabs' current shape, {"detail":{"type","code",
+// "message","status","request_id","param"}}; empty fields are sent as null (param,
+// request_id) or left out.
+type ElevenLabsDetail struct {
+	Type, Code, Status, Message, RequestID, Param string
+}
+
+// Reply is the error as a response with HTTP status; a RequestID is also sent as the
+// request-id header, as the API does.
+func (d ElevenLabsDetail) Reply(status int) Reply {
+	obj := map[string]any{"message": d.Message, "param": orNull(d.Param), "request_id": orNull(d.RequestID)}
+	for k, v := range map[string]string{"type": d.Type, "code": d.Code, "status": d.Status} {
+		if v != "" {
+			obj[k] = v
+		}
+	}
+	b, _ := json.Marshal(map[string]any{"detail": obj})
+	rep := JSONReply(status, string(b))
+	if d.RequestID != "" {
+		rep.Header.Set("request-id", d.RequestID)
+	}
+	return rep
+}
+
+// orNull is s, or nil (JSON null) when s is empty.
+func orNull(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
 // ElevenLabsValidationError is ElevenLabs' 422 shape, {"detail":[{"loc","msg","type"}]}.
 func ElevenLabsValidationError(loc []string, msg, typ string) Reply {
 	b, _ := json.Marshal(map[string]any{"detail": []map[string]any{{"loc": loc, "msg": msg, "type": typ}}})
@@ -86,18 +129,26 @@ func (e *ElevenLabs) serve(s *Server, w http.ResponseWriter, r *http.Request, bo
 	probe := r.Method == http.MethodGet && (r.URL.Path == "/v1/models" || r.URL.Path == "/v1/user")
 	s.record(r, body, probe)
 	s.checkCommon(r, body)
+	id := "req-fake-" + strconv.FormatInt(e.seq.Add(1), 10)
+	own := func(rep Reply) { // the fake's own answer, with its request id
+		if rep.Header == nil {
+			rep.Header = http.Header{}
+		}
+		rep.Header.Set("request-id", id)
+		s.write(w, r, rep)
+	}
 	const ttsPrefix = "/v1/text-to-speech/"
 	if !probe && (r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, ttsPrefix)) {
 		s.violation(r, "no such ElevenLabs endpoint")
-		s.write(w, r, JSONReply(http.StatusNotFound, `{"detail":"Not Found"}`))
+		own(JSONReply(http.StatusNotFound, `{"detail":"Not Found"}`))
 		return
 	}
 	switch key := r.Header.Get("xi-api-key"); {
 	case key == "":
-		s.write(w, r, ElevenLabsError(http.StatusUnauthorized, "needs_authorization", "Neither authorization header nor session cookie provided"))
+		own(ElevenLabsError(http.StatusUnauthorized, "needs_authorization", "Neither authorization header nor session cookie provided"))
 		return
 	case key != e.opts.APIKey:
-		s.write(w, r, ElevenLabsError(http.StatusUnauthorized, "invalid_api_key", "Invalid API key"))
+		own(ElevenLabsError(http.StatusUnauthorized, "invalid_api_key", "Invalid API key"))
 		return
 	}
 	if probe {
@@ -105,13 +156,21 @@ func (e *ElevenLabs) serve(s *Server, w http.ResponseWriter, r *http.Request, bo
 			s.write(w, r, rep)
 			return
 		}
-		s.write(w, r, JSONReply(http.StatusOK, fmt.Sprintf(
+		if rep, denied := e.checkPermission(r, true); denied {
+			own(rep)
+			return
+		}
+		own(JSONReply(http.StatusOK, fmt.Sprintf(
 			`[{"model_id":%q,"name":"Eleven Flash v2.5","can_do_text_to_speech":true,"max_characters_request_free_user":10000}]`, e.opts.ModelID)))
 		return
 	}
 
+	if rep, denied := e.checkPermission(r, false); denied {
+		own(rep)
+		return
+	}
 	if rep, bad := e.checkTTS(s, r, body); bad {
-		s.write(w, r, rep)
+		own(rep)
 		return
 	}
 	n := e.inFlight.Add(1)
@@ -124,7 +183,7 @@ func (e *ElevenLabs) serve(s *Server, w http.ResponseWriter, r *http.Request, bo
 			rep := ElevenLabsError(http.StatusTooManyRequests, "concurrent_limit_exceeded",
 				"You have too many concurrent requests for your plan")
 			mergeHeader(rep.Header, conc)
-			s.write(w, r, rep)
+			own(rep)
 			return
 		}
 	}
@@ -135,9 +194,28 @@ func (e *ElevenLabs) serve(s *Server, w http.ResponseWriter, r *http.Request, bo
 		s.write(w, r, rep)
 		return
 	}
-	h := http.Header{"Content-Type": {"audio/mpeg"}, "Request-Id": {"req-fake-1"}}
+	var req ElevenLabsRequest
+	_ = json.Unmarshal(body, &req) // checkTTS decoded it already
+	h := http.Header{"Content-Type": {"audio/mpeg"}, "Character-Cost": {strconv.Itoa(utf8.RuneCountInString(req.Text))}}
 	mergeHeader(h, conc)
-	s.write(w, r, Reply{Header: h, Body: string(e.opts.Audio)})
+	own(Reply{Header: h, Body: string(e.opts.Audio)})
+}
+
+// checkPermission answers a scoped key that lacks the endpoint's permission, as the API
+// does: 401 with the legacy {"detail":{"status":"missing_permissions"}} shape.
+func (e *ElevenLabs) checkPermission(r *http.Request, probe bool) (Reply, bool) {
+	if e.opts.Permissions == nil {
+		return Reply{}, false
+	}
+	need := "text_to_speech"
+	if probe {
+		need = map[string]string{"/v1/models": "models_read", "/v1/user": "user_read"}[r.URL.Path]
+	}
+	if slices.Contains(e.opts.Permissions, need) {
+		return Reply{}, false
+	}
+	return ElevenLabsError(http.StatusUnauthorized, "missing_permissions",
+		"The API key you used is missing the permission "+need+" to execute this operation."), true
 }
 
 // checkTTS checks a text-to-speech call; bad is true with the API's answer when it fails.
