@@ -1,6 +1,11 @@
 // Package email sends alert notifications by SMTP through github.com/wneessen/go-mail (Go's
-// net/smtp is frozen), with STARTTLS mandatory: a server that does not offer it, or whose
-// certificate does not verify, gets nothing, and credentials never cross in clear text.
+// net/smtp is frozen), always inside TLS: either TLS from the first byte (SMTPS, port 465) or
+// STARTTLS, which is then mandatory. A server that does not offer it, or whose certificate
+// does not verify, gets nothing, and credentials never cross in clear text.
+//
+// Authentication takes the strongest mechanism the server offers inside TLS (go-mail's
+// SMTPAuthAutoDiscover), so servers without AUTH PLAIN work: Office 365 offers only LOGIN
+// (and XOAUTH2, which needs a token, not a password).
 package email
 
 import (
@@ -29,6 +34,9 @@ const Name = "Email"
 const (
 	DefaultPort    = 587
 	DefaultTimeout = 10 * time.Second
+	// ImplicitTLSPort is the SMTPS port (RFC 8314): a session on it is TLS from the first
+	// byte, and it is the port when ImplicitTLS is set without one.
+	ImplicitTLSPort = 465
 )
 
 // maxBody bounds the mail body, in characters.
@@ -38,11 +46,17 @@ const maxBody = 20000
 type Options struct {
 	// Host (SMTP_HOST) is the SMTP server, e.g. smtp.gmail.com.
 	Host string
-	// Port (SMTP_PORT, default 587) is its submission port; the session starts in clear
-	// text and must switch to TLS with STARTTLS.
+	// Port (SMTP_PORT, default 587, or 465 with ImplicitTLS) is its submission port. On 465
+	// the session is TLS from the first byte (SMTPS); on any other port, unless ImplicitTLS
+	// is set, it starts in clear text and must switch to TLS with STARTTLS.
 	Port int
+	// ImplicitTLS (EMAIL_IMPLICIT_TLS) asks for TLS from the first byte on a port other than
+	// 465, for a server that serves SMTPS elsewhere. Port 465 always uses implicit TLS,
+	// whatever this says: a STARTTLS client there waits for a greeting that never comes.
+	ImplicitTLS bool
 	// Username (SMTP_USERNAME, default From) and Password (EMAIL_PASSWORD) authenticate with
-	// AUTH PLAIN, only ever inside TLS. An empty Password sends without authenticating.
+	// the strongest mechanism the server offers (SCRAM, CRAM-MD5, PLAIN, LOGIN), only ever
+	// inside TLS. An empty Password sends without authenticating.
 	Username string
 	Password config.Secret
 	// From (EMAIL_FROM) is the sender address.
@@ -57,11 +71,12 @@ type Options struct {
 
 // Notifier sends each notification as one plain-text email. Safe for concurrent use.
 type Notifier struct {
-	client *gomail.Client
-	from   string
-	to     []string
-	host   string
-	secret string
+	client      *gomail.Client
+	from        string
+	to          []string
+	host        string
+	secret      string
+	implicitTLS bool // TLS from the first byte; otherwise STARTTLS, mandatory
 }
 
 // New checks o and returns a Notifier; it does not connect. Errors name the setting.
@@ -71,6 +86,9 @@ func New(o Options) (*Notifier, error) {
 	}
 	if o.Port == 0 {
 		o.Port = DefaultPort
+		if o.ImplicitTLS {
+			o.Port = ImplicitTLSPort
+		}
 	}
 	if o.Port < 1 || o.Port > 65535 {
 		return nil, fmt.Errorf("SMTP_PORT must be 1 to 65535, got %d", o.Port)
@@ -97,21 +115,28 @@ func New(o Options) (*Notifier, error) {
 	if o.Username == "" {
 		o.Username = o.From
 	}
+	implicit := o.ImplicitTLS || o.Port == ImplicitTLSPort
 	opts := []gomail.Option{
 		gomail.WithPort(o.Port),
 		gomail.WithTLSPolicy(gomail.TLSMandatory),
 		gomail.WithTLSConfig(&tls.Config{ServerName: o.Host, RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}),
 		gomail.WithTimeout(o.Timeout),
 	}
+	if implicit {
+		// WithSSL, not WithSSLPort: the latter may fall back to port 25 in clear text.
+		opts = append(opts, gomail.WithSSL())
+	}
 	if o.Password != "" {
-		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthPlain),
+		// Auto-discovery only considers PLAIN and LOGIN once the session is in TLS, which
+		// TLSMandatory or WithSSL guarantees before AUTH.
+		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover),
 			gomail.WithUsername(o.Username), gomail.WithPassword(o.Password.Reveal()))
 	}
 	c, err := gomail.NewClient(o.Host, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("SMTP client for %s: %w", o.Host, err)
 	}
-	return &Notifier{client: c, from: o.From, to: to, host: o.Host, secret: o.Password.Reveal()}, nil
+	return &Notifier{client: c, from: o.From, to: to, host: o.Host, secret: o.Password.Reveal(), implicitTLS: implicit}, nil
 }
 
 // Message builds the email for n: subject "[SEVERITY] title", a plain-text body, and a
@@ -144,7 +169,8 @@ func messageID(id string) string {
 	return b.String() + "@callagent.alerts"
 }
 
-// Notify sends the email in one SMTP session (dial, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA).
+// Notify sends the email in one SMTP session: dial (and TLS handshake with implicit TLS),
+// EHLO, STARTTLS (otherwise), AUTH, MAIL, RCPT, DATA.
 func (e *Notifier) Notify(ctx context.Context, n alert.Notification) (bool, error) {
 	m, err := e.Message(n)
 	if err != nil {
@@ -158,12 +184,22 @@ func (e *Notifier) Notify(ctx context.Context, n alert.Notification) (bool, erro
 
 // classify turns an SMTP failure into a *fault.ServiceError and the retry decision:
 //
-//	no answer (dial, timeout, reset)             network/timeout   retry
-//	4xx reply                                    unavailable       retry
-//	530, 534, 535 (authentication)               authentication    retry later (fix the password)
-//	STARTTLS missing, certificate not trusted    configuration     retry later (fix the server)
-//	550–553 at MAIL FROM / RCPT TO               configuration     retry later (fix the addresses)
-//	other 5xx (the message itself is refused)    invalid_payload   dropped
+//	no answer (dial, timeout, reset)                  network/timeout   retry
+//	SMTP AUTH disabled or not offered (535 5.7.139
+//	  "SmtpClientAuthentication is disabled for the
+//	  Tenant", "does not support SMTP AUTH", "SMTP
+//	  AUTH extension not supported", no mechanism
+//	  we can use)                                     configuration     retry later (enable SMTP AUTH)
+//	4xx reply                                         unavailable       retry
+//	530, 534, 535 (bad credentials)                   authentication    retry later (fix the password)
+//	other 5xx reply to AUTH (mechanism refused)       configuration     retry later (fix the server)
+//	STARTTLS missing, TLS handshake failed (implicit
+//	  TLS on a STARTTLS port), certificate untrusted  configuration     retry later (fix the server or port)
+//	550–553 at MAIL FROM / RCPT TO                    configuration     retry later (fix the addresses)
+//	other 5xx (the message itself is refused)         invalid_payload   dropped
+//
+// SMTP AUTH being disabled is told apart from a wrong password by the server's words, not
+// its code: Office 365 answers 535 to both, and only the password is the operator's typo.
 func classify(err error, secret string) (bool, error) {
 	if errors.Is(err, context.Canceled) {
 		return false, err
@@ -182,11 +218,17 @@ func classify(err error, secret string) (bool, error) {
 		return &fault.ServiceError{Provider: Name, Kind: kind, Status: code, Message: "email: " + msg, Err: unwrapSafe(err)}
 	}
 	lower := strings.ToLower(msg)
+	// go-mail wraps every failure of the AUTH exchange in "SMTP AUTH failed: …".
+	atAuth := strings.Contains(lower, "smtp auth failed")
 	switch {
+	case authUnavailable(err, lower):
+		return true, mk(fault.KindConfiguration)
 	case code >= 400 && code < 500:
 		return true, mk(fault.KindUnavailable)
-	case code == 530 || code == 534 || code == 535 || strings.Contains(lower, "smtp auth failed"):
+	case code == 530 || code == 534 || code == 535:
 		return true, mk(fault.KindAuthentication)
+	case atAuth && code >= 500:
+		return true, mk(fault.KindConfiguration)
 	case strings.Contains(lower, "starttls") || strings.Contains(lower, "certificate") || strings.Contains(lower, "tls:"):
 		return true, mk(fault.KindConfiguration)
 	case code >= 550 && code <= 553 && se != nil && (se.Reason == gomail.ErrSMTPMailFrom || se.Reason == gomail.ErrSMTPRcptTo):
@@ -201,7 +243,34 @@ func classify(err error, secret string) (bool, error) {
 		}
 		return true, c
 	}
+	if atAuth { // the exchange failed without a reply code or a transport error
+		return true, mk(fault.KindAuthentication)
+	}
 	return true, mk(fault.KindUnavailable)
+}
+
+// authDisabledPhrases are what servers (and go-mail) say when SMTP AUTH is off or absent,
+// lower case. The operator must enable it (Office 365: per mailbox or tenant, see
+// https://aka.ms/smtp_auth_disabled); a new password will not help.
+var authDisabledPhrases = []string{
+	"smtpclientauthentication is disabled", // Office 365: 535 5.7.139 … for the Tenant / Mailbox
+	"basic authentication is disabled",     // Office 365: 535 5.7.139
+	"security defaults policy",             // Office 365: 535 5.7.139 … locked by … security defaults policy
+	"does not support smtp auth",           // go-mail: no AUTH extension, or not the mechanism asked for
+	"smtp auth extension not supported",    // relays without AUTH
+}
+
+// authUnavailable reports whether err says that the server offers no SMTP AUTH we can use.
+func authUnavailable(err error, lower string) bool {
+	if errors.Is(err, gomail.ErrNoSupportedAuthDiscovered) {
+		return true
+	}
+	for _, p := range authDisabledPhrases {
+		if strings.Contains(lower, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // unwrapSafe keeps the error chain for errors.Is/As unless its text could hold the password

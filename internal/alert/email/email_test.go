@@ -35,6 +35,7 @@ func notification() alert.Notification {
 }
 
 func TestSendsOverSTARTTLSWithAuth(t *testing.T) {
+	t.Parallel()
 	srv := alerttest.StartSMTP(t, alerttest.SMTPOptions{User: "alerts@example.com", Password: password})
 	e, err := email.New(options(srv))
 	if err != nil {
@@ -75,6 +76,7 @@ func TestSendsOverSTARTTLSWithAuth(t *testing.T) {
 }
 
 func TestRefusesAServerWithoutSTARTTLS(t *testing.T) {
+	t.Parallel()
 	srv := alerttest.StartSMTP(t, alerttest.SMTPOptions{NoTLS: true})
 	e, err := email.New(options(srv))
 	if err != nil {
@@ -90,6 +92,7 @@ func TestRefusesAServerWithoutSTARTTLS(t *testing.T) {
 }
 
 func TestRefusesAnUntrustedCertificate(t *testing.T) {
+	t.Parallel()
 	srv := alerttest.StartSMTP(t, alerttest.SMTPOptions{User: "alerts@example.com", Password: password})
 	o := options(srv)
 	o.RootCAs = nil // the system roots do not know the test certificate
@@ -107,6 +110,7 @@ func TestRefusesAnUntrustedCertificate(t *testing.T) {
 }
 
 func TestFailuresAreClassified(t *testing.T) {
+	t.Parallel()
 	srv := alerttest.StartSMTP(t, alerttest.SMTPOptions{User: "alerts@example.com", Password: password})
 
 	o := options(srv)
@@ -144,6 +148,7 @@ func TestFailuresAreClassified(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
+	t.Parallel()
 	for want, o := range map[string]email.Options{
 		"SMTP_HOST is required":                 {From: "a@b.c", To: []string{"d@e.f"}},
 		"SMTP_PORT must be":                     {Host: "h", Port: 70000, From: "a@b.c", To: []string{"d@e.f"}},
@@ -154,5 +159,121 @@ func TestNewValidates(t *testing.T) {
 		if _, err := email.New(o); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: New = %v", want, err)
 		}
+	}
+}
+
+func TestSendsOverImplicitTLS(t *testing.T) {
+	t.Parallel()
+	srv := alerttest.StartSMTPModes(t, alerttest.SMTPOptions{User: "alerts@example.com", Password: password},
+		alerttest.SMTPModes{ImplicitTLS: true})
+	o := options(srv)
+	o.ImplicitTLS = true // the test port is random; in production port 465 implies it
+	e, err := email.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if retry, err := e.Notify(context.Background(), notification()); err != nil {
+		t.Fatalf("Notify over implicit TLS = %v, %v", retry, err)
+	}
+	if m := srv.Mails(); len(m) != 1 || !m[0].TLS || m[0].User != "alerts@example.com" {
+		t.Fatalf("mails: %+v", m)
+	}
+}
+
+func TestImplicitTLSOnAStartTLSPortIsAConfigurationError(t *testing.T) {
+	t.Parallel()
+	srv := alerttest.StartSMTP(t, alerttest.SMTPOptions{User: "alerts@example.com", Password: password})
+	o := options(srv)
+	o.ImplicitTLS = true
+	e, err := email.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry, err := e.Notify(context.Background(), notification())
+	if err == nil || !retry || fault.KindOf(err) != fault.KindConfiguration {
+		t.Fatalf("Notify with TLS to a STARTTLS port = %v, %v (kind %s)", retry, err, fault.KindOf(err))
+	}
+	if srv.Attempts() != 0 {
+		t.Errorf("the session went on in clear text: %d attempts", srv.Attempts())
+	}
+}
+
+// Office 365 offers AUTH LOGIN and XOAUTH2, no PLAIN.
+func TestAuthenticatesWithLoginWhenThatIsAllTheServerOffers(t *testing.T) {
+	t.Parallel()
+	for _, implicit := range []bool{false, true} {
+		srv := alerttest.StartSMTPModes(t, alerttest.SMTPOptions{User: "alerts@example.com", Password: password},
+			alerttest.SMTPModes{ImplicitTLS: implicit, AuthMechanisms: []string{"LOGIN", "XOAUTH2"}})
+		o := options(srv)
+		o.ImplicitTLS = implicit
+		e, err := email.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if retry, err := e.Notify(context.Background(), notification()); err != nil {
+			t.Fatalf("implicit TLS %v: Notify = %v, %v", implicit, retry, err)
+		}
+		if m := srv.Mails(); len(m) != 1 || !m[0].TLS || m[0].User != "alerts@example.com" {
+			t.Fatalf("implicit TLS %v: mails %+v", implicit, m)
+		}
+		alerttest.AssertNoSecrets(t, "mail", srv.Mails()[0].Data, password)
+
+		o.Password = config.Secret("wrong-" + password)
+		e, err = email.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		retry, err := e.Notify(context.Background(), notification())
+		if err == nil || !retry || fault.KindOf(err) != fault.KindAuthentication || strings.Contains(err.Error(), password) {
+			t.Errorf("implicit TLS %v, LOGIN with a wrong password: %v, %v (kind %s)", implicit, retry, err, fault.KindOf(err))
+		}
+	}
+}
+
+func TestAuthFailuresAreClassified(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		modes alerttest.SMTPModes
+		want  fault.Kind
+		retry bool
+	}{
+		"Office 365, SMTP AUTH disabled for the tenant": {alerttest.SMTPModes{AuthMechanisms: []string{"LOGIN", "XOAUTH2"},
+			RefuseAuth: &alerttest.SMTPReply{Code: 535, Enhanced: [3]int{5, 7, 139}, Message: "Authentication unsuccessful, " +
+				"SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information."}},
+			fault.KindConfiguration, true},
+		"Office 365, bad credentials": {alerttest.SMTPModes{AuthMechanisms: []string{"LOGIN"},
+			RefuseAuth: &alerttest.SMTPReply{Code: 535, Enhanced: [3]int{5, 7, 3}, Message: "Authentication unsuccessful"}},
+			fault.KindAuthentication, true},
+		"AUTH extension not supported": {alerttest.SMTPModes{
+			RefuseAuth: &alerttest.SMTPReply{Code: 502, Enhanced: [3]int{5, 5, 1}, Message: "SMTP AUTH extension not supported"}},
+			fault.KindConfiguration, true},
+		"AUTH mechanism refused": {alerttest.SMTPModes{
+			RefuseAuth: &alerttest.SMTPReply{Code: 504, Enhanced: [3]int{5, 7, 4}, Message: "Unrecognized authentication type"}},
+			fault.KindConfiguration, true},
+		"temporary AUTH failure": {alerttest.SMTPModes{
+			RefuseAuth: &alerttest.SMTPReply{Code: 454, Enhanced: [3]int{4, 7, 0}, Message: "Temporary authentication failure"}},
+			fault.KindUnavailable, true},
+		"no AUTH offered": {alerttest.SMTPModes{AuthMechanisms: []string{}}, fault.KindConfiguration, true},
+		"only a token mechanism offered": {alerttest.SMTPModes{AuthMechanisms: []string{"XOAUTH2"}},
+			fault.KindConfiguration, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv := alerttest.StartSMTPModes(t, alerttest.SMTPOptions{User: "alerts@example.com", Password: password}, tc.modes)
+			e, err := email.New(options(srv))
+			if err != nil {
+				t.Fatal(err)
+			}
+			retry, err := e.Notify(context.Background(), notification())
+			if err == nil || retry != tc.retry || fault.KindOf(err) != tc.want {
+				t.Fatalf("Notify = %v, %v (kind %s), want retry %v, kind %s", retry, err, fault.KindOf(err), tc.retry, tc.want)
+			}
+			if strings.Contains(err.Error(), password) {
+				t.Errorf("the error shows the password: %v", err)
+			}
+			if srv.Attempts() != 0 || len(srv.Mails()) != 0 {
+				t.Errorf("sent without authenticating: %d attempts", srv.Attempts())
+			}
+		})
 	}
 }

@@ -1,10 +1,18 @@
 // Package crm records completed calls in a CRM through a webhook: each call.CallResult is
 // POSTed as JSON to CRM_WEBHOOK_URL with an Idempotency-Key header equal to the contact id,
-// so a retried or redelivered record is not stored twice. A 2xx is success and a 409
-// Conflict means the CRM already holds the record, which is success too.
+// so a retried or redelivered record is not stored twice.
 //
-// Failures are reported as facts (status, message, Retry-After) to fault.Classify, so the
-// CRM step gets the same retries and breaker as the other providers.
+// Idempotency-Key semantics are Stripe's and the IETF draft's
+// (draft-ietf-httpapi-idempotency-key-header): a repeat of a completed request gets the
+// first answer replayed, a 2xx, which is success; a 409 Conflict means a request with the
+// same key is still being processed, not that the record exists. So a 409 is a transient
+// failure (service_unavailable, Retry-After honoured) and the retry sends the same key
+// again. A receiver that answers 409 for a record it already holds would be retried until
+// the attempts run out: it must answer 2xx to a repeat instead.
+//
+// Failures are reported as facts (status, message, Retry-After, the x-request-id or
+// request-id header) to fault.Classify, so the CRM step gets the same retries and breaker as
+// the other providers.
 //
 // Health: a webhook URL cannot be probed safely (a GET or HEAD of it, or of its origin, may
 // create records, trip the receiver's own protections or say nothing about the webhook), so
@@ -113,9 +121,9 @@ func New(o Options) (*Client, error) {
 // Name returns the display name the client reports errors under.
 func (c *Client) Name() string { return c.o.Name }
 
-// RecordCall posts r to the webhook with Idempotency-Key: r.ContactID. A 2xx or a 409
-// (already recorded) is success; anything else is a *fault.ServiceError (or ctx's error when
-// ctx was cancelled).
+// RecordCall posts r to the webhook with Idempotency-Key: r.ContactID. A 2xx is success;
+// anything else, a 409 (the same key still in progress) included, is a *fault.ServiceError
+// (or ctx's error when ctx was cancelled), and a retry must post the same r again.
 func (c *Client) RecordCall(ctx context.Context, r call.CallResult) error {
 	if strings.TrimSpace(r.ContactID) == "" {
 		return fault.InvalidContact(c.o.Name, ErrNoContactID)
@@ -128,9 +136,6 @@ func (c *Client) RecordCall(ctx context.Context, r call.CallResult) error {
 		h.Set("Content-Type", "application/json")
 		h.Set(IdempotencyHeader, r.ContactID)
 	})
-	if resp != nil && resp.Status == http.StatusConflict {
-		return nil // the CRM already holds this contact's record
-	}
 	return c.check(resp, err)
 }
 
@@ -162,18 +167,39 @@ func (c *Client) send(ctx context.Context, method, url string, body []byte, set 
 // check turns the outcome of send into nil (a 2xx) or the classified failure.
 func (c *Client) check(resp *httpx.Response, err error) error {
 	switch {
-	case resp == nil || (resp.OK() && err != nil):
+	case resp == nil:
 		return fault.Classify(httpx.Failure(c.o.Name, resp, err))
+	case resp.OK() && err != nil:
+		f := httpx.Failure(c.o.Name, resp, err)
+		f.RequestID = c.requestID(resp.Header)
+		return fault.Classify(f)
 	case !resp.OK():
 		return fault.Classify(fault.Facts{
 			Provider:   c.o.Name,
 			Status:     resp.Status,
 			Message:    httpx.CleanMessage(c.red, message(resp)),
+			RequestID:  c.requestID(resp.Header),
 			RetryAfter: fault.ParseRetryAfter(resp.Header, c.hc.Now()),
 			Err:        err,
 		})
 	}
 	return nil
+}
+
+// maxRequestID is the longest request id kept; a longer header is not an id.
+const maxRequestID = 200
+
+// requestID returns the receiver's id of the request (X-Request-Id, else Request-Id), for
+// the CRM's support, cleaned like a message; "" when absent or implausibly long.
+func (c *Client) requestID(h http.Header) string {
+	id := strings.TrimSpace(h.Get("X-Request-Id"))
+	if id == "" {
+		id = strings.TrimSpace(h.Get("Request-Id"))
+	}
+	if len(id) > maxRequestID {
+		return ""
+	}
+	return httpx.CleanMessage(c.red, id)
 }
 
 // maxTextMessage is the longest plain-text body taken as a message; a longer one is a page,

@@ -74,16 +74,14 @@ func serviceError(t *testing.T, err error) *fault.ServiceError {
 	return se
 }
 
-func TestRecordCallSendsTheResultOnceWithItsIdempotencyKey(t *testing.T) {
+func TestRecordCallSendsTheResultWithItsIdempotencyKey(t *testing.T) {
 	t.Parallel()
 	b := setup(t, false, nil)
-	for range 2 { // the second post is answered 409: already recorded, which is success
-		if err := b.client.RecordCall(context.Background(), result); err != nil {
-			t.Fatal(err)
-		}
+	if err := b.client.RecordCall(context.Background(), result); err != nil {
+		t.Fatal(err)
 	}
 	reqs := b.fake.Requests()
-	if len(reqs) != 2 {
+	if len(reqs) != 1 {
 		t.Fatalf("%d requests", len(reqs))
 	}
 	r := reqs[0]
@@ -117,6 +115,106 @@ func TestEvery2xxIsSuccess(t *testing.T) {
 		if err := b.client.RecordCall(context.Background(), result); err != nil {
 			t.Errorf("HTTP %d: %v", status, err)
 		}
+	}
+}
+
+// retryLoop runs RecordCall the way the pipeline's retry loop does, up to attempts times
+// while the error is retryable, and returns the waits it would have taken (the provider's
+// Retry-After, else 1ms: the schedule is not under test) and the last error.
+func retryLoop(t *testing.T, c *crm.Client, attempts int) ([]time.Duration, error) {
+	t.Helper()
+	var waits []time.Duration
+	for n := 1; ; n++ {
+		err := c.RecordCall(context.Background(), result)
+		if err == nil || n == attempts || !fault.Retryable(err, n) {
+			return waits, err
+		}
+		waits = append(waits, max(fault.RetryAfterOf(err), time.Millisecond))
+	}
+}
+
+// A 409 to a POST with an Idempotency-Key means a request with the same key is still in
+// progress: retried with the same key, and the retry that meets the finished record succeeds.
+func TestConflictIsInProgressAndRetriedWithTheSameKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false, nil)
+	b.fake.Enqueue(providertest.Reply{Status: http.StatusConflict,
+		Header: http.Header{"Content-Type": {"application/json"}, "Retry-After": {"2"}, "X-Request-Id": {"req_7Hq2"}},
+		Body:   `{"error":{"message":"A request with this Idempotency-Key is being processed"}}`})
+
+	err := b.client.RecordCall(context.Background(), result)
+	se := serviceError(t, err)
+	if se.Kind != fault.KindUnavailable || !fault.IsTransient(err) || se.Status != http.StatusConflict ||
+		se.RetryAfter != 2*time.Second || se.RequestID != "req_7Hq2" ||
+		se.Message != "A request with this Idempotency-Key is being processed" {
+		t.Fatalf("409: %v %v HTTP %d, retry after %v, request id %q, message %q", se.Kind, fault.IsTransient(err),
+			se.Status, se.RetryAfter, se.RequestID, se.Message)
+	}
+	if !strings.Contains(err.Error(), "req_7Hq2") {
+		t.Errorf("the error does not show the request id: %v", err)
+	}
+
+	b.fake.Enqueue(providertest.Reply{Status: http.StatusConflict, Header: http.Header{"Retry-After": {"1"}}})
+	waits, err := retryLoop(t, b.client, 3)
+	if err != nil {
+		t.Fatalf("after the key's first request finished: %v", err)
+	}
+	if len(waits) != 1 || waits[0] != time.Second {
+		t.Errorf("waits = %v, want the Retry-After of the 409 (1s)", waits)
+	}
+	reqs := b.fake.Requests()
+	if len(reqs) != 3 {
+		t.Fatalf("%d requests, want 3", len(reqs))
+	}
+	for i, r := range reqs {
+		if k := r.Header.Get(crm.IdempotencyHeader); k != "c-42" || string(r.Body) != string(reqs[0].Body) {
+			t.Errorf("request %d: Idempotency-Key %q, body %s", i, k, r.Body)
+		}
+	}
+	if got := b.fake.Recorded(); len(got) != 1 || got[0].ContactID != "c-42" {
+		t.Errorf("recorded = %+v", got)
+	}
+}
+
+// A key that stays in progress is a transient failure on every attempt, never a success.
+func TestConflictForeverIsTransient(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false, nil)
+	b.fake.SetFault(providertest.JSONReply(http.StatusConflict, `{"error":"request in progress"}`))
+	waits, err := retryLoop(t, b.client, 4)
+	se := serviceError(t, err)
+	if se.Kind != fault.KindUnavailable || !fault.IsTransient(err) || se.Message != "request in progress" {
+		t.Errorf("after %d attempts: %v (%v)", len(waits)+1, err, se.Kind)
+	}
+	if n := b.fake.Calls(); n != 4 {
+		t.Errorf("%d calls, want 4", n)
+	}
+	if got := b.fake.Recorded(); len(got) != 0 {
+		t.Errorf("recorded = %+v", got)
+	}
+}
+
+func TestRequestIDIsReported(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		header http.Header
+		want   string
+	}{
+		"x-request-id":      {http.Header{"X-Request-Id": {" req_abc "}}, "req_abc"},
+		"request-id":        {http.Header{"Request-Id": {"req_def"}}, "req_def"},
+		"x-request-id wins": {http.Header{"X-Request-Id": {"req_x"}, "Request-Id": {"req_y"}}, "req_x"},
+		"none":              {http.Header{}, ""},
+		"too long":          {http.Header{"X-Request-Id": {strings.Repeat("r", 201)}}, ""},
+		"token redacted":    {http.Header{"X-Request-Id": {token}}, redact.Placeholder},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, false, nil)
+			b.fake.Enqueue(providertest.Reply{Status: 503, Header: tc.header})
+			if se := serviceError(t, b.client.RecordCall(context.Background(), result)); se.RequestID != tc.want {
+				t.Errorf("RequestID = %q, want %q", se.RequestID, tc.want)
+			}
+		})
 	}
 }
 

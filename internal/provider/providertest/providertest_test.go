@@ -188,10 +188,13 @@ func TestCRMFakeIsIdempotent(t *testing.T) {
 	hc := client(t)
 	body := `{"contact_id":"c1","status":"completed","script":"s","providers":{},"step_ms":{},"completed_at":"2026-01-01T00:00:00Z"}`
 	h := map[string]string{"Content-Type": "application/json", "Idempotency-Key": "c1"}
-	for i, want := range []int{201, 409} {
+	for i, want := range []int{201, 201} {
 		if status, _, b := do(t, hc, call{"POST", fake.WebhookURL(), body, h}); status != want {
 			t.Errorf("post %d: %d %s, want %d", i+1, status, b, want)
 		}
+	}
+	if n := len(fake.Recorded()); n != 1 {
+		t.Errorf("a repeated key was stored %d times, want once", n)
 	}
 	if status, _, _ := do(t, hc, call{"POST", fake.WebhookURL(), body, map[string]string{"Content-Type": "application/json", "Idempotency-Key": "c2"}}); status != 400 {
 		t.Errorf("mismatched key: %d", status)
