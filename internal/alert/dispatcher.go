@@ -93,6 +93,10 @@ type DispatcherOptions struct {
 	Logger *logrus.Logger
 	// Observer learns each delivery's result; may be nil.
 	Observer Observer
+	// ChannelBreakers learns of every channel breaker's transitions; may be nil. The worker
+	// passes its breaker alerts, so a channel that is down or misconfigured (a Slack webhook
+	// revoked, a wrong PagerDuty routing key) raises one incident on the other channels.
+	ChannelBreakers resilience.StateListener
 }
 
 // Dispatcher turns alert events into notifications and delivers them, inside every worker
@@ -188,7 +192,7 @@ func NewDispatcher(js jetstream.JetStream, o DispatcherOptions) (*Dispatcher, er
 		d.channels = append(d.channels, &channelRunner{
 			d: d, name: ch.Name, notifier: ch.Notifier, min: minSev, retrier: retrier,
 			guard: resilience.NewGuard(ch.Name, resilience.GuardOptions{
-				Breaker: o.Breaker, MaxConcurrency: 1, Logger: d.log,
+				Breaker: o.Breaker, MaxConcurrency: 1, Logger: d.log, Listener: o.ChannelBreakers,
 			}),
 		})
 	}

@@ -267,6 +267,8 @@ func TestRedeliveredEventsAreHarmless(t *testing.T) {
 	if got[2].Count != 1 || got[2].Suppressed != 0 {
 		t.Errorf("the repeat was counted: %+v", got[2])
 	}
+	// The line is logged after the publish is acked, so it may trail the delivery.
+	waitFor(t, `four "Sending alert" lines`, func() bool { return logs.count("Sending alert:") >= 4 })
 	if n := logs.count("Sending alert:"); n != 4 {
 		t.Errorf(`"Sending alert" logged %d times, want 4 (three and the sentinel)`, n)
 	}
@@ -535,5 +537,52 @@ func TestAnEventThatAlwaysFailsIsGivenUp(t *testing.T) {
 	waitFor(t, "the next event's notification", func() bool { return len(rec.notifications()) == 1 })
 	if got := rec.notifications()[0].Provider; got != "CRM" {
 		t.Errorf("delivered %s", got)
+	}
+}
+
+// A channel whose setup is wrong (a Slack channel archived) keeps its alerts queued, opens
+// its breaker at the first refusal, and that raises one incident on the other channels.
+func TestMisconfiguredChannelRaisesOneIncidentElsewhere(t *testing.T) {
+	t.Parallel()
+	js := jsFor(t)
+	mock := newMock()
+	log, _ := newLogger()
+	slack, pager := &recorder{}, &recorder{}
+	slack.setFail(func(Notification) (bool, error) {
+		return true, fault.Classify(fault.Facts{Provider: "Slack", Status: 410, Code: "channel_is_archived",
+			Message: "Slack answered HTTP 410: channel_is_archived"})
+	})
+	obs := &observer{}
+	em := newEmitter(t, js, "w1", mock, log)
+	breakers := NewBreakerAlerts(em, BreakerAlertsOptions{Clock: mock, Logger: log})
+	t.Cleanup(breakers.Close)
+	o := fastOptions(mock, log, Channel{Name: "Slack", Notifier: slack}, Channel{Name: "Pager", Notifier: pager})
+	o.Observer, o.ChannelBreakers = obs, breakers
+	o.Breaker.OpenTimeout = time.Hour // no half-open call during the test
+	startDispatcher(t, js, o)
+	mustEmit(t, em, Event{Kind: KindBreakerOpened, Provider: "LLM", Message: "open"})
+
+	aboutSlack := func() int {
+		n := 0
+		for _, got := range pager.notifications() {
+			if got.Provider == "Slack" && got.Kind == KindBreakerOpened {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "the incident about Slack on the pager", func() bool { return aboutSlack() >= 1 })
+	waitFor(t, "Slack's alerts deferred", func() bool { return obs.get("Slack/deferred") >= 1 })
+	if n := aboutSlack(); n != 1 {
+		t.Errorf("%d incidents about Slack, want 1", n)
+	}
+	if d := obs.get("Slack/dropped"); d != 0 {
+		t.Errorf("a configuration error dropped %d alerts; they must stay queued", d)
+	}
+	slack.mu.Lock()
+	calls := slack.calls
+	slack.mu.Unlock()
+	if calls != 1 {
+		t.Errorf("Slack called %d times before its breaker opened, want 1 (a settings error opens it at once)", calls)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/mail"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/natstest"
+	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
 	"github.com/callagent/resilience/internal/resilience"
 )
@@ -49,7 +49,7 @@ type fakes struct {
 	webhook   *alerttest.Recorder
 	slack     *alerttest.Recorder
 	pagerduty *alerttest.Recorder
-	client    *http.Client
+	client    *httpx.Client
 
 	mu          sync.Mutex
 	badWebhooks int
@@ -63,9 +63,7 @@ func startFakes(t *testing.T) *fakes {
 		slack:     alerttest.NewRecorder(t),
 		pagerduty: alerttest.NewRecorder(t),
 	}
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	f.client = &http.Client{Transport: tr}
+	f.client = alerttest.HTTPClient(t)
 	f.telegram.Respond(func(r alerttest.Request) alerttest.Reply {
 		if r.Path != "/bot"+botToken+"/sendMessage" {
 			return alerttest.Reply{Status: 404, Body: `{"ok":false,"error_code":404,"description":"Not Found"}`}
@@ -99,6 +97,14 @@ func (f *fakes) settings() channels.Settings {
 	}
 }
 
+// webhookNotification returns the notification a webhook event carries (zero if the body is
+// not one).
+func webhookNotification(body []byte) alert.Notification {
+	var ev webhook.Event
+	_ = json.Unmarshal(body, &ev)
+	return ev.Data
+}
+
 // received returns, per channel, one line per notification received: "<type>|<title>".
 func (f *fakes) received(t *testing.T) map[string][]string {
 	t.Helper()
@@ -122,8 +128,7 @@ func (f *fakes) received(t *testing.T) map[string][]string {
 		if !r.Accepted() {
 			continue
 		}
-		var n alert.Notification
-		_ = json.Unmarshal(r.Body, &n)
+		n := webhookNotification(r.Body)
 		out["webhook"] = append(out["webhook"], string(n.Type)+"|"+n.Title)
 	}
 	for _, r := range f.slack.Requests() {
@@ -396,8 +401,7 @@ func TestOutageOnThreeWorkers(t *testing.T) {
 	// The resolution carries the incident's numbers.
 	var resolved alert.Notification
 	for _, r := range fl.fakes.webhook.Requests() {
-		var n alert.Notification
-		_ = json.Unmarshal(r.Body, &n)
+		n := webhookNotification(r.Body)
 		if n.Type == alert.TypeResolved && n.Provider == "ElevenLabs" {
 			resolved = n
 		}
@@ -443,8 +447,7 @@ func (fl *fleet) assertNoSecrets(t *testing.T) {
 		}
 	}
 	for _, r := range fl.fakes.webhook.Requests() {
-		var n alert.Notification
-		_ = json.Unmarshal(r.Body, &n)
+		n := webhookNotification(r.Body)
 		if strings.Contains(n.Message, "xi-api-key") &&
 			!strings.Contains(n.Message, "xi-api-key: "+redact.Placeholder+", to +14*******23, smtp "+redact.Placeholder) {
 			t.Errorf("the failure detail was not redacted as expected: %q", n.Message)
@@ -489,8 +492,7 @@ func TestChannelDownThenBackUp(t *testing.T) {
 	// Every failed try carried the same webhook-id: the receiver can tell it is one alert.
 	ids := map[string]bool{}
 	for _, r := range fl.fakes.webhook.Requests() {
-		var n alert.Notification
-		_ = json.Unmarshal(r.Body, &n)
+		n := webhookNotification(r.Body)
 		if n.Provider == "LLM" {
 			ids[r.Header.Get(webhook.HeaderID)] = true
 		}

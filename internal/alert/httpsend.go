@@ -1,21 +1,21 @@
 package alert
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
 )
 
-// maxResponseBytes bounds what is read of a channel's answer.
+// maxResponseBytes bounds what is kept of a channel's 2xx answer; error answers are kept up
+// to httpx.ErrorBodyLimit.
 const maxResponseBytes = 64 << 10
 
 // maxDetailLen bounds the channel's own words kept in an error.
@@ -28,16 +28,26 @@ type Response struct {
 	Body   []byte
 }
 
-// PostJSON posts body as application/json to rawURL with the extra headers and reads the
-// answer (at most 64 KiB of it). A transport error names only the URL's scheme and host:
-// channel URLs carry credentials in their path (Telegram's bot token, Slack's webhook key).
-// The error wraps the transport error, so fault.Classify still sees timeouts and resets.
-func PostJSON(ctx context.Context, client *http.Client, rawURL string, header http.Header, body []byte) (Response, error) {
+// ErrNoClient is returned by PostJSON without a client: every channel sends through the
+// shared *httpx.Client, never a default one that would follow redirects.
+var ErrNoClient = errors.New("alert: no HTTP client")
+
+// PostJSON posts body as application/json to rawURL with the extra headers through client,
+// the outbound client the provider clients use too: redirects are never followed (a 3xx is
+// the answer, and CheckHTTP reports it), bodies are capped, and the User-Agent names the
+// project.
+//
+// Once a status has arrived the error is nil: a 2xx body that is too large or broke off is
+// dropped (the service accepted the notification; sending it again would duplicate it). A
+// transport error names only the URL's scheme and host — channel URLs carry credentials in
+// their path (Telegram's bot token, Slack's webhook key) — and wraps its cause, so
+// fault.Classify still sees timeouts and resets.
+func PostJSON(ctx context.Context, client *httpx.Client, rawURL string, header http.Header, body []byte) (Response, error) {
 	if client == nil {
-		client = http.DefaultClient
+		return Response{}, ErrNoClient
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
-	if err != nil {
+	req, err := httpx.NewRequest(ctx, http.MethodPost, rawURL, body)
+	if err != nil { // not wrapped: the parse error quotes the whole URL
 		return Response{}, fmt.Errorf("build request to %s: invalid URL", SafeURL(rawURL))
 	}
 	for k, vs := range header {
@@ -46,59 +56,71 @@ func PostJSON(ctx context.Context, client *http.Client, rawURL string, header ht
 		}
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", "callagent-alerts/1")
-	}
-	resp, err := client.Do(req)
-	if err != nil {
+	resp, err := client.Do(req, maxResponseBytes)
+	if resp == nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
 		return Response{}, fmt.Errorf("POST %s: %w", SafeURL(rawURL), err)
 	}
-	defer func() { _ = resp.Body.Close() }()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	// Drain a little more so the connection can be reused; ignore what is left.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBytes))
-	if err != nil && resp.StatusCode/100 != 2 {
-		data = nil // an unreadable error body: the status says enough
+	out := Response{Status: resp.Status, Header: resp.Header, Body: resp.Body}
+	if err != nil && resp.OK() {
+		out.Body = nil
 	}
-	return Response{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
+	return out, nil
 }
 
 // SafeURL returns scheme://host of rawURL (no user, path or query), or "<invalid URL>".
-func SafeURL(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Host == "" {
-		return "<invalid URL>"
-	}
-	return u.Scheme + "://" + u.Host
+func SafeURL(rawURL string) string { return httpx.Origin(rawURL) }
+
+// Verdict is what a channel read in its service's error answer, for CheckHTTP. The zero
+// Verdict leaves everything to the status and the body.
+type Verdict struct {
+	// Detail is the service's own words (Telegram's description, PagerDuty's errors); empty
+	// means the body as received.
+	Detail string
+	// Code is the service's error code ("channel_is_archived"); it becomes the error's Code.
+	Code string
+	// Kind, when set, replaces the kind the status gives a 4xx other than 408 and 429: a
+	// Slack 404 channel_not_found or a Telegram 400 "chat not found" is configuration (an
+	// operator must act; the notification waits), not a payload this notification could fix.
+	Kind fault.Kind
+	// Fix tells the operator what to do, in a few words naming the setting ("set
+	// TELEGRAM_CHAT_ID to -1001234567890"). It must not hold a secret.
+	Fix string
+	// RetryAfter is the wait the body asked for (Telegram's parameters.retry_after); the
+	// longer of it and the Retry-After header is kept.
+	RetryAfter time.Duration
 }
 
 // CheckHTTP is the one table every HTTP channel applies to a channel's answer (Alertmanager's
 // Retrier.Check): it returns (false, nil) for 2xx; otherwise a *fault.ServiceError for the
-// channel, classified by status (fault.Classify), carrying detail (the channel's own words,
-// or the body when detail is empty; redacted of secrets — pass the channel's credentials,
-// a careless service may echo the request — and cut to 300 characters) and the longer of
-// retryAfter and the Retry-After header; and retry, true when the notification should stay
-// queued:
+// channel and retry, true when the notification should stay queued:
 //
 //	status                                   kind                 retry
 //	2xx                                      (success)            -
 //	408, 409, 429, 5xx                       transient            yes, with backoff in process
-//	1xx, 3xx (unexpected)                    bad_response         yes
+//	1xx, 3xx (redirects are not followed)    bad_response         yes
 //	401, 403                                 authentication       yes, later: an operator fixes the key
-//	404                                      configuration        yes, later: an operator fixes the URL
+//	404, 410                                 configuration        yes, later: an operator fixes the URL
 //	400, 413, 422, other 4xx                 invalid_payload      no: this notification is refused for good
-func CheckHTTP(channel string, resp Response, detail string, retryAfter time.Duration, now time.Time, secrets ...string) (retry bool, err error) {
+//
+// v.Kind replaces the kind of a 4xx other than 408 and 429 (see Verdict). The error's
+// message reads "<channel> answered HTTP <status>: <detail> (<fix>)": the detail is v.Detail,
+// or the body, or for a 3xx where it pointed; it is redacted of secrets (pass the channel's
+// credentials: a careless service may echo the request) and cut to 300 characters. The
+// error's RetryAfter is the longer of v.RetryAfter and the Retry-After header.
+func CheckHTTP(channel string, resp Response, v Verdict, now time.Time, secrets ...string) (retry bool, err error) {
 	if resp.Status >= 200 && resp.Status <= 299 {
 		return false, nil
 	}
-	if ra := fault.ParseRetryAfter(resp.Header, now); ra > retryAfter {
-		retryAfter = ra
-	}
-	if strings.TrimSpace(detail) == "" {
+	retryAfter := max(v.RetryAfter, fault.ParseRetryAfter(resp.Header, now))
+	detail := v.Detail
+	switch {
+	case resp.Status >= 300 && resp.Status <= 399:
+		detail = redirectDetail(resp.Header.Get("Location"))
+	case strings.TrimSpace(detail) == "":
 		detail = string(resp.Body)
 	}
 	detail = Truncate(strings.Join(strings.Fields(redact.Text(detail, secrets...)), " "), maxDetailLen)
@@ -106,15 +128,32 @@ func CheckHTTP(channel string, resp Response, detail string, retryAfter time.Dur
 	if detail != "" {
 		msg += ": " + detail
 	}
-	err = fault.Classify(fault.Facts{Provider: channel, Status: resp.Status, Message: msg, RetryAfter: retryAfter})
+	if v.Fix != "" {
+		msg += " (" + redact.Text(v.Fix, secrets...) + ")"
+	}
+	err = fault.Classify(fault.Facts{Provider: channel, Status: resp.Status, Code: v.Code, Message: msg, RetryAfter: retryAfter})
+	var se *fault.ServiceError
+	if v.Kind != fault.KindUnknown && resp.Status >= 400 && resp.Status <= 499 &&
+		resp.Status != http.StatusRequestTimeout && resp.Status != http.StatusTooManyRequests && errors.As(err, &se) {
+		se.Kind = v.Kind
+	}
 	return RetryableKind(fault.KindOf(err)), err
 }
 
+// redirectDetail says where a 3xx pointed, by scheme and host only (a Location can carry a
+// token as well as the request URL can).
+func redirectDetail(location string) string {
+	if u, err := url.Parse(location); err == nil && u.Host != "" {
+		return "redirect to " + httpx.Origin(location) + " not followed; set the URL to where it points"
+	}
+	return "redirect not followed; set the URL to where it points"
+}
+
 // RetryableKind reports whether a delivery that failed with kind should stay queued: every
-// transient kind, plus authentication and configuration (an operator can fix those; the
-// notification waits). Only invalid_payload and unknown are given up.
+// transient kind, plus authentication, permission and configuration (an operator can fix
+// those; the notification waits). Only invalid_payload and unknown are given up.
 func RetryableKind(k fault.Kind) bool {
-	return k.Transient() || k == fault.KindAuthentication || k == fault.KindConfiguration
+	return k.Transient() || k == fault.KindAuthentication || k == fault.KindPermission || k == fault.KindConfiguration
 }
 
 // TransportError classifies an error that came without an answer (dial, TLS, timeout) for

@@ -15,6 +15,7 @@ import (
 	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/metrics"
+	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
 )
 
@@ -26,6 +27,7 @@ type alerting struct {
 	breakers   *alert.BreakerAlerts
 	fallbacks  *alert.FallbackAlerts
 	dispatcher *alert.Dispatcher
+	http       *httpx.Client // the HTTP channels' outbound client
 	log        *logrus.Logger
 }
 
@@ -38,15 +40,27 @@ func AlertTopology(cfg config.Config) alert.Topology {
 }
 
 // newAlerting builds the channels cfg enables (every misconfigured one reported at once), the
-// emitter and the dispatcher. Channel secrets are added to red.
+// emitter and the dispatcher. Channel secrets are added to red. The HTTP channels share one
+// outbound client of their own (no redirects, capped bodies, the providers' transport
+// timeouts), so a slow channel cannot take the providers' connections.
 func newAlerting(ctx context.Context, js jetstream.JetStream, cfg config.Config, log *logrus.Logger,
-	red *redact.Redactor, m *metrics.Metrics) (*alerting, error) {
+	red *redact.Redactor, m *metrics.Metrics, version string) (_ *alerting, err error) {
 	a := cfg.Alerts
 	sev := func(s string) alert.Severity {
 		v, _ := alert.ParseSeverity(s) // validated by config
 		return v
 	}
+	hc, err := httpx.New(httpx.Options{Version: version, MaxIdleConnsPerHost: 2}) // one delivery at a time per channel
+	if err != nil {
+		return nil, fmt.Errorf("alert channels' HTTP client: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			hc.CloseIdleConnections()
+		}
+	}()
 	chans, err := channels.Build(channels.Settings{
+		Client: hc,
 		Email: channels.Email{Enabled: a.EmailEnabled, MinSeverity: sev(a.EmailMinSeverity), Options: email.Options{
 			Host: a.SMTPHost, Port: a.SMTPPort, Username: a.SMTPUsername, Password: a.EmailPassword,
 			From: a.EmailFrom, To: splitList(a.EmailTo), Timeout: a.Timeout}},
@@ -68,9 +82,11 @@ func newAlerting(ctx context.Context, js jetstream.JetStream, cfg config.Config,
 		return nil, fmt.Errorf("ensure the alert stream: %w", err)
 	}
 	em := alert.NewEmitter(js, alert.EmitterOptions{Topology: topo, Source: cfg.Worker.ID, QueueSize: a.QueueSize, Redactor: red, Logger: log})
+	breakers := alert.NewBreakerAlerts(em, alert.BreakerAlertsOptions{ServiceDownAfter: a.ServiceDownAfter, Logger: log})
 	disp, err := alert.NewDispatcher(js, alert.DispatcherOptions{Topology: topo, Channels: chans, SummaryWindow: a.SummaryWindow,
-		ReporterTTL: a.ReporterTTL, AttemptTimeout: a.Timeout, Logger: log, Observer: m})
+		ReporterTTL: a.ReporterTTL, AttemptTimeout: a.Timeout, Logger: log, Observer: m, ChannelBreakers: breakers})
 	if err != nil {
+		breakers.Close()
 		_ = em.Close(ctx)
 		return nil, fmt.Errorf("alert dispatcher: %w", err)
 	}
@@ -85,9 +101,10 @@ func newAlerting(ctx context.Context, js jetstream.JetStream, cfg config.Config,
 	}
 	return &alerting{
 		emitter:    em,
-		breakers:   alert.NewBreakerAlerts(em, alert.BreakerAlertsOptions{ServiceDownAfter: a.ServiceDownAfter, Logger: log}),
+		breakers:   breakers,
 		fallbacks:  alert.NewFallbackAlerts(em, log),
 		dispatcher: disp,
+		http:       hc,
 		log:        log,
 	}, nil
 }
@@ -102,6 +119,7 @@ func (a *alerting) failure(provider, contactID, reason string, deadLettered bool
 // close stops the breaker timers and flushes the events still queued; the dispatcher must
 // have stopped before.
 func (a *alerting) close() {
+	defer a.http.CloseIdleConnections()
 	a.breakers.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

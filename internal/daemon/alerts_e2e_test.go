@@ -76,8 +76,11 @@ func TestOutageOnThreeWorkersPagesOnceAndResolvesOnce(t *testing.T) {
 					continue
 				}
 				if isWebhook {
-					var n struct{ Type, Kind, Provider string }
-					if err := json.Unmarshal(r.Body, &n); err != nil || n.Kind != "breaker_opened" || n.Provider != "ElevenLabs" {
+					var ev struct {
+						Data struct{ Type, Kind, Provider string } `json:"data"`
+					}
+					n := &ev.Data
+					if err := json.Unmarshal(r.Body, &ev); err != nil || n.Kind != "breaker_opened" || n.Provider != "ElevenLabs" {
 						continue
 					}
 					opened += b2i(n.Type == "opened")

@@ -124,7 +124,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	m.ObserveConsumer(t.consumer)
 	reporter := fleet.NewReporter(t.fleet, cfg.Worker.ID, fleet.ReporterOptions{Refresh: cfg.Fleet.TTL / 3, Logger: log})
-	alerts, err := newAlerting(ctx, js, cfg, log, opts.Redactor, m)
+	alerts, err := newAlerting(ctx, js, cfg, log, opts.Redactor, m, opts.Version)
 	if err != nil {
 		return err
 	}

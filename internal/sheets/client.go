@@ -1,12 +1,10 @@
 package sheets
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,6 +13,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/redact"
 )
 
 // Provider is the name the sink's errors, logs and breaker go by.
@@ -23,15 +23,14 @@ const Provider = "Google Sheets"
 // DefaultEndpoint is the Sheets API's base URL.
 const DefaultEndpoint = "https://sheets.googleapis.com"
 
-// errorBodyLimit caps what is read of an error response.
-const errorBodyLimit = 64 << 10
-
 // client appends rows with spreadsheets.values.append.
 type client struct {
 	endpoint      string // no trailing slash
 	spreadsheetID string
 	rng           string
-	hc            *http.Client
+	account       string // the service account's client_email, for the operator's fix
+	hc            *httpx.Client
+	timeout       time.Duration // bounds each append
 	tokens        oauth2.TokenSource
 	now           func() time.Time
 }
@@ -62,7 +61,8 @@ type apiError struct {
 	} `json:"error"`
 }
 
-// append sends one batch. Errors are *fault.ServiceError for the Provider (or ctx's error).
+// append sends one batch through the shared outbound client (no redirects, capped bodies).
+// Errors are *fault.ServiceError for the Provider (or ctx's error).
 func (c *client) append(ctx context.Context, rows [][]string) error {
 	tok, err := c.tokens.Token()
 	if err != nil {
@@ -72,38 +72,83 @@ func (c *client) append(ctx context.Context, rows [][]string) error {
 	if err != nil {
 		return fmt.Errorf("encode %d rows for %s: %w", len(rows), Provider, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.appendURL(), bytes.NewReader(body))
+	reqCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := httpx.NewRequest(reqCtx, http.MethodPost, c.appendURL(), body)
 	if err != nil {
-		return fmt.Errorf("build the %s append request: %w", Provider, err)
+		return fmt.Errorf("build the %s append request: invalid endpoint", Provider) // the URL holds the sheet id
 	}
 	req.Header.Set("Content-Type", "application/json")
 	tok.SetAuthHeader(req)
-	resp, err := c.hc.Do(req)
-	if err != nil {
+	resp, err := c.hc.Do(req, 0) // the append's answer is not needed
+	if resp == nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			return ctx.Err()
+			return ctx.Err() // the caller gave up; a timeout of the request itself is the API's
 		}
 		return fault.Classify(fault.Facts{Provider: Provider, Err: stripURL(err)})
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, errorBodyLimit))
-		return nil
+	if resp.OK() {
+		return nil // a 2xx whose body broke off still appended the rows
 	}
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
+	return c.refusal(resp)
+}
+
+// refusal classifies an error answer. Google's status words and message decide what an
+// operator must fix, each a configuration error with the fix in the message (the batch is kept
+// until then; see Hook.flush):
+//
+//	400 INVALID_ARGUMENT "Unable to parse range: …"     the range's sheet does not exist: SHEETS_RANGE
+//	400 FAILED_PRECONDITION                           the file is not a Google Sheet: SHEETS_SPREADSHEET_ID
+//	403 PERMISSION_DENIED                             the sheet is not shared with the service account,
+//	                                                  or the Sheets API is disabled in its project
+//	404 NOT_FOUND                                     no such spreadsheet: SHEETS_SPREADSHEET_ID
+//
+// 401 is authentication; 429 and 5xx are transient; 3xx (never followed) is bad_response; any
+// other 400 is these rows' fault (invalid_payload: dropped).
+func (c *client) refusal(resp *httpx.Response) error {
 	facts := fault.Facts{
 		Provider:   Provider,
-		Status:     resp.StatusCode,
+		Status:     resp.Status,
 		RetryAfter: fault.ParseRetryAfter(resp.Header, c.now()),
 	}
 	var doc apiError
-	if json.Unmarshal(raw, &doc) == nil && doc.Error.Message != "" {
+	_ = json.Unmarshal(resp.Body, &doc)
+	// Google's words may quote the request; keep the sheet id out of logs.
+	message := httpx.CleanMessage(redact.New(c.spreadsheetID), doc.Error.Message)
+	if message != "" {
 		facts.Code = doc.Error.Status
-		facts.Message = fmt.Sprintf("%s: %s (HTTP %d, %s)", Provider, doc.Error.Message, resp.StatusCode, doc.Error.Status)
+		facts.Message = fmt.Sprintf("%s: %s (HTTP %d, %s)", Provider, message, resp.Status, doc.Error.Status)
 	} else {
-		facts.Message = fmt.Sprintf("%s: HTTP %d", Provider, resp.StatusCode)
+		facts.Message = fmt.Sprintf("%s: HTTP %d", Provider, resp.Status)
 	}
-	return fault.Classify(facts)
+	kind, fix := c.diagnose(resp.Status, doc.Error.Status, strings.ToLower(message))
+	if fix != "" {
+		facts.Message += ": " + fix
+	}
+	err := fault.Classify(facts)
+	var se *fault.ServiceError
+	if kind != fault.KindUnknown && errors.As(err, &se) {
+		se.Kind = kind
+	}
+	return err
+}
+
+// diagnose returns the kind that replaces the status's (KindUnknown: keep it) and what the
+// operator should do, for the refusals in refusal's table.
+func (c *client) diagnose(status int, word, message string) (fault.Kind, string) {
+	switch {
+	case status == http.StatusBadRequest && strings.Contains(message, "unable to parse range"):
+		return fault.KindConfiguration, fmt.Sprintf("SHEETS_RANGE %q names no sheet of the spreadsheet: create that sheet (tab) or fix SHEETS_RANGE", c.rng)
+	case status == http.StatusBadRequest && word == "FAILED_PRECONDITION":
+		return fault.KindConfiguration, "SHEETS_SPREADSHEET_ID must name a Google Sheet (not an uploaded Excel or CSV file)"
+	case status == http.StatusForbidden && (strings.Contains(message, "has not been used") || strings.Contains(message, "is disabled")):
+		return fault.KindConfiguration, "enable the Google Sheets API in the service account's project"
+	case status == http.StatusForbidden:
+		return fault.KindConfiguration, "share the spreadsheet with " + c.account + " as an editor"
+	case status == http.StatusNotFound:
+		return fault.KindConfiguration, "no spreadsheet has the id in SHEETS_SPREADSHEET_ID, or it was deleted"
+	}
+	return fault.KindUnknown, ""
 }
 
 // tokenError classifies a failed access-token request. The token endpoint answers 400

@@ -10,7 +10,11 @@
 //
 // Logging never waits for Google: Fire puts the record in a bounded buffer and returns. When
 // the buffer is full the record is dropped, counted (Stats, the Observer) and the count is
-// logged at the next flush: nothing is dropped silently. Every cell is redacted (phone numbers
+// logged at the next flush: nothing is dropped silently. A batch the API refuses because the
+// setup is wrong (the sheet not shared with the service account, a range naming no sheet, a
+// wrong spreadsheet id, refused credentials) is kept and logged once with what to fix; only
+// rows refused as such are dropped. Requests go through the worker's outbound HTTP client
+// (package httpx): redirects are never followed and bodies are capped. Every cell is redacted (phone numbers
 // masked, registered secrets and credential shapes removed) before it leaves the process, and
 // records about the sink itself are never sent to it.
 package sheets

@@ -81,7 +81,13 @@ type tokenServer struct {
 	mu       sync.Mutex
 	requests int
 	problems []string
-	refuse   bool // answer 400 invalid_grant
+	refuse   bool // answer 400 invalid_grant; set with setRefuse once the sink runs
+}
+
+func (ts *tokenServer) setRefuse(v bool) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.refuse = v
 }
 
 func newTokenServer(t *testing.T) *tokenServer {
@@ -163,10 +169,10 @@ func (ts *tokenServer) check(t *testing.T) int {
 
 // appendRequest is one request the fake Sheets API received.
 type appendRequest struct {
-	Path, Auth, ContentType string
-	Status                  int
-	Query                   map[string][]string
-	Body                    struct {
+	Path, Auth, ContentType, UserAgent string
+	Status                             int
+	Query                              map[string][]string
+	Body                               struct {
 		Range          string     `json:"range"`
 		MajorDimension string     `json:"majorDimension"`
 		Values         [][]string `json:"values"`
@@ -181,8 +187,10 @@ type sheetsServer struct {
 	mu       sync.Mutex
 	requests []appendRequest
 	script   []int
-	always   int           // answer this status forever when set
-	gate     chan struct{} // when set, each answer waits for a value or close
+	always   int            // answer this status forever when set
+	gate     chan struct{}  // when set, each answer waits for a value or close
+	bodies   map[int]string // when set, the error document answered with a status
+	location string         // the Location of a 3xx
 }
 
 func newSheetsServer(t *testing.T, script ...int) *sheetsServer {
@@ -197,6 +205,7 @@ func (s *sheetsServer) serve(w http.ResponseWriter, r *http.Request) {
 	req.Path = r.URL.Path
 	req.Auth = r.Header.Get("Authorization")
 	req.ContentType = r.Header.Get("Content-Type")
+	req.UserAgent = r.Header.Get("User-Agent")
 	req.Query = r.URL.Query()
 	_ = json.NewDecoder(r.Body).Decode(&req.Body)
 
@@ -210,13 +219,23 @@ func (s *sheetsServer) serve(w http.ResponseWriter, r *http.Request) {
 		status, s.script = s.script[0], s.script[1:]
 	}
 	s.requests[len(s.requests)-1].Status = status
-	gate := s.gate
+	gate, body, location := s.gate, s.bodies[status], s.location
 	s.mu.Unlock()
 	if gate != nil {
 		<-gate
 	}
 
 	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case body != "":
+		w.WriteHeader(status)
+		fmt.Fprint(w, body)
+		return
+	case status/100 == 3:
+		w.Header().Set("Location", location)
+		w.WriteHeader(status)
+		return
+	}
 	switch status {
 	case http.StatusOK:
 		fmt.Fprintf(w, `{"spreadsheetId":%q,"updates":{"updatedRows":%d}}`, spreadsheetID, len(req.Body.Values))
@@ -227,6 +246,16 @@ func (s *sheetsServer) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		fmt.Fprintf(w, `{"error":{"code":%d,"message":"The service is currently unavailable.","status":"UNAVAILABLE"}}`, status)
 	}
+}
+
+// answer sets the error document answered with status from now on.
+func (s *sheetsServer) answer(status int, body string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bodies == nil {
+		s.bodies = map[int]string{}
+	}
+	s.bodies[status] = body
 }
 
 func (s *sheetsServer) got() []appendRequest {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
 	"github.com/callagent/resilience/internal/resilience"
 )
@@ -28,7 +28,8 @@ const (
 	DefaultFlushInterval = 5 * time.Second
 	DefaultBuffer        = 1000
 	DefaultCloseTimeout  = 5 * time.Second
-	DefaultHTTPTimeout   = 15 * time.Second
+	// DefaultHTTPTimeout bounds each append and each access-token request.
+	DefaultHTTPTimeout = 15 * time.Second
 	// MaxCellChars caps one cell (the API refuses cells over 50,000 characters).
 	MaxCellChars = 2000
 )
@@ -98,8 +99,10 @@ type Options struct {
 	Observer Observer
 	// Endpoint is the API's base URL (default DefaultEndpoint); tests point it at a fake.
 	Endpoint string
-	// HTTPClient sends the API and token requests (default: a client with a 15s timeout).
-	HTTPClient *http.Client
+	// HTTPClient sends the API and token requests: the worker's outbound client (no
+	// redirects, capped bodies). Nil makes a private one, whose idle connections Run closes
+	// when it returns. Each request is bounded by DefaultHTTPTimeout.
+	HTTPClient *httpx.Client
 	// Clock drives the flush interval, the breaker and the retry waits; nil means real time.
 	Clock clock.Clock
 }
@@ -132,9 +135,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Endpoint == "" {
 		o.Endpoint = DefaultEndpoint
-	}
-	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}
 	}
 	if o.Clock == nil {
 		o.Clock = clock.New()
@@ -193,6 +193,7 @@ type record struct {
 // them; a full buffer drops the record, counts it and logs the count. Safe for concurrent use.
 type Hook struct {
 	opts    Options
+	ownHTTP bool // New made opts.HTTPClient: Run closes its idle connections
 	levels  []logrus.Level
 	client  *client
 	guard   *resilience.Guard
@@ -219,20 +220,32 @@ func New(o Options) (*Hook, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The token source's context carries the HTTP client and must outlive every request.
-	tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, o.HTTPClient)
+	ownHTTP := o.HTTPClient == nil
+	if ownHTTP {
+		if o.HTTPClient, err = httpx.New(httpx.Options{}); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+		}
+	}
+	// The token flow needs an *http.Client: the shared transport's, with no redirects. The
+	// token source's context carries it and must outlive every request.
+	tokenHTTP := o.HTTPClient.HTTPClient()
+	tokenHTTP.Timeout = DefaultHTTPTimeout
+	tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, tokenHTTP)
 	log := logrus.New()
 	log.Out = io.Discard
 	if o.Logger != nil {
 		log = o.Logger
 	}
 	h := &Hook{
-		opts: o,
+		opts:    o,
+		ownHTTP: ownHTTP,
 		client: &client{
 			endpoint:      strings.TrimRight(o.Endpoint, "/"),
 			spreadsheetID: o.SpreadsheetID,
 			rng:           o.Range,
+			account:       jc.Email,
 			hc:            o.HTTPClient,
+			timeout:       DefaultHTTPTimeout,
 			tokens:        jc.TokenSource(tokenCtx),
 			now:           o.Clock.Now,
 		},
@@ -290,14 +303,18 @@ func (h *Hook) Stats() Stats {
 
 // Run sends the queued records until ctx ends: a batch as soon as BatchSize records wait, and
 // whatever waits every FlushInterval. A batch that fails transiently (or meets the open
-// breaker) is kept and tried again at the next interval while new records wait in the buffer;
-// one refused for good (bad credentials, a wrong sheet) is dropped, counted and logged.
+// breaker), or that an operator must fix (credentials refused, the sheet not shared, a
+// missing sheet or range), is kept and tried again at the next interval while new records
+// wait in the buffer; only rows the API refuses as such are dropped, counted and logged.
 //
 // When ctx ends, Run stops accepting records and sends what is left; an append already in
 // flight is not cut off (a cancelled request may have landed, and sending it again would
 // duplicate the rows). All of that is bounded by CloseTimeout after ctx ends; what could not
 // be sent is counted and logged. Run returns nil. Call it once.
 func (h *Hook) Run(ctx context.Context) error {
+	if h.ownHTTP {
+		defer h.opts.HTTPClient.CloseIdleConnections()
+	}
 	// Requests run on sendCtx, which ends CloseTimeout after ctx does.
 	sendCtx, cancelSend := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSend()
@@ -355,12 +372,32 @@ func (h *Hook) flush(ctx context.Context, rows [][]string) [][]string {
 			h.log.WithError(err).Warnf("Could not append %d error records to %s; keeping them and trying again", n, Provider)
 		}
 		return rows
+	case operatorMustFix(err):
+		// Every batch would fail the same way until the settings or the sheet's sharing are
+		// fixed, and some can be fixed without a restart: keep the rows (the buffer bounds
+		// what waits) and say once what to do. The breaker spaces the tries.
+		if !h.failing {
+			h.failing = true
+			h.log.WithField("error_category", fault.KindOf(err).String()).WithError(err).
+				Errorf("%s refused %d error records; keeping them until this is fixed", Provider, n)
+		}
+		return rows
 	default:
 		h.count(ResultDroppedError, n)
 		h.log.WithField("error_category", fault.KindOf(err).String()).WithError(err).
 			Errorf("%s refused %d error records; dropped them", Provider, n)
 		return rows[n:]
 	}
+}
+
+// operatorMustFix reports whether err needs an operator (credentials, sharing, settings)
+// rather than time, or is a bad answer (a redirect) that a setting must fix.
+func operatorMustFix(err error) bool {
+	switch fault.KindOf(err) {
+	case fault.KindAuthentication, fault.KindPermission, fault.KindConfiguration, fault.KindBadResponse:
+		return true
+	}
+	return false
 }
 
 // close stops accepting records, then sends the pending rows and the buffer while ctx (which

@@ -17,6 +17,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 	"go.uber.org/goleak"
 
+	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
 	"github.com/callagent/resilience/internal/resilience"
 	"github.com/callagent/resilience/internal/sheets"
@@ -71,14 +72,17 @@ func setup(t *testing.T, o sheets.Options, script ...int) *bundle {
 			}
 		}
 	})
-	transport := &http.Transport{}
-	t.Cleanup(transport.CloseIdleConnections)
+	hc, err := httpx.New(httpx.Options{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hc.CloseIdleConnections)
 	if o.CredentialsFile == "" {
 		o.CredentialsFile = writeCredentials(t, b.tokens.URL())
 	}
 	o.SpreadsheetID = spreadsheetID
 	o.Endpoint = b.api.URL
-	o.HTTPClient = &http.Client{Transport: transport, Timeout: 5 * time.Second}
+	o.HTTPClient = hc
 	o.Observer = b.obs
 	o.Logger = b.logger // the sink logs through the logger it is hooked into
 	if o.Retry.InitialDelay == 0 {
@@ -269,37 +273,138 @@ func TestTransientFailureKeepsTheBatch(t *testing.T) {
 	}
 }
 
-func TestPermanentRefusalDropsCountsAndLogs(t *testing.T) {
-	b := setup(t, sheets.Options{BatchSize: 1, FlushInterval: time.Hour}, http.StatusForbidden)
+// TestRowsRefusedAsSuchAreDropped: a 400 about the values themselves is these rows' fault:
+// they are dropped, counted and logged, and the next rows go through.
+func TestRowsRefusedAsSuchAreDropped(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sheets.Options{BatchSize: 1, FlushInterval: time.Hour}, http.StatusBadRequest)
+	b.api.answer(http.StatusBadRequest, `{"error":{"code":400,"message":"Invalid values[0][4]: list_value {\n}\n","status":"INVALID_ARGUMENT"}}`)
 	b.start(t)
 	b.logger.Error("refused one")
 	waitFor(t, "the drop", func() bool { return b.hook.Stats().DroppedError == 1 })
 	b.logger.Error("accepted one")
 	waitFor(t, "the next row", func() bool { return b.hook.Stats().Appended == 1 })
 	if len(b.api.got()) != 2 {
-		t.Errorf("%d requests, want 2: a 403 is not retried", len(b.api.got()))
+		t.Errorf("%d requests, want 2: an invalid payload is not retried", len(b.api.got()))
 	}
 	var entry *logrus.Entry
 	for _, e := range b.diag.AllEntries() {
-		if strings.Contains(e.Message, "refused 1 error records") {
+		if strings.Contains(e.Message, "refused 1 error records; dropped them") {
 			entry = e
 		}
 	}
-	if entry == nil || entry.Data["error_category"] != "authentication" ||
-		!strings.Contains(fmt.Sprint(entry.Data[logrus.ErrorKey]), "PERMISSION_DENIED") {
-		t.Errorf("refusal log = %+v, want error_category authentication and the API's status", entry)
+	if entry == nil || entry.Data["error_category"] != "invalid_payload" ||
+		!strings.Contains(fmt.Sprint(entry.Data[logrus.ErrorKey]), "Invalid values[0][4]") {
+		t.Errorf("refusal log = %+v, want error_category invalid_payload and the API's message", entry)
 	}
 	if b.obs.get(sheets.ResultDroppedError) != 1 {
 		t.Errorf("observer dropped_error = %d, want 1", b.obs.get(sheets.ResultDroppedError))
 	}
 }
 
-func TestTokenRefusalIsAnAuthenticationError(t *testing.T) {
-	b := setup(t, sheets.Options{BatchSize: 1, FlushInterval: time.Hour})
-	b.tokens.refuse = true
+// googleRefusals are the Sheets API's answers when the setup is wrong, as Google sends them,
+// with what the operator must read in the log.
+var googleRefusals = []struct {
+	name   string
+	status int
+	body   string
+	kind   string
+	want   []string
+}{
+	{"range names no sheet", 400,
+		`{"error":{"code":400,"message":"Unable to parse range: Errors!A1","status":"INVALID_ARGUMENT"}}`,
+		"configuration", []string{"Unable to parse range: Errors!A1", `SHEETS_RANGE "Errors!A1" names no sheet`}},
+	{"not a Google Sheet", 400,
+		`{"error":{"code":400,"message":"This operation is not supported for this document","status":"FAILED_PRECONDITION"}}`,
+		"configuration", []string{"not supported for this document", "SHEETS_SPREADSHEET_ID must name a Google Sheet"}},
+	{"not shared", 403,
+		`{"error":{"code":403,"message":"The caller does not have permission","status":"PERMISSION_DENIED"}}`,
+		"configuration", []string{"The caller does not have permission (HTTP 403, PERMISSION_DENIED)", "share the spreadsheet with " + clientEmail}},
+	{"API disabled", 403,
+		`{"error":{"code":403,"message":"Google Sheets API has not been used in project 123456 before or it is disabled. Enable it by visiting https://console.developers.google.com/apis/api/sheets.googleapis.com/overview?project=123456 then retry.","status":"PERMISSION_DENIED"}}`,
+		"configuration", []string{"has not been used in project 123456", "enable the Google Sheets API"}},
+	{"no such spreadsheet", 404,
+		`{"error":{"code":404,"message":"Requested entity was not found: spreadsheet ` + spreadsheetID + `","status":"NOT_FOUND"}}`,
+		"configuration", []string{"Requested entity was not found", "SHEETS_SPREADSHEET_ID"}},
+	{"token not accepted", 401,
+		`{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}`,
+		"authentication", []string{"invalid authentication credentials"}},
+}
+
+// TestSetupErrorsKeepTheRows replays Google's answers to a wrong setup: each is logged once
+// as an error an operator can act on (the fix named, the sheet id never), the rows are kept
+// rather than dropped, and they go out once the setup is fixed (here: the next answer is 200).
+func TestSetupErrorsKeepTheRows(t *testing.T) {
+	t.Parallel()
+	for _, c := range googleRefusals {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			// A setup error may open the sink's breaker at once; a short open time lets the
+			// test see the recovery.
+			b := setup(t, sheets.Options{BatchSize: 1, FlushInterval: 10 * time.Millisecond, Range: "Errors!A1",
+				Breaker: resilience.BreakerSettings{FailureThreshold: 100, OpenTimeout: 20 * time.Millisecond}}, c.status, c.status)
+			b.api.answer(c.status, c.body)
+			b.start(t)
+			b.logger.Error("kept until fixed")
+			waitFor(t, "the row once fixed", func() bool { return b.hook.Stats().Appended == 1 })
+			b.stop(t)
+			if s := b.hook.Stats(); s != (sheets.Stats{Appended: 1}) {
+				t.Errorf("stats %+v, want the row appended and nothing dropped", s)
+			}
+			var entries []*logrus.Entry
+			for _, e := range b.diag.AllEntries() {
+				if strings.Contains(e.Message, "refused 1 error records; keeping them until this is fixed") {
+					entries = append(entries, e)
+				}
+			}
+			if len(entries) != 1 {
+				t.Fatalf("%d refusal lines, want 1", len(entries))
+			}
+			if e := entries[0]; e.Level != logrus.ErrorLevel || e.Data["error_category"] != c.kind {
+				t.Errorf("refusal logged at %s with category %v, want error and %s", e.Level, e.Data["error_category"], c.kind)
+			}
+			text := fmt.Sprint(entries[0].Data[logrus.ErrorKey])
+			for _, want := range c.want {
+				if !strings.Contains(text, want) {
+					t.Errorf("the error %q does not say %q", text, want)
+				}
+			}
+			if b.logged("Appending error records to Google Sheets again") != 1 {
+				t.Error("the recovery was not logged")
+			}
+		})
+	}
+}
+
+// TestRedirectIsNotFollowed: a 3xx from the API is never followed (the bearer token would go
+// with it); the other host receives nothing and the rows are kept.
+func TestRedirectIsNotFollowed(t *testing.T) {
+	t.Parallel()
+	other := newSheetsServer(t)
+	b := setup(t, sheets.Options{BatchSize: 1, FlushInterval: time.Hour, Breaker: resilience.BreakerSettings{FailureThreshold: 100}})
+	b.api.always, b.api.location = http.StatusFound, other.URL+"/v4/stolen"
 	b.start(t)
-	b.logger.Error("never sent")
-	waitFor(t, "the drop", func() bool { return b.hook.Stats().DroppedError == 1 })
+	b.logger.Error("not sent elsewhere")
+	waitFor(t, "the refusal", func() bool { return b.logged("refused 1 error records; keeping them") == 1 })
+	b.stop(t)
+	if n := len(other.got()); n != 0 {
+		t.Errorf("the redirect was followed: the other host got %d requests", n)
+	}
+	if n := len(b.api.got()); n != 4 {
+		t.Errorf("%d requests, want 4: a bad response is tried twice, then twice more at stop", n)
+	}
+	if s := b.hook.Stats(); s.DroppedError != 1 || s.Appended != 0 {
+		t.Errorf("stats %+v, want the row kept until stop, then counted", s)
+	}
+}
+
+func TestTokenRefusalIsAnAuthenticationError(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sheets.Options{BatchSize: 1, FlushInterval: 10 * time.Millisecond, Breaker: resilience.BreakerSettings{FailureThreshold: 100}})
+	b.tokens.setRefuse(true)
+	b.start(t)
+	b.logger.Error("sent once the key is accepted")
+	waitFor(t, "the refusal", func() bool { return b.logged("refused 1 error records; keeping them") == 1 })
 	if len(b.api.got()) != 0 {
 		t.Error("the API was called without a token")
 	}
@@ -312,6 +417,37 @@ func TestTokenRefusalIsAnAuthenticationError(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no authentication refusal logged: %v", b.logged("refused"))
+	}
+	b.tokens.setRefuse(false) // the service account is enabled again: no restart needed
+	waitFor(t, "the row", func() bool { return b.hook.Stats().Appended == 1 })
+	if s := b.hook.Stats(); s.DroppedError != 0 {
+		t.Errorf("stats %+v: nothing should be dropped", s)
+	}
+}
+
+// TestPrivateClient: without an HTTPClient the sink makes its own and closes it when Run
+// returns (goleak checks no connection outlives the tests).
+func TestPrivateClient(t *testing.T) {
+	t.Parallel()
+	tokens, api := newTokenServer(t), newSheetsServer(t)
+	hook, err := sheets.New(sheets.Options{CredentialsFile: writeCredentials(t, tokens.URL()), SpreadsheetID: spreadsheetID,
+		Endpoint: api.URL, BatchSize: 1, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := logtest.NewNullLogger()
+	log.AddHook(hook)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- hook.Run(ctx) }()
+	log.Error("one")
+	waitFor(t, "the row", func() bool { return len(api.rows()) == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if ua := api.got()[0].UserAgent; !strings.HasPrefix(ua, httpx.Product+"/") {
+		t.Errorf("User-Agent %q, want the shared client's", ua)
 	}
 }
 

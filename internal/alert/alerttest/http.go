@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/callagent/resilience/internal/provider/httpx"
 )
 
 // Request is one request a Recorder received, with the status it was answered.
@@ -71,6 +73,18 @@ func (r *Recorder) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	w.WriteHeader(reply.Status)
 	_, _ = io.WriteString(w, reply.Body)
+}
+
+// HTTPClient returns the outbound client channels send through, as the worker builds it,
+// whose idle connections are closed when the test ends.
+func HTTPClient(t testing.TB) *httpx.Client {
+	t.Helper()
+	c, err := httpx.New(httpx.Options{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
 }
 
 // Respond sets how the Recorder answers from now on.

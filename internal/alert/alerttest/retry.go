@@ -17,17 +17,22 @@ import (
 type RetryCase struct {
 	// Name identifies the row.
 	Name string
-	// Status and Header are the answer; each channel adds its service's error body.
+	// Status, Header and Body are the answer. RetryCases leaves Body empty: each channel
+	// adds its service's error body; a channel's own table of real answers fills it.
 	Status int
 	Header http.Header
+	Body   string
 	// WantErr is false only for success.
 	WantErr bool
 	// WantRetry is Notify's retry when WantErr.
 	WantRetry bool
 	// WantKind is the fault kind of the error when WantErr.
 	WantKind fault.Kind
-	// WantRetryAfter is the error's RetryAfter (from the Retry-After header).
+	// WantRetryAfter is the error's RetryAfter (from the Retry-After header or the body).
 	WantRetryAfter time.Duration
+	// WantText are what the operator must read in the error: the problem and the setting
+	// to fix.
+	WantText []string
 }
 
 // RetryCases returns the table (alert.CheckHTTP's), freshly built so callers may modify it.
@@ -45,13 +50,17 @@ func RetryCases() []RetryCase {
 	limited.WantRetryAfter = 7 * time.Second
 	return []RetryCase{
 		ok(200), ok(202), ok(204),
+		row(301, true, fault.KindBadResponse),
+		row(302, true, fault.KindBadResponse),
+		row(307, true, fault.KindBadResponse),
+		row(308, true, fault.KindBadResponse),
 		row(400, false, fault.KindInvalidPayload),
 		row(401, true, fault.KindAuthentication),
 		row(403, true, fault.KindAuthentication),
 		row(404, true, fault.KindConfiguration),
 		row(408, true, fault.KindTimeout),
 		row(409, true, fault.KindUnavailable),
-		row(410, false, fault.KindInvalidPayload),
+		row(410, true, fault.KindConfiguration),
 		row(413, false, fault.KindInvalidPayload),
 		row(422, false, fault.KindInvalidPayload),
 		row(429, true, fault.KindRateLimited),
@@ -62,6 +71,19 @@ func RetryCases() []RetryCase {
 		row(504, true, fault.KindUnavailable),
 	}
 }
+
+// RedirectCase is a 302 to target (another server): Notify must not follow it, and must
+// report a bad_response that stays queued and says the redirect was not followed.
+func RedirectCase(target string) RetryCase {
+	h := http.Header{}
+	h.Set("Location", target+"/collect?token=stolen")
+	return RetryCase{Name: "HTTP 302 to another host", Status: http.StatusFound, Header: h,
+		Body: `<a href="` + target + `/collect?token=stolen">Found</a>.`, WantErr: true, WantRetry: true,
+		WantKind: fault.KindBadResponse, WantText: []string{"answered HTTP 302", "redirect to ", "not followed"}}
+}
+
+// Reply is the row's answer, for Recorder.Respond.
+func (c RetryCase) Reply() Reply { return Reply{Status: c.Status, Header: c.Header, Body: c.Body} }
 
 // Check verifies a Notify result against the row.
 func (c RetryCase) Check(t testing.TB, retry bool, err error) {
@@ -84,6 +106,11 @@ func (c RetryCase) Check(t testing.TB, retry bool, err error) {
 	if c.WantRetryAfter > 0 {
 		if ra := fault.RetryAfterOf(err); ra != c.WantRetryAfter {
 			t.Errorf("%s: retry after = %s, want %s", c.Name, ra, c.WantRetryAfter)
+		}
+	}
+	for _, want := range c.WantText {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %q does not say %q", c.Name, err, want)
 		}
 	}
 }

@@ -5,8 +5,6 @@ package channels
 import (
 	"errors"
 	"fmt"
-	"net/http"
-	"time"
 
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/alert/email"
@@ -15,6 +13,7 @@ import (
 	"github.com/callagent/resilience/internal/alert/telegram"
 	"github.com/callagent/resilience/internal/alert/webhook"
 	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
 )
 
@@ -25,8 +24,10 @@ type Settings struct {
 	Webhook   Webhook
 	Slack     Slack
 	PagerDuty PagerDuty
-	// Client is shared by the HTTP channels; nil uses a fresh client per channel.
-	Client *http.Client
+	// Client is the outbound HTTP client the HTTP channels share (no redirects, capped
+	// bodies); the caller closes its idle connections when the channels stop. Nil makes one
+	// that is never closed: fine for a short-lived tool, not for the worker.
+	Client *httpx.Client
 }
 
 // Email: EMAIL_ENABLED (default false), EMAIL_MIN_SEVERITY (default info), and the
@@ -102,11 +103,13 @@ func Build(s Settings, red *redact.Redactor) ([]alert.Channel, error) {
 			red.Add(v.Reveal())
 		}
 	}
-	client := func() *http.Client {
-		if s.Client != nil {
-			return s.Client
+	client := s.Client
+	if client == nil && (s.Telegram.Enabled || s.Webhook.Enabled || s.Slack.Enabled || s.PagerDuty.Enabled) {
+		c, err := httpx.New(httpx.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("alert channels: %w", err)
 		}
-		return &http.Client{Timeout: 2 * time.Minute}
+		client = c
 	}
 
 	if c := s.Email; c.Enabled {
@@ -116,22 +119,22 @@ func Build(s Settings, red *redact.Redactor) ([]alert.Channel, error) {
 	}
 	if c := s.Telegram; c.Enabled {
 		secret(c.BotToken)
-		n, err := telegram.New(telegram.Options{BotToken: c.BotToken, ChatID: c.ChatID, APIURL: c.APIURL, Client: client()})
+		n, err := telegram.New(telegram.Options{BotToken: c.BotToken, ChatID: c.ChatID, APIURL: c.APIURL, Client: client})
 		add(telegram.Name, c.MinSeverity, alert.SeverityInfo, n, err)
 	}
 	if c := s.Webhook; c.Enabled {
 		secret(c.Secret)
-		n, err := webhook.New(webhook.Options{URL: c.URL, Secret: c.Secret, Client: client()})
+		n, err := webhook.New(webhook.Options{URL: c.URL, Secret: c.Secret, Client: client})
 		add(webhook.Name, c.MinSeverity, alert.SeverityInfo, n, err)
 	}
 	if c := s.Slack; c.Enabled {
 		secret(c.WebhookURL)
-		n, err := slack.New(slack.Options{WebhookURL: c.WebhookURL, Client: client()})
+		n, err := slack.New(slack.Options{WebhookURL: c.WebhookURL, Client: client})
 		add(slack.Name, c.MinSeverity, alert.SeverityInfo, n, err)
 	}
 	if c := s.PagerDuty; c.Enabled {
 		secret(c.RoutingKey)
-		n, err := pagerduty.New(pagerduty.Options{RoutingKey: c.RoutingKey, URL: c.URL, Source: c.Source, Client: client()})
+		n, err := pagerduty.New(pagerduty.Options{RoutingKey: c.RoutingKey, URL: c.URL, Source: c.Source, Client: client})
 		add(pagerduty.Name, c.MinSeverity, alert.SeverityCritical, n, err)
 	}
 	if err := errors.Join(errs...); err != nil {

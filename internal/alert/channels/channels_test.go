@@ -1,20 +1,24 @@
 package channels_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
 
 	"github.com/callagent/resilience/internal/alert"
+	"github.com/callagent/resilience/internal/alert/alerttest"
 	"github.com/callagent/resilience/internal/alert/channels"
 	"github.com/callagent/resilience/internal/alert/email"
+	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/redact"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestEverythingDisabledByDefault(t *testing.T) {
+	t.Parallel()
 	chans, err := channels.Build(channels.Settings{}, nil)
 	if err != nil || len(chans) != 0 {
 		t.Fatalf("Build(zero settings) = %v, %v", chans, err)
@@ -22,6 +26,7 @@ func TestEverythingDisabledByDefault(t *testing.T) {
 }
 
 func TestBuildEnabledChannels(t *testing.T) {
+	t.Parallel()
 	red := redact.New()
 	s := channels.Settings{
 		Email: channels.Email{Enabled: true, Options: email.Options{Host: "smtp.example.com", Password: "mail-secret-1",
@@ -51,6 +56,7 @@ func TestBuildEnabledChannels(t *testing.T) {
 }
 
 func TestBuildReportsEveryProblem(t *testing.T) {
+	t.Parallel()
 	s := channels.Settings{
 		Email:     channels.Email{Enabled: true},
 		Telegram:  channels.Telegram{Enabled: true, BotToken: "x:y"},
@@ -71,6 +77,46 @@ func TestBuildReportsEveryProblem(t *testing.T) {
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// TestHTTPChannelsShareTheClient: every HTTP channel sends through Settings.Client (its
+// User-Agent shows), so none follows a redirect or reads an unbounded body.
+func TestHTTPChannelsShareTheClient(t *testing.T) {
+	t.Parallel()
+	srv := alerttest.NewRecorder(t)
+	srv.Respond(func(r alerttest.Request) alerttest.Reply {
+		if strings.HasPrefix(r.Path, "/bot") {
+			return alerttest.Reply{Body: `{"ok":true,"result":{}}`}
+		}
+		return alerttest.Reply{Status: 202, Body: `{"status":"success"}`}
+	})
+	client := alerttest.HTTPClient(t)
+	chans, err := channels.Build(channels.Settings{
+		Client:    client,
+		Telegram:  channels.Telegram{Enabled: true, BotToken: "111:telegram-secret-2", ChatID: "1", APIURL: srv.URL},
+		Webhook:   channels.Webhook{Enabled: true, URL: srv.URL + "/hook", Secret: "whsec_d2ViaG9vay1zZWNyZXQtMy0zMmJ5dGVz"},
+		Slack:     channels.Slack{Enabled: true, WebhookURL: config.Secret(srv.URL + "/services/slack-secret-4")},
+		PagerDuty: channels.PagerDuty{Enabled: true, RoutingKey: "pagerduty-secret-5", URL: srv.URL + "/v2/enqueue"},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := alert.Notification{ID: "evt_1-opened", Type: alert.TypeOpened, Kind: alert.KindBreakerOpened, Severity: alert.SeverityCritical,
+		DedupKey: "x.down", Title: "t", Message: "m"}
+	for _, c := range chans {
+		if retry, err := c.Notifier.Notify(context.Background(), n); err != nil {
+			t.Errorf("%s: Notify = %v, %v", c.Name, retry, err)
+		}
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 4 {
+		t.Fatalf("%d requests, want one per HTTP channel", len(reqs))
+	}
+	for _, r := range reqs {
+		if ua := r.Header.Get("User-Agent"); ua != client.UserAgent() {
+			t.Errorf("%s sent User-Agent %q, want the shared client's %q", r.Path, ua, client.UserAgent())
 		}
 	}
 }

@@ -2,6 +2,10 @@
 // escalated, alert and summary notifications as "trigger" events and resolved ones as
 // "resolve", all with the incident's dedup key, so PagerDuty keeps one alert per incident and
 // closes it when the incident resolves.
+//
+// The Events API refuses an event with 400 "invalid event" and a list of errors. When they
+// blame the routing key, every event would be refused the same way: that is a configuration
+// error (the notification stays queued and the breaker sees it), not an invalid payload.
 package pagerduty
 
 import (
@@ -15,6 +19,8 @@ import (
 
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/provider/httpx"
 )
 
 // Name is the channel's display name.
@@ -41,8 +47,9 @@ type Options struct {
 	URL string
 	// Source (PAGERDUTY_SOURCE, default callagent) is payload.source: where it happens.
 	Source string
-	// Client sends the requests; nil uses a client without a global timeout.
-	Client *http.Client
+	// Client sends the requests (the worker's shared outbound client: no redirects, capped
+	// bodies); nil makes a private one. Each attempt is bounded by its context.
+	Client *httpx.Client
 	// Now is the clock for Retry-After dates; nil is time.Now.
 	Now func() time.Time
 }
@@ -52,7 +59,7 @@ type Notifier struct {
 	key    string
 	url    string
 	source string
-	client *http.Client
+	client *httpx.Client
 	now    func() time.Time
 }
 
@@ -73,7 +80,11 @@ func New(o Options) (*Notifier, error) {
 		o.Source = DefaultSource
 	}
 	if o.Client == nil {
-		o.Client = &http.Client{}
+		c, err := httpx.New(httpx.Options{})
+		if err != nil {
+			return nil, err
+		}
+		o.Client = c
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -155,7 +166,7 @@ func dedupKey(n alert.Notification) string {
 }
 
 // Notify sends the event. PagerDuty answers 202 with {"status":"success",…}, 400 for an
-// invalid event, 429 when throttled.
+// invalid event, 429 when throttled, 5xx when it cannot take events now (see verdict).
 func (p *Notifier) Notify(ctx context.Context, n alert.Notification) (bool, error) {
 	body, err := json.Marshal(p.Build(n))
 	if err != nil {
@@ -165,11 +176,28 @@ func (p *Notifier) Notify(ctx context.Context, n alert.Notification) (bool, erro
 	if err != nil {
 		return alert.TransportError(Name, err)
 	}
+	return alert.CheckHTTP(Name, resp, verdict(resp), p.now(), p.key)
+}
+
+// verdict reads the Events API's error document. A 400 whose errors blame the routing key
+// ("Invalid routing key", "Length of 'routing_key' is incorrect") is configuration; any other
+// 400 is this event's fault and left to the status (dropped). A 404 means PAGERDUTY_URL is
+// not the Events API.
+func verdict(resp alert.Response) alert.Verdict {
 	var ar apiResponse
-	_ = json.Unmarshal(resp.Body, &ar)
-	detail := ar.Message
+	_ = json.Unmarshal(resp.Body, &ar) // an unreadable body leaves the status to decide
+	v := alert.Verdict{Detail: ar.Message}
 	if len(ar.Errors) > 0 {
-		detail += ": " + strings.Join(ar.Errors, "; ")
+		v.Detail += ": " + strings.Join(ar.Errors, "; ")
 	}
-	return alert.CheckHTTP(Name, resp, detail, 0, p.now(), p.key)
+	switch text := strings.ToLower(v.Detail); {
+	case resp.Status == http.StatusBadRequest && (strings.Contains(text, "routing key") || strings.Contains(text, "routing_key")):
+		v.Kind = fault.KindConfiguration
+		v.Fix = "check PAGERDUTY_ROUTING_KEY: the 32-character integration key of an Events API v2 integration"
+	case resp.Status == http.StatusNotFound:
+		v.Fix = "check PAGERDUTY_URL: the Events API v2 enqueue endpoint"
+	case resp.Status == http.StatusUnauthorized || resp.Status == http.StatusForbidden:
+		v.Fix = "check PAGERDUTY_ROUTING_KEY"
+	}
+	return v
 }

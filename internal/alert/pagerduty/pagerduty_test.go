@@ -12,6 +12,7 @@ import (
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/alert/alerttest"
 	"github.com/callagent/resilience/internal/alert/pagerduty"
+	"github.com/callagent/resilience/internal/fault"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -34,7 +35,7 @@ func fakeEventsAPI(t *testing.T) *alerttest.Recorder {
 
 func newNotifier(t *testing.T, srv *alerttest.Recorder) *pagerduty.Notifier {
 	t.Helper()
-	p, err := pagerduty.New(pagerduty.Options{RoutingKey: routingKey, URL: srv.URL + "/v2/enqueue", Client: srv.Client()})
+	p, err := pagerduty.New(pagerduty.Options{RoutingKey: routingKey, URL: srv.URL + "/v2/enqueue", Client: alerttest.HTTPClient(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +43,7 @@ func newNotifier(t *testing.T, srv *alerttest.Recorder) *pagerduty.Notifier {
 }
 
 func TestTriggerAndResolveShareTheDedupKey(t *testing.T) {
+	t.Parallel()
 	srv := fakeEventsAPI(t)
 	p := newNotifier(t, srv)
 	base := alert.Notification{Kind: alert.KindBreakerOpened, Severity: alert.SeverityCritical, Provider: "ElevenLabs",
@@ -90,6 +92,7 @@ func TestTriggerAndResolveShareTheDedupKey(t *testing.T) {
 }
 
 func TestNotifyRetryTable(t *testing.T) {
+	t.Parallel()
 	srv := fakeEventsAPI(t)
 	p := newNotifier(t, srv)
 	for _, c := range alerttest.RetryCases() {
@@ -101,13 +104,14 @@ func TestNotifyRetryTable(t *testing.T) {
 		})
 		retry, err := p.Notify(context.Background(), alert.Notification{ID: "x", Title: "t", Severity: alert.SeverityInfo, Type: alert.TypeOpened, DedupKey: "a.b"})
 		c.Check(t, retry, err)
-		if err != nil && !strings.Contains(err.Error(), "nope: e1") {
+		if err != nil && c.Status/100 != 3 && !strings.Contains(err.Error(), "nope: e1") {
 			t.Errorf("%s: the API's message is missing: %v", c.Name, err)
 		}
 	}
 }
 
 func TestRoutingKeyNeverInErrors(t *testing.T) {
+	t.Parallel()
 	if _, err := pagerduty.New(pagerduty.Options{}); err == nil || !strings.Contains(err.Error(), "PAGERDUTY_ROUTING_KEY is required") {
 		t.Errorf("New without a key = %v", err)
 	}
@@ -121,4 +125,60 @@ func TestRoutingKeyNeverInErrors(t *testing.T) {
 		t.Fatal("no error")
 	}
 	alerttest.AssertNoSecrets(t, "error", []byte(err.Error()), routingKey)
+}
+
+// eventsAPIErrors are Events API v2 refusals as PagerDuty documents them.
+func eventsAPIErrors() []alerttest.RetryCase {
+	invalid := func(name, errs string, kind fault.Kind, retry bool, want ...string) alerttest.RetryCase {
+		return alerttest.RetryCase{Name: name, Status: 400,
+			Body:    `{"status":"invalid event","message":"Event object is invalid","errors":[` + errs + `]}`,
+			WantErr: true, WantRetry: retry, WantKind: kind,
+			WantText: append([]string{"PagerDuty answered HTTP 400: Event object is invalid"}, want...)}
+	}
+	throttled := alerttest.RetryCase{Name: "throttled", Status: 429, Body: "", WantErr: true, WantRetry: true,
+		WantKind: fault.KindRateLimited, WantText: []string{"PagerDuty answered HTTP 429"}}
+	down := alerttest.RetryCase{Name: "down", Status: 503, Body: `{"status":"unavailable","message":"Service Unavailable"}`,
+		WantErr: true, WantRetry: true, WantKind: fault.KindUnavailable, WantText: []string{"HTTP 503: Service Unavailable"}}
+	wrongURL := alerttest.RetryCase{Name: "wrong URL", Status: 404, Body: "Not Found", WantErr: true, WantRetry: true,
+		WantKind: fault.KindConfiguration, WantText: []string{"HTTP 404", "check PAGERDUTY_URL"}}
+	return []alerttest.RetryCase{
+		invalid("invalid routing key", `"Invalid routing key"`, fault.KindConfiguration, true,
+			"Invalid routing key", "check PAGERDUTY_ROUTING_KEY"),
+		invalid("routing key length", `"Length of 'routing_key' is incorrect (should be 32 characters)"`,
+			fault.KindConfiguration, true, "check PAGERDUTY_ROUTING_KEY"),
+		invalid("bad severity", `"'payload.severity' is invalid (must be one of: critical, error, warning, info)"`,
+			fault.KindInvalidPayload, false, "payload.severity"),
+		invalid("summary missing", `"'payload.summary' is missing or blank"`, fault.KindInvalidPayload, false),
+		throttled, down, wrongURL,
+	}
+}
+
+// TestNotifyEventsAPIErrors replays the Events API's refusals: a routing key it does not know
+// is configuration (every event would be refused; the notification waits for the operator),
+// any other invalid event is dropped, and throttling and outages are retried. The routing key
+// never appears.
+func TestNotifyEventsAPIErrors(t *testing.T) {
+	t.Parallel()
+	srv := fakeEventsAPI(t)
+	p := newNotifier(t, srv)
+	for _, c := range eventsAPIErrors() {
+		srv.Respond(func(alerttest.Request) alerttest.Reply { return c.Reply() })
+		retry, err := p.Notify(context.Background(), alert.Notification{ID: "x", Title: "t", Severity: alert.SeverityCritical, Type: alert.TypeOpened, DedupKey: "a.b"})
+		c.Check(t, retry, err)
+		if err != nil {
+			alerttest.AssertNoSecrets(t, c.Name+" error", []byte(err.Error()), routingKey)
+		}
+	}
+}
+
+func TestNotifyDoesNotFollowRedirects(t *testing.T) {
+	t.Parallel()
+	srv, other := fakeEventsAPI(t), alerttest.NewRecorder(t)
+	c := alerttest.RedirectCase(other.URL)
+	srv.Respond(func(alerttest.Request) alerttest.Reply { return c.Reply() })
+	retry, err := newNotifier(t, srv).Notify(context.Background(), alert.Notification{ID: "x", Title: "t", Severity: alert.SeverityCritical, Type: alert.TypeOpened, DedupKey: "a.b"})
+	c.Check(t, retry, err)
+	if n := len(other.Requests()); n != 0 {
+		t.Errorf("the redirect was followed (with the routing key): the other host got %d requests", n)
+	}
 }

@@ -1,19 +1,25 @@
 // Package slack posts alert notifications to a Slack incoming webhook: a fallback "text"
 // and Block Kit blocks (a header, the message in mrkdwn, the details as context), with
 // Slack's control characters (&, <, >) escaped and every text within Slack's limits.
+//
+// Slack answers a refused post with a status and a short error string as the body. Those
+// that an operator must fix (an archived or deleted channel, a revoked webhook, a workspace
+// restriction) are configuration errors: the notification stays queued and the channel's
+// breaker sees them. Only a payload Slack cannot take is dropped.
 package slack
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/provider/httpx"
 )
 
 // Name is the channel's display name.
@@ -31,8 +37,9 @@ const (
 type Options struct {
 	// WebhookURL (SLACK_WEBHOOK_URL) is the incoming webhook URL; it is the credential.
 	WebhookURL config.Secret
-	// Client sends the requests; nil uses a client without a global timeout.
-	Client *http.Client
+	// Client sends the requests (the worker's shared outbound client: no redirects, capped
+	// bodies); nil makes a private one. Each attempt is bounded by its context.
+	Client *httpx.Client
 	// Now is the clock for Retry-After dates; nil is time.Now.
 	Now func() time.Time
 }
@@ -40,7 +47,7 @@ type Options struct {
 // Notifier posts to one incoming webhook. Safe for concurrent use.
 type Notifier struct {
 	url    string
-	client *http.Client
+	client *httpx.Client
 	now    func() time.Time
 }
 
@@ -52,7 +59,11 @@ func New(o Options) (*Notifier, error) {
 		return nil, fmt.Errorf("SLACK_WEBHOOK_URL is required and must be an http or https URL")
 	}
 	if o.Client == nil {
-		o.Client = &http.Client{}
+		c, err := httpx.New(httpx.Options{})
+		if err != nil {
+			return nil, err
+		}
+		o.Client = c
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -99,7 +110,7 @@ func escape(s string) string {
 }
 
 // Notify posts the notification. Slack answers 200 "ok", or an error status with a short
-// text such as "invalid_payload" or "no_service".
+// text such as "invalid_payload" or "channel_is_archived" (see verdict).
 func (s *Notifier) Notify(ctx context.Context, n alert.Notification) (bool, error) {
 	body, err := json.Marshal(Format(n))
 	if err != nil {
@@ -109,5 +120,52 @@ func (s *Notifier) Notify(ctx context.Context, n alert.Notification) (bool, erro
 	if err != nil {
 		return alert.TransportError(Name, err)
 	}
-	return alert.CheckHTTP(Name, resp, "", 0, s.now(), s.url, strings.TrimPrefix(s.url, alert.SafeURL(s.url)))
+	return alert.CheckHTTP(Name, resp, verdict(resp.Body), s.now(), s.url, strings.TrimPrefix(s.url, alert.SafeURL(s.url)))
+}
+
+// errorFix maps the incoming-webhook error strings an operator must act on (Slack's
+// "Handling errors" table) to what to do. Each is a configuration error, whatever its status
+// (400 user_not_found, 403 action_prohibited and invalid_token, 404 channel_not_found and
+// no_service, 410 channel_is_archived and team_disabled): the webhook will refuse every
+// notification until it is fixed, so they wait rather than being dropped.
+var errorFix = map[string]string{
+	"channel_not_found":                 "the webhook's channel was deleted or is private to the app: create an incoming webhook for an existing channel and set SLACK_WEBHOOK_URL",
+	"channel_is_archived":               "the webhook's channel is archived: unarchive it, or create an incoming webhook for another channel and set SLACK_WEBHOOK_URL",
+	"user_not_found":                    "the webhook's user no longer exists: create a new incoming webhook and set SLACK_WEBHOOK_URL",
+	"action_prohibited":                 "a workspace admin restricts posting in this channel: ask them to allow the app, or use another channel's webhook in SLACK_WEBHOOK_URL",
+	"posting_to_general_channel_denied": "only admins may post in this channel: use another channel's webhook in SLACK_WEBHOOK_URL",
+	"no_service":                        "the webhook is disabled, removed or mistyped: create a new incoming webhook and set SLACK_WEBHOOK_URL",
+	"no_service_id":                     "the webhook URL is mistyped: copy it again into SLACK_WEBHOOK_URL",
+	"invalid_token":                     "the webhook's token is invalid or revoked: create a new incoming webhook and set SLACK_WEBHOOK_URL",
+	"no_team":                           "the webhook's workspace no longer exists: create a webhook in an active workspace and set SLACK_WEBHOOK_URL",
+	"team_disabled":                     "the webhook's workspace is disabled: create a webhook in an active workspace and set SLACK_WEBHOOK_URL",
+}
+
+// payloadErrors are the error strings of a payload Slack cannot take: this notification is
+// dropped, whatever its status.
+var payloadErrors = map[string]bool{
+	"invalid_payload":                         true,
+	"too_many_attachments":                    true,
+	"invalid_blocks":                          true,
+	"invalid_blocks_format":                   true,
+	"invalid_attachments":                     true,
+	"missing_text_or_fallback_or_attachments": true,
+	"no_text":                                 true,
+}
+
+// verdict reads an error answer's body: Slack's error string becomes the error's code, and
+// decides the kind of a 4xx (see errorFix and payloadErrors). Anything else is left to the
+// status.
+func verdict(body []byte) alert.Verdict {
+	code := strings.TrimSpace(string(body))
+	if code == "" || len(code) > 64 || strings.Trim(code, "abcdefghijklmnopqrstuvwxyz_") != "" {
+		return alert.Verdict{} // not one of Slack's error strings (an HTML page, a proxy's text)
+	}
+	v := alert.Verdict{Code: code}
+	if fix, ok := errorFix[code]; ok {
+		v.Kind, v.Fix = fault.KindConfiguration, fix
+	} else if payloadErrors[code] {
+		v.Kind = fault.KindInvalidPayload
+	}
+	return v
 }

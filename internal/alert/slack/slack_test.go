@@ -3,6 +3,8 @@ package slack_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +26,7 @@ const hookPath = "/services/T0000/B0000/XXXXsecretXXXX"
 func newNotifier(t *testing.T) (*slack.Notifier, *alerttest.Recorder) {
 	t.Helper()
 	srv := alerttest.NewRecorder(t)
-	s, err := slack.New(slack.Options{WebhookURL: config.Secret(srv.URL + hookPath), Client: srv.Client()})
+	s, err := slack.New(slack.Options{WebhookURL: config.Secret(srv.URL + hookPath), Client: alerttest.HTTPClient(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +34,7 @@ func newNotifier(t *testing.T) (*slack.Notifier, *alerttest.Recorder) {
 }
 
 func TestNotifyPostsBlocks(t *testing.T) {
+	t.Parallel()
 	s, srv := newNotifier(t)
 	n := alert.Notification{ID: "evt_1-resolved", Type: alert.TypeResolved, Kind: alert.KindBreakerOpened,
 		Severity: alert.SeverityCritical, Provider: "ElevenLabs", DedupKey: "elevenlabs.down",
@@ -66,6 +69,7 @@ func TestNotifyPostsBlocks(t *testing.T) {
 }
 
 func TestFormatBounds(t *testing.T) {
+	t.Parallel()
 	msg := slack.Format(alert.Notification{Title: strings.Repeat("t", 500), Message: strings.Repeat("<", 5000), Severity: alert.SeverityInfo})
 	if n := utf8.RuneCountInString(msg.Blocks[0].Text.Text); n > 150 {
 		t.Errorf("header of %d characters", n)
@@ -79,12 +83,13 @@ func TestFormatBounds(t *testing.T) {
 }
 
 func TestNotifyRetryTable(t *testing.T) {
+	t.Parallel()
 	s, srv := newNotifier(t)
 	for _, c := range alerttest.RetryCases() {
 		srv.Respond(func(alerttest.Request) alerttest.Reply {
 			body := "ok"
 			if c.Status/100 != 2 {
-				body = "invalid_payload"
+				body = "<html>Something went wrong</html>" // not one of Slack's error strings: the status decides
 			}
 			return alerttest.Reply{Status: c.Status, Header: c.Header, Body: body}
 		})
@@ -96,7 +101,74 @@ func TestNotifyRetryTable(t *testing.T) {
 	}
 }
 
+// slackErrors are incoming-webhook refusals as Slack documents them ("Handling errors"):
+// the status and the plain-text error string.
+func slackErrors() []alerttest.RetryCase {
+	operator := func(status int, code, fix string) alerttest.RetryCase {
+		return alerttest.RetryCase{Name: code, Status: status, Body: code, WantErr: true, WantRetry: true,
+			WantKind: fault.KindConfiguration, WantText: []string{fmt.Sprintf("Slack answered HTTP %d: %s", status, code), fix, "SLACK_WEBHOOK_URL"}}
+	}
+	payload := func(status int, code string) alerttest.RetryCase {
+		return alerttest.RetryCase{Name: code, Status: status, Body: code, WantErr: true, WantRetry: false,
+			WantKind: fault.KindInvalidPayload, WantText: []string{fmt.Sprintf("Slack answered HTTP %d: %s", status, code)}}
+	}
+	limited := alerttest.RetryCase{Name: "rate limited", Status: 429, Header: http.Header{"Retry-After": {"30"}}, Body: "rate_limited",
+		WantErr: true, WantRetry: true, WantKind: fault.KindRateLimited, WantRetryAfter: 30 * time.Second, WantText: []string{"HTTP 429"}}
+	rollup := alerttest.RetryCase{Name: "rollup_error", Status: 500, Body: "rollup_error", WantErr: true, WantRetry: true,
+		WantKind: fault.KindUnavailable, WantText: []string{"Slack answered HTTP 500: rollup_error"}}
+	tooBig := alerttest.RetryCase{Name: "413", Status: 413, Body: "<html>Request Entity Too Large</html>", WantErr: true,
+		WantKind: fault.KindInvalidPayload, WantText: []string{"HTTP 413"}}
+	return []alerttest.RetryCase{
+		payload(400, "invalid_payload"),
+		payload(400, "too_many_attachments"),
+		operator(400, "user_not_found", "user no longer exists"),
+		operator(400, "no_service_id", "mistyped"),
+		operator(403, "action_prohibited", "admin restricts posting"),
+		operator(403, "posting_to_general_channel_denied", "only admins may post"),
+		operator(403, "invalid_token", "invalid or revoked"),
+		operator(404, "channel_not_found", "channel was deleted"),
+		operator(404, "no_service", "disabled, removed or mistyped"),
+		operator(404, "no_team", "workspace no longer exists"),
+		operator(410, "channel_is_archived", "channel is archived"),
+		operator(410, "team_disabled", "workspace is disabled"),
+		limited, rollup, tooBig,
+	}
+}
+
+// TestNotifySlackErrors replays Slack's documented refusals: the ones an operator must fix
+// keep the notification queued as configuration errors that say what to do; only a payload
+// Slack cannot take is dropped. No error shows the webhook URL.
+func TestNotifySlackErrors(t *testing.T) {
+	t.Parallel()
+	s, srv := newNotifier(t)
+	for _, c := range slackErrors() {
+		srv.Respond(func(alerttest.Request) alerttest.Reply { return c.Reply() })
+		retry, err := s.Notify(context.Background(), alert.Notification{ID: "n1", Title: "t", Severity: alert.SeverityInfo})
+		c.Check(t, retry, err)
+		if err != nil {
+			alerttest.AssertNoSecrets(t, c.Name+" error", []byte(err.Error()), hookPath, "XXXXsecretXXXX", srv.URL)
+		}
+	}
+}
+
+// TestNotifyDoesNotFollowRedirects: a 302 to another host is a failure that stays queued;
+// the other host receives nothing (it would receive the message, and the URL is the secret).
+func TestNotifyDoesNotFollowRedirects(t *testing.T) {
+	t.Parallel()
+	s, srv := newNotifier(t)
+	other := alerttest.NewRecorder(t)
+	c := alerttest.RedirectCase(other.URL)
+	srv.Respond(func(alerttest.Request) alerttest.Reply { return c.Reply() })
+	retry, err := s.Notify(context.Background(), alert.Notification{Title: "t", Severity: alert.SeverityInfo})
+	c.Check(t, retry, err)
+	if n := len(other.Requests()); n != 0 {
+		t.Errorf("the redirect was followed: the other host got %d requests", n)
+	}
+	alerttest.AssertNoSecrets(t, "error", []byte(err.Error()), "XXXXsecretXXXX", "stolen")
+}
+
 func TestNewAndTransportErrorsHideTheURL(t *testing.T) {
+	t.Parallel()
 	if _, err := slack.New(slack.Options{WebhookURL: "hooks.slack.com/services/XXXXsecretXXXX"}); err == nil ||
 		strings.Contains(err.Error(), "XXXXsecretXXXX") {
 		t.Errorf("New with a bad URL = %v", err)
@@ -104,7 +176,7 @@ func TestNewAndTransportErrorsHideTheURL(t *testing.T) {
 	srv := alerttest.NewRecorder(t)
 	url := srv.URL
 	srv.Close()
-	s, err := slack.New(slack.Options{WebhookURL: config.Secret(url + hookPath), Client: srv.Client()})
+	s, err := slack.New(slack.Options{WebhookURL: config.Secret(url + hookPath), Client: alerttest.HTTPClient(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,12 @@
 // Package telegram sends alert notifications with the Telegram Bot API's sendMessage, in HTML
 // parse mode with every piece of text escaped, at most 4096 characters, honouring a 429's
 // parameters.retry_after.
+//
+// The Bot API says why it refused in its description. When the chat is the problem — not
+// found, the bot blocked or removed, a group upgraded to a supergroup (whose new id the error
+// names, so the operator can set TELEGRAM_CHAT_ID) — the error is a configuration error: the
+// notification stays queued and the channel's breaker sees it. A refused token (401) is an
+// authentication error. Only a message the API cannot take is dropped.
 package telegram
 
 import (
@@ -10,12 +16,15 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf16"
 
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/provider/httpx"
 )
 
 // Name is the channel's display name.
@@ -36,8 +45,9 @@ type Options struct {
 	// APIURL (TELEGRAM_API_URL, default https://api.telegram.org) is the Bot API's base URL;
 	// tests point it at a fake.
 	APIURL string
-	// Client sends the requests; nil uses a client without a global timeout.
-	Client *http.Client
+	// Client sends the requests (the worker's shared outbound client: no redirects, capped
+	// bodies); nil makes a private one. Each attempt is bounded by its context.
+	Client *httpx.Client
 	// Now is the clock for Retry-After dates; nil is time.Now.
 	Now func() time.Time
 }
@@ -47,7 +57,7 @@ type Notifier struct {
 	endpoint string // contains the token: never logged, never in an error
 	token    string
 	chatID   string
-	client   *http.Client
+	client   *httpx.Client
 	now      func() time.Time
 }
 
@@ -68,7 +78,11 @@ func New(o Options) (*Notifier, error) {
 		return nil, fmt.Errorf("TELEGRAM_API_URL must be an http or https URL, got %q", alert.SafeURL(o.APIURL))
 	}
 	if o.Client == nil {
-		o.Client = &http.Client{}
+		c, err := httpx.New(httpx.Options{})
+		if err != nil {
+			return nil, err
+		}
+		o.Client = c
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -100,7 +114,8 @@ type apiResponse struct {
 	ErrorCode   int    `json:"error_code"`
 	Description string `json:"description"`
 	Parameters  struct {
-		RetryAfter int `json:"retry_after"`
+		RetryAfter      int   `json:"retry_after"`
+		MigrateToChatID int64 `json:"migrate_to_chat_id"`
 	} `json:"parameters"`
 }
 
@@ -120,8 +135,50 @@ func (t *Notifier) Notify(ctx context.Context, n alert.Notification) (bool, erro
 	if resp.Status/100 == 2 && !ar.OK && len(resp.Body) > 0 {
 		resp.Status = http.StatusBadGateway // a 2xx that says it failed: treat as a bad answer
 	}
-	retryAfter := time.Duration(ar.Parameters.RetryAfter) * time.Second
-	return alert.CheckHTTP(Name, resp, ar.Description, retryAfter, t.now(), t.token)
+	return alert.CheckHTTP(Name, resp, t.verdict(resp.Status, ar), t.now(), t.token)
+}
+
+// chatProblems are words of 400 descriptions that blame the chat, not the message: the chat
+// id is wrong or the bot may not write there. Every message would fail the same way.
+var chatProblems = []string{
+	"chat not found", "chat_id is empty", "not enough rights", "have no rights", "need administrator rights",
+	"bot was kicked", "bot is not a member", "chat_write_forbidden", "peer_id_invalid", "user not found",
+	"group chat was upgraded", "chat is deactivated",
+}
+
+// verdict reads the Bot API's error answer: a refused token is authentication (401, or 404
+// for a token the API cannot even route); a chat the bot cannot write to (403, or a 400 that
+// blames the chat) is configuration; a group upgraded to a supergroup is configuration and the
+// fix names the new chat id. Any other 400 (a message too long, bad HTML) is the message's
+// fault and left to the status.
+func (t *Notifier) verdict(status int, ar apiResponse) alert.Verdict {
+	v := alert.Verdict{Detail: ar.Description, RetryAfter: time.Duration(ar.Parameters.RetryAfter) * time.Second}
+	desc := strings.ToLower(ar.Description)
+	switch {
+	case ar.Parameters.MigrateToChatID != 0:
+		v.Kind = fault.KindConfiguration
+		v.Fix = "the group became a supergroup: set TELEGRAM_CHAT_ID to " + strconv.FormatInt(ar.Parameters.MigrateToChatID, 10)
+	case status == http.StatusUnauthorized:
+		v.Fix = "the Bot API refused TELEGRAM_BOT_TOKEN: set the token @BotFather gave the bot"
+	case status == http.StatusNotFound:
+		v.Fix = "check TELEGRAM_BOT_TOKEN and TELEGRAM_API_URL"
+	case status == http.StatusForbidden:
+		v.Kind = fault.KindConfiguration
+		v.Fix = "the bot may not write to TELEGRAM_CHAT_ID " + t.chatID + ": add the bot to the chat (or unblock it), or set another chat"
+	case status == http.StatusBadRequest && containsAny(desc, chatProblems):
+		v.Kind = fault.KindConfiguration
+		v.Fix = "check TELEGRAM_CHAT_ID " + t.chatID + " and that the bot is a member of the chat allowed to post"
+	}
+	return v
+}
+
+func containsAny(s string, words []string) bool {
+	for _, w := range words {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // Format renders n as sendMessage HTML: the title in bold, the message, the details in

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -45,7 +44,7 @@ type sent struct {
 
 func newNotifier(t *testing.T, srv *alerttest.Recorder) *telegram.Notifier {
 	t.Helper()
-	n, err := telegram.New(telegram.Options{BotToken: token, ChatID: "-100123", APIURL: srv.URL, Client: srv.Client()})
+	n, err := telegram.New(telegram.Options{BotToken: token, ChatID: "-100123", APIURL: srv.URL, Client: alerttest.HTTPClient(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +52,7 @@ func newNotifier(t *testing.T, srv *alerttest.Recorder) *telegram.Notifier {
 }
 
 func TestNotifySendsEscapedHTML(t *testing.T) {
+	t.Parallel()
 	srv := fakeBotAPI(t)
 	tg := newNotifier(t, srv)
 	n := alert.Notification{ID: "evt_1-alert", Type: alert.TypeAlert, Kind: alert.KindCallFailed, Severity: alert.SeverityWarning,
@@ -82,6 +82,7 @@ func TestNotifySendsEscapedHTML(t *testing.T) {
 }
 
 func TestFormatStaysWithin4096(t *testing.T) {
+	t.Parallel()
 	for _, msg := range []string{
 		strings.Repeat("a", 10000),
 		strings.Repeat("<&>", 5000), // each character escapes to 4 or 5
@@ -109,6 +110,7 @@ func TestFormatStaysWithin4096(t *testing.T) {
 }
 
 func TestNotifyHonours429RetryAfter(t *testing.T) {
+	t.Parallel()
 	srv := fakeBotAPI(t)
 	srv.Respond(func(alerttest.Request) alerttest.Reply {
 		return alerttest.Reply{Status: 429, Body: `{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 17","parameters":{"retry_after":17}}`}
@@ -123,9 +125,13 @@ func TestNotifyHonours429RetryAfter(t *testing.T) {
 }
 
 func TestNotifyRetryTable(t *testing.T) {
+	t.Parallel()
 	srv := fakeBotAPI(t)
 	tg := newNotifier(t, srv)
 	for _, c := range alerttest.RetryCases() {
+		if c.Status == 403 {
+			c.WantKind = fault.KindConfiguration // the Bot API's 403 is about the chat, not the token
+		}
 		srv.Respond(func(alerttest.Request) alerttest.Reply {
 			if c.Status/100 == 2 {
 				return alerttest.Reply{Status: c.Status, Header: c.Header, Body: `{"ok":true,"result":{}}`}
@@ -139,10 +145,11 @@ func TestNotifyRetryTable(t *testing.T) {
 }
 
 func TestTokenNeverInErrors(t *testing.T) {
+	t.Parallel()
 	srv := fakeBotAPI(t)
 	url := srv.URL
 	srv.Close() // the API is unreachable
-	tg, err := telegram.New(telegram.Options{BotToken: token, ChatID: "1", APIURL: url, Client: &http.Client{}})
+	tg, err := telegram.New(telegram.Options{BotToken: token, ChatID: "1", APIURL: url, Client: alerttest.HTTPClient(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,4 +166,87 @@ func TestTokenNeverInErrors(t *testing.T) {
 			t.Errorf("%s: New = %v", want, err)
 		}
 	}
+}
+
+// botAPIErrors are sendMessage refusals as the Bot API sends them: status, error_code,
+// description and parameters.
+func botAPIErrors() []alerttest.RetryCase {
+	row := func(name string, status int, desc, params string, kind fault.Kind, retry bool, want ...string) alerttest.RetryCase {
+		body := fmt.Sprintf(`{"ok":false,"error_code":%d,"description":%q`, status, desc)
+		if params != "" {
+			body += `,"parameters":` + params
+		}
+		return alerttest.RetryCase{Name: name, Status: status, Body: body + "}", WantErr: true, WantRetry: retry,
+			WantKind: kind, WantText: append([]string{fmt.Sprintf("Telegram answered HTTP %d: %s", status, desc)}, want...)}
+	}
+	limited := row("flood", 429, "Too Many Requests: retry after 35", `{"retry_after":35}`, fault.KindRateLimited, true)
+	limited.WantRetryAfter = 35 * time.Second
+	return []alerttest.RetryCase{
+		row("chat not found", 400, "Bad Request: chat not found", "", fault.KindConfiguration, true,
+			"check TELEGRAM_CHAT_ID -100123"),
+		row("upgraded to a supergroup", 400, "Bad Request: group chat was upgraded to a supergroup chat",
+			`{"migrate_to_chat_id":-1001234567890}`, fault.KindConfiguration, true,
+			"set TELEGRAM_CHAT_ID to -1001234567890"),
+		row("no rights", 400, "Bad Request: not enough rights to send text messages to the chat", "",
+			fault.KindConfiguration, true, "TELEGRAM_CHAT_ID"),
+		row("blocked", 403, "Forbidden: bot was blocked by the user", "", fault.KindConfiguration, true,
+			"the bot may not write to TELEGRAM_CHAT_ID -100123"),
+		row("kicked", 403, "Forbidden: bot was kicked from the supergroup chat", "", fault.KindConfiguration, true,
+			"add the bot to the chat"),
+		row("not a member", 403, "Forbidden: bot is not a member of the channel chat", "", fault.KindConfiguration, true),
+		row("token refused", 401, "Unauthorized", "", fault.KindAuthentication, true, "TELEGRAM_BOT_TOKEN"),
+		row("token unroutable", 404, "Not Found", "", fault.KindConfiguration, true, "TELEGRAM_BOT_TOKEN", "TELEGRAM_API_URL"),
+		row("message too long", 400, "Bad Request: message is too long", "", fault.KindInvalidPayload, false),
+		row("bad HTML", 400, `Bad Request: can't parse entities: Unsupported start tag "x" at byte offset 3`, "",
+			fault.KindInvalidPayload, false),
+		limited,
+		row("internal", 500, "Internal Server Error", "", fault.KindUnavailable, true),
+		row("gateway", 502, "Bad Gateway", "", fault.KindUnavailable, true),
+	}
+}
+
+// TestNotifyBotAPIErrors replays the Bot API's refusals: a chat problem is configuration that
+// says which setting to fix (with the new id of an upgraded group), a refused token is
+// authentication, and only a message the API cannot take is dropped. No error shows the
+// token.
+func TestNotifyBotAPIErrors(t *testing.T) {
+	t.Parallel()
+	srv := fakeBotAPI(t)
+	tg := newNotifier(t, srv)
+	for _, c := range botAPIErrors() {
+		srv.Respond(func(alerttest.Request) alerttest.Reply { return c.Reply() })
+		retry, err := tg.Notify(context.Background(), alert.Notification{Title: "t", Severity: alert.SeverityInfo})
+		c.Check(t, retry, err)
+		if err != nil {
+			alerttest.AssertNoSecrets(t, c.Name+" error", []byte(err.Error()), token, strings.Split(token, ":")[1])
+		}
+	}
+}
+
+// TestNotifyEchoedTokenIsRedacted: a proxy that echoes the request line cannot put the token
+// into the error.
+func TestNotifyEchoedTokenIsRedacted(t *testing.T) {
+	t.Parallel()
+	srv := fakeBotAPI(t)
+	srv.Respond(func(r alerttest.Request) alerttest.Reply {
+		return alerttest.Reply{Status: 502, Body: "upstream failed for POST " + r.Path}
+	})
+	_, err := newNotifier(t, srv).Notify(context.Background(), alert.Notification{Title: "t", Severity: alert.SeverityInfo})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	alerttest.AssertNoSecrets(t, "error", []byte(err.Error()), token, strings.Split(token, ":")[1])
+}
+
+func TestNotifyDoesNotFollowRedirects(t *testing.T) {
+	t.Parallel()
+	srv, other := fakeBotAPI(t), alerttest.NewRecorder(t)
+	c := alerttest.RedirectCase(other.URL)
+	srv.Respond(func(alerttest.Request) alerttest.Reply { return c.Reply() })
+	retry, err := newNotifier(t, srv).Notify(context.Background(), alert.Notification{Title: "t", Severity: alert.SeverityInfo})
+	c.Check(t, retry, err)
+	if n := len(other.Requests()); n != 0 {
+		t.Errorf("the redirect was followed: the other host got %d requests", n)
+	}
+	alerttest.AssertNoSecrets(t, "error", []byte(err.Error()), token, "stolen")
 }

@@ -1,8 +1,18 @@
-// Package webhook posts alert notifications as JSON to an HTTP endpoint, signed the Standard
-// Webhooks way (https://www.standardwebhooks.com): headers webhook-id (the notification id,
-// the same on every retry), webhook-timestamp (Unix seconds of the attempt) and
-// webhook-signature "v1,<base64 HMAC-SHA256 of id.timestamp.body>" keyed with the secret
-// "whsec_<base64>". Receivers can verify with any Standard Webhooks library, or with Verify.
+// Package webhook posts alert notifications to an HTTP endpoint the Standard Webhooks way
+// (https://www.standardwebhooks.com). The body is the event
+//
+//	{"type": "alert.<kind>.<notification type>", "timestamp": "<RFC 3339>", "data": {…the notification…}}
+//
+// e.g. type "alert.breaker_opened.opened" then "alert.breaker_opened.resolved" for one
+// incident, and timestamp the time of the event (not of the attempt). Headers: webhook-id
+// (the notification id, the same on every retry), webhook-timestamp (Unix seconds of the
+// attempt) and webhook-signature "v1,<base64 HMAC-SHA256 of id.timestamp.body>" keyed with
+// the secret "whsec_<base64>". Receivers can verify with any Standard Webhooks library, or
+// with Verify.
+//
+// As the specification asks, a redirect is a failure (never followed), and 410 Gone — the
+// receiver wants no more webhooks — is a configuration error: the notification stays queued,
+// the channel's breaker sees it, and the operator disables the channel or fixes WEBHOOK_URL.
 package webhook
 
 import (
@@ -22,6 +32,7 @@ import (
 
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/provider/httpx"
 )
 
 // Name is the channel's display name.
@@ -37,6 +48,15 @@ const (
 // secretPrefix starts every Standard Webhooks secret.
 const secretPrefix = "whsec_"
 
+// The key lengths the specification allows, in bytes (192 to 512 bits).
+const (
+	MinKeyLen = 24
+	MaxKeyLen = 64
+)
+
+// EventPrefix starts every event type.
+const EventPrefix = "alert"
+
 // DefaultTolerance is how far a timestamp may be from now for Verify (the spec's 5 minutes).
 const DefaultTolerance = 5 * time.Minute
 
@@ -51,58 +71,93 @@ var (
 type Options struct {
 	// URL (WEBHOOK_URL) is the endpoint; http or https.
 	URL string
-	// Secret (WEBHOOK_SECRET) is "whsec_" followed by the base64 key (at least 16 bytes).
+	// Secret (WEBHOOK_SECRET) is "whsec_" followed by the standard, padded base64 of a 24 to
+	// 64 byte key.
 	Secret config.Secret
-	// Client sends the requests; nil uses a client without a global timeout (each attempt
-	// is bounded by its context).
-	Client *http.Client
+	// Client sends the requests (the worker's shared outbound client: no redirects, capped
+	// bodies); nil makes a private one. Each attempt is bounded by its context.
+	Client *httpx.Client
 	// Now is the clock for webhook-timestamp; nil is time.Now.
 	Now func() time.Time
 }
 
 // Notifier posts notifications to one endpoint. Safe for concurrent use.
 type Notifier struct {
-	url    string
-	key    []byte
-	client *http.Client
-	now    func() time.Time
+	url     string
+	key     []byte
+	secrets []string // what no error may show: the secret, its key, the URL's path and query
+	client  *httpx.Client
+	now     func() time.Time
 }
 
-// New checks o and returns a Notifier. Errors name the setting.
+// New checks o and returns a Notifier. Errors name the setting and never show the secret.
 func New(o Options) (*Notifier, error) {
 	u, err := url.Parse(o.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("WEBHOOK_URL must be an http or https URL, got %q", alert.SafeURL(o.URL))
 	}
-	key, err := DecodeSecret(o.Secret.Reveal())
+	secret := strings.TrimSpace(o.Secret.Reveal())
+	key, err := DecodeSecret(secret)
 	if err != nil {
 		return nil, fmt.Errorf("WEBHOOK_SECRET: %w", err)
 	}
 	if o.Client == nil {
-		o.Client = &http.Client{}
+		c, err := httpx.New(httpx.Options{})
+		if err != nil {
+			return nil, err
+		}
+		o.Client = c
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Notifier{url: o.URL, key: key, client: o.Client, now: o.Now}, nil
+	return &Notifier{url: o.URL, key: key, client: o.Client, now: o.Now,
+		secrets: []string{secret, strings.TrimPrefix(secret, secretPrefix), strings.TrimPrefix(o.URL, alert.SafeURL(o.URL))}}, nil
 }
 
-// DecodeSecret returns the key of a "whsec_<base64>" secret (standard or URL-safe base64,
-// padded or not), at least 16 bytes long.
+// DecodeSecret returns the key of a Standard Webhooks secret: "whsec_" followed by the
+// standard base64 (A–Z, a–z, 0–9, + and /, padded with =) of a key of MinKeyLen to MaxKeyLen
+// bytes. The error says what is wrong — the prefix, the base64 or the length — and never
+// shows the secret.
 func DecodeSecret(secret string) ([]byte, error) {
+	const want = "must be whsec_ followed by the standard base64 of a 24 to 64 byte key"
 	b64, ok := strings.CutPrefix(strings.TrimSpace(secret), secretPrefix)
-	if !ok || b64 == "" {
-		return nil, errors.New("must be whsec_ followed by a base64 key")
+	switch {
+	case !ok:
+		return nil, errors.New(want + "; it does not start with whsec_")
+	case b64 == "":
+		return nil, errors.New(want + "; nothing follows whsec_")
+	case !isStdBase64(b64):
+		return nil, errors.New(want + "; the part after whsec_ is not standard padded base64 " +
+			"(only A-Z, a-z, 0-9, + and /, padded with = to a multiple of 4 characters)")
 	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if key, err := enc.DecodeString(b64); err == nil {
-			if len(key) < 16 {
-				return nil, fmt.Errorf("the key is %d bytes, want at least 16", len(key))
-			}
-			return key, nil
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, errors.New(want + "; the part after whsec_ is not valid base64")
+	}
+	if len(key) < MinKeyLen || len(key) > MaxKeyLen {
+		return nil, fmt.Errorf("%s; the key is %d bytes", want, len(key))
+	}
+	return key, nil
+}
+
+// isStdBase64 reports whether s has the alphabet and padding of padded standard base64. The
+// decoder alone would also skip line breaks, which have no place in a secret.
+func isStdBase64(s string) bool {
+	if len(s)%4 != 0 {
+		return false
+	}
+	body := strings.TrimRight(s, "=")
+	if len(s)-len(body) > 2 {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/') {
+			return false
 		}
 	}
-	return nil, errors.New("the part after whsec_ is not base64")
+	return true
 }
 
 // Sign returns the webhook-signature value for id, timestamp and body: "v1,<base64>".
@@ -116,14 +171,53 @@ func Sign(key []byte, id string, ts int64, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// Notify posts the notification's JSON, signed. The webhook-id is the notification id, so
-// the receiver can drop a repeat after a lost answer.
+// Event is the body posted: a Standard Webhooks payload.
+type Event struct {
+	// Type is "alert.<kind>.<notification type>", e.g. "alert.breaker_opened.resolved".
+	Type string `json:"type"`
+	// Timestamp is when the event happened (the notification's time), in RFC 3339.
+	Timestamp string `json:"timestamp"`
+	// Data is the notification.
+	Data alert.Notification `json:"data"`
+}
+
+// EventType names n's event: "alert.<kind>.<notification type>" (e.g.
+// "alert.breaker_opened.opened", "alert.call_failed.summary"), with every character outside
+// [a-zA-Z0-9_] replaced by '_' so the dots stay the hierarchy's; parts that are empty are
+// left out.
+func EventType(n alert.Notification) string {
+	parts := []string{EventPrefix}
+	for _, p := range []string{string(n.Kind), string(n.Type)} {
+		if p != "" {
+			parts = append(parts, strings.Map(func(r rune) rune {
+				if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' {
+					return r
+				}
+				return '_'
+			}, p))
+		}
+	}
+	return strings.Join(parts, ".")
+}
+
+// NewEvent wraps n as the event posted; a notification without a time takes now's.
+func NewEvent(n alert.Notification, now time.Time) Event {
+	at := n.Time
+	if at.IsZero() {
+		at = now
+	}
+	return Event{Type: EventType(n), Timestamp: at.UTC().Format(time.RFC3339Nano), Data: n}
+}
+
+// Notify posts the notification as a signed event. The webhook-id is the notification id, so
+// the receiver can drop a repeat after a lost answer; the webhook-timestamp and the signature
+// are the attempt's.
 func (w *Notifier) Notify(ctx context.Context, n alert.Notification) (bool, error) {
-	body, err := json.Marshal(n)
+	now := w.now()
+	body, err := json.Marshal(NewEvent(n, now))
 	if err != nil {
 		return false, fmt.Errorf("encode notification %s: %w", n.ID, err)
 	}
-	now := w.now()
 	ts := now.Unix()
 	h := http.Header{}
 	h.Set(HeaderID, n.ID)
@@ -133,7 +227,20 @@ func (w *Notifier) Notify(ctx context.Context, n alert.Notification) (bool, erro
 	if err != nil {
 		return alert.TransportError(Name, err)
 	}
-	return alert.CheckHTTP(Name, resp, "", 0, now)
+	return alert.CheckHTTP(Name, resp, verdict(resp.Status), now, w.secrets...)
+}
+
+// verdict tells the operator what a refusal asks of them; the status decides the kind.
+func verdict(status int) alert.Verdict {
+	switch status {
+	case http.StatusGone:
+		return alert.Verdict{Fix: "the receiver asks for no more webhooks: set WEBHOOK_ENABLED=false, or WEBHOOK_URL to an endpoint that takes alerts"}
+	case http.StatusNotFound:
+		return alert.Verdict{Fix: "check WEBHOOK_URL"}
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return alert.Verdict{Fix: "check that the receiver verifies with the same WEBHOOK_SECRET"}
+	}
+	return alert.Verdict{}
 }
 
 // Verify checks a received webhook: the three headers, a timestamp within tolerance of now

@@ -121,12 +121,37 @@ func New(o Options) (*Client, error) {
 			Transport: tr,
 			// A redirect would replay the request, API key header included, to wherever the
 			// Location points; providers do not redirect API calls, so a 3xx is an error.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			CheckRedirect: noRedirect,
 		},
 		tr:        tr,
 		userAgent: Product + "/" + o.Version,
 		now:       o.Now,
 	}, nil
+}
+
+// noRedirect makes a 3xx the response instead of following it.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// HTTPClient returns an *http.Client on c's transport for a library that needs one (the
+// oauth2 token flow): the same connections and timeouts, the User-Agent, and no redirects.
+// Its bodies are not capped, so send through Do whatever you read yourself. Each call
+// returns a new *http.Client: set its Timeout as the library's calls need.
+func (c *Client) HTTPClient() *http.Client {
+	return &http.Client{Transport: userAgentTransport{base: c.tr, ua: c.userAgent}, CheckRedirect: noRedirect}
+}
+
+// userAgentTransport sets the User-Agent on a copy of each request (a RoundTripper must not
+// change the caller's request).
+type userAgentTransport struct {
+	base http.RoundTripper
+	ua   string
+}
+
+// RoundTrip sends a copy of req carrying the User-Agent.
+func (t userAgentTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	r.Header.Set("User-Agent", t.ua)
+	return t.base.RoundTrip(r)
 }
 
 // UserAgent returns the User-Agent every request carries, "call-agent/<version>".

@@ -325,3 +325,35 @@ func TestFormatBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPClientSharesPolicy(t *testing.T) {
+	t.Parallel()
+	var hit atomic.Bool
+	other := server(t, func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) { hit.Store(true) })
+	var ua atomic.Value
+	srv := server(t, func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
+		ua.Store(r.Header.Get("User-Agent"))
+		http.Redirect(w, r, other.URL+"/token", http.StatusFound)
+	})
+	c := setup(t, httpx.Options{Version: "v9"})
+	hc := c.HTTPClient()
+	req := get(t, context.Background(), srv.URL)
+	req.Header.Set("User-Agent", "someone-else")
+	res, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusFound || hit.Load() {
+		t.Errorf("status %d, redirect followed: %v", res.StatusCode, hit.Load())
+	}
+	if got := ua.Load(); got != "call-agent/v9" {
+		t.Errorf("User-Agent = %v, want call-agent/v9", got)
+	}
+	if req.Header.Get("User-Agent") != "someone-else" {
+		t.Error("the caller's request was modified")
+	}
+	if c.HTTPClient() == hc {
+		t.Error("HTTPClient must return a new client each time, so callers may set its Timeout")
+	}
+}
