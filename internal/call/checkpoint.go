@@ -15,6 +15,8 @@ type Checkpoint struct {
 	AudioFormat string            `json:"audio_format,omitempty"`
 	Providers   map[string]string `json:"providers,omitempty"`
 	StepMillis  map[string]int64  `json:"step_ms,omitempty"`
+	// Spend is what each paid step cost, by step.
+	Spend map[string]Spend `json:"spend,omitempty"`
 	// FirstFailure and LastFailure bound the contact's failed deliveries; Failures counts them.
 	FirstFailure time.Time `json:"first_failure,omitzero"`
 	LastFailure  time.Time `json:"last_failure,omitzero"`

@@ -86,6 +86,33 @@ type StepObserver interface {
 	InstrumentAttempts(provider string, op func(context.Context) error) func(context.Context) error
 	// ObserveStep records one step's duration and result with provider.
 	ObserveStep(provider, step string, d time.Duration, err error)
+	// ObserveSpend records what one paid step cost.
+	ObserveSpend(s Spend)
+}
+
+// Spend is what one paid step cost, as its provider reported it. It is kept in the
+// checkpoint and the completed record, so spend is known per contact and survives restarts.
+type Spend struct {
+	Provider string `json:"provider"`
+	Model    string `json:"model,omitempty"`
+	// LLM usage (see Script).
+	PromptTokens     int `json:"prompt_tokens,omitempty"`
+	CompletionTokens int `json:"completion_tokens,omitempty"`
+	CachedTokens     int `json:"cached_tokens,omitempty"`
+	ReasoningTokens  int `json:"reasoning_tokens,omitempty"`
+	// Characters is the text-to-speech characters billed (see Audio).
+	Characters int `json:"characters,omitempty"`
+	// RequestID is the provider's id of the call that succeeded.
+	RequestID string `json:"request_id,omitempty"`
+}
+
+func scriptSpend(provider string, s Script) Spend {
+	return Spend{Provider: provider, Model: s.Model, PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens,
+		CachedTokens: s.CachedTokens, ReasoningTokens: s.ReasoningTokens, RequestID: s.RequestID}
+}
+
+func audioSpend(provider string, a Audio) Spend {
+	return Spend{Provider: provider, Model: a.Model, Characters: a.Characters, RequestID: a.RequestID}
 }
 
 // FallbackListener learns which provider serves a step whenever that changes: a fallback
@@ -150,6 +177,8 @@ type Record struct {
 	AudioFormat string            `json:"audio_format,omitempty"`
 	Providers   map[string]string `json:"providers"`
 	StepMillis  map[string]int64  `json:"step_ms"`
+	// Spend is what each paid step cost, by step ("llm", "tts").
+	Spend map[string]Spend `json:"spend,omitempty"`
 }
 
 // Outcome says what Process did with a contact that returned no error.
@@ -207,10 +236,13 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 			return 0, err
 		}
 		log.WithField("service", served).Info("LLM API call successful")
+		spend := scriptSpend(served, script)
+		p.observeSpend(spend)
 		if err := keep(ctx, func(ctx context.Context) error {
 			return claim.Save(ctx, func(cp *Checkpoint) {
 				cp.Script = &script
 				setStep(cp, StepLLM, served, took)
+				setSpend(cp, StepLLM, spend)
 			})
 		}); err != nil {
 			return 0, fmt.Errorf("checkpoint the script: %w", err)
@@ -246,6 +278,8 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 		if err != nil {
 			return 0, err
 		}
+		spend := audioSpend(served, audio)
+		p.observeSpend(spend)
 		var ref string
 		if err := keep(ctx, func(ctx context.Context) error {
 			var err error
@@ -258,6 +292,7 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 			return claim.Save(ctx, func(cp *Checkpoint) {
 				cp.AudioRef, cp.AudioFormat = ref, audio.Format
 				setStep(cp, StepTTS, served, took)
+				setSpend(cp, StepTTS, spend)
 			})
 		}); err != nil {
 			return 0, fmt.Errorf("checkpoint the audio: %w", err)
@@ -314,6 +349,19 @@ func keep(ctx context.Context, write func(context.Context) error) error {
 		}
 	}
 	return err
+}
+
+func setSpend(cp *Checkpoint, step string, s Spend) {
+	if cp.Spend == nil {
+		cp.Spend = map[string]Spend{}
+	}
+	cp.Spend[step] = s
+}
+
+func (p *Pipeline) observeSpend(s Spend) {
+	if p.Observer != nil {
+		p.Observer.ObserveSpend(s)
+	}
 }
 
 func setStep(cp *Checkpoint, step, provider string, took time.Duration) {
@@ -379,7 +427,7 @@ func handsOver(err error, g *resilience.Guard) bool {
 		return true
 	}
 	switch fault.KindOf(err) {
-	case fault.KindAuthentication, fault.KindQuota, fault.KindConfiguration:
+	case fault.KindAuthentication, fault.KindQuota, fault.KindConfiguration, fault.KindPermission:
 		return true
 	}
 	return false
@@ -440,6 +488,7 @@ func (p *Pipeline) record(c contact.Contact, cp Checkpoint) Record {
 		AudioFormat: cp.AudioFormat,
 		Providers:   cp.Providers,
 		StepMillis:  cp.StepMillis,
+		Spend:       cp.Spend,
 	}
 }
 

@@ -2,12 +2,14 @@ package call_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sirupsen/logrus"
 
 	"github.com/callagent/resilience/internal/call"
@@ -35,6 +37,7 @@ type bundle struct {
 	pipeline    *call.Pipeline
 	checkpoints *queue.Checkpoints
 	completions *queue.Completions
+	completed   jetstream.KeyValue
 }
 
 func setup(t *testing.T, llm []call.Backend[call.ScriptWriter], tts []call.Backend[call.Synthesizer]) bundle {
@@ -59,6 +62,7 @@ func setup(t *testing.T, llm []call.Backend[call.ScriptWriter], tts []call.Backe
 			Store: completions, Checkpoints: cps, Lease: time.Minute, Worker: "w", Log: log},
 		checkpoints: cps,
 		completions: completions,
+		completed:   kv,
 	}
 }
 
@@ -162,5 +166,54 @@ func TestFallbackServesWhileThePrimaryIsOpenAndPrimaryServesAgainAfter(t *testin
 	run("c3")
 	if primaryCalls.Load() != 2 || fallbackCalls.Load() != 2 {
 		t.Fatalf("after recovery: primary %d calls, fallback %d; want 2 and 2", primaryCalls.Load(), fallbackCalls.Load())
+	}
+}
+
+// spendObserver records what the pipeline reports as spent.
+type spendObserver struct{ spent []call.Spend }
+
+func (o *spendObserver) InstrumentAttempts(_ string, op func(context.Context) error) func(context.Context) error {
+	return op
+}
+func (o *spendObserver) ObserveStep(string, string, time.Duration, error) {}
+func (o *spendObserver) ObserveSpend(s call.Spend)                        { o.spent = append(o.spent, s) }
+
+// What each paid step cost is reported once, kept in the checkpoint (so a resumed contact
+// still knows it) and in the completed record.
+func TestSpendIsRecordedPerStep(t *testing.T) {
+	llm := llmFunc(func(context.Context, contact.Contact) (call.Script, error) {
+		return call.Script{Text: "hello", Model: "gpt-5-mini", PromptTokens: 120, CompletionTokens: 80, CachedTokens: 64,
+			ReasoningTokens: 40, RequestID: "req_1"}, nil
+	})
+	tts := ttsFunc(func(context.Context, contact.Contact, string) (call.Audio, error) {
+		return call.Audio{Data: []byte("mp3"), Format: "mp3_44100_128", Model: "eleven_flash_v2_5", Characters: 5, RequestID: "r2"}, nil
+	})
+	b := setup(t, []call.Backend[call.ScriptWriter]{{Provider: llm, Guard: guard("LLM")}},
+		[]call.Backend[call.Synthesizer]{{Provider: tts, Guard: guard("ElevenLabs")}})
+	obs := &spendObserver{}
+	b.pipeline.Observer = obs
+	if out, err := b.pipeline.Process(context.Background(), ada, &call.Progress{}); err != nil || out != call.Completed {
+		t.Fatalf("Process = %v, %v", out, err)
+	}
+	wantLLM := call.Spend{Provider: "LLM", Model: "gpt-5-mini", PromptTokens: 120, CompletionTokens: 80, CachedTokens: 64,
+		ReasoningTokens: 40, RequestID: "req_1"}
+	wantTTS := call.Spend{Provider: "ElevenLabs", Model: "eleven_flash_v2_5", Characters: 5, RequestID: "r2"}
+	if len(obs.spent) != 2 || obs.spent[0] != wantLLM || obs.spent[1] != wantTTS {
+		t.Fatalf("observed spend = %+v", obs.spent)
+	}
+	cp, _, err := b.checkpoints.Get(context.Background(), "c1")
+	if err != nil || cp.Spend["llm"] != wantLLM || cp.Spend["tts"] != wantTTS {
+		t.Fatalf("checkpoint spend = %+v (%v)", cp.Spend, err)
+	}
+	e, err := b.completed.Get(context.Background(), "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec call.Record
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Spend["llm"] != wantLLM || rec.Spend["tts"] != wantTTS {
+		t.Fatalf("completed record spend = %+v", rec.Spend)
 	}
 }

@@ -152,6 +152,14 @@ type LLM struct {
 	SystemPromptFile string
 	// MaxTokens (LLM_MAX_TOKENS, default 300) bounds the script, 1 to 32768.
 	MaxTokens int
+	// TokenParam (LLM_TOKEN_PARAM, default auto) names the request field that carries
+	// MaxTokens: auto sends max_completion_tokens to api.openai.com (gpt-5 and the o-series
+	// refuse max_tokens) and max_tokens elsewhere (Ollama accepts nothing else).
+	TokenParam string
+	// FallbackTokenParam (LLM_FALLBACK_TOKEN_PARAM, default auto) is TokenParam for the
+	// fallback endpoint; it does not inherit, since the fallback is often another kind of
+	// server.
+	FallbackTokenParam string
 	// FallbackBaseURL (LLM_FALLBACK_BASE_URL, default empty = no fallback) is a second
 	// OpenAI-compatible endpoint used while the primary's breaker is open.
 	FallbackBaseURL string
@@ -451,3 +459,7 @@ var TTSFallbacks = []string{TTSFallbackNone, TTSFallbackElevenLabs, TTSFallbackO
 
 // SpeechFormats lists the accepted OPENAI_TTS_FORMAT values.
 var SpeechFormats = []string{"mp3", "opus", "aac", "flac", "wav", "pcm"}
+
+// TokenParams are the values of LLM_TOKEN_PARAM: "auto" picks by endpoint; the others force
+// the request field.
+var TokenParams = []string{"auto", "max_tokens", "max_completion_tokens"}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"cmp"
 	"errors"
+	"strings"
 	"sync/atomic"
 
 	"github.com/sirupsen/logrus"
@@ -71,7 +72,8 @@ func NewProviders(cfg config.Config, log logrus.FieldLogger, red *redact.Redacto
 	prompt, err := openai.LoadPrompt(cfg.LLM.SystemPromptFile)
 	keep(err)
 	chat := openai.ChatOptions{APIKey: cfg.LLM.APIKey, Model: cfg.LLM.Model, BaseURL: cfg.LLM.BaseURL, Prompt: prompt,
-		MaxTokens: cfg.LLM.MaxTokens, Timeout: cfg.Timeouts.LLM, HTTP: hc, Redactor: red}
+		MaxTokens: cfg.LLM.MaxTokens, TokenParam: openai.TokenParam(cfg.LLM.TokenParam), Timeout: cfg.Timeouts.LLM,
+		HTTP: hc, Redactor: red}
 	if llm, err := openai.NewChat(chat); err == nil {
 		p.LLM = append(p.LLM, Provider[call.ScriptWriter]{Name: "LLM", Impl: llm, Probe: llm})
 	} else {
@@ -82,6 +84,7 @@ func NewProviders(cfg config.Config, log logrus.FieldLogger, red *redact.Redacto
 		fb.Name, fb.SettingPrefix, fb.BaseURL = "LLM (fallback)", "LLM_FALLBACK_", cfg.LLM.FallbackBaseURL
 		fb.Model = cmp.Or(cfg.LLM.FallbackModel, cfg.LLM.Model)
 		fb.APIKey = cmp.Or(cfg.LLM.FallbackAPIKey, cfg.LLM.APIKey)
+		fb.TokenParam = openai.TokenParam(cfg.LLM.FallbackTokenParam)
 		if llm, err := openai.NewChat(fb); err == nil {
 			p.LLM = append(p.LLM, Provider[call.ScriptWriter]{Name: fb.Name, Impl: llm, Probe: llm})
 		} else {
@@ -116,6 +119,20 @@ func NewProviders(cfg config.Config, log logrus.FieldLogger, red *redact.Redacto
 		}
 	}
 
+	for setting, base := range map[string]string{"LLM_BASE_URL": cfg.LLM.BaseURL, "LLM_FALLBACK_BASE_URL": cfg.LLM.FallbackBaseURL} {
+		if hint := openai.BaseURLHint(base); hint != "" {
+			log.Warnf("%s: %s", setting, hint)
+		}
+	}
+	if cfg.TTSFallback.Kind == config.TTSFallbackOpenAI {
+		if hint := openai.BaseURLHint(cfg.TTSFallback.OpenAIBaseURL); hint != "" {
+			log.Warnf("OPENAI_TTS_BASE_URL: %s", hint)
+		}
+	}
+	if w := fallbackFormatMismatch(cfg.ElevenLabs.OutputFormat, cfg.TTSFallback); w != "" {
+		log.Warn(w)
+	}
+
 	if url := cfg.CRM.WebhookURL.Reveal(); url != "" {
 		client, err := crm.New(crm.Options{WebhookURL: url, HealthURL: cfg.CRM.HealthURL, Token: cfg.CRM.Token,
 			Timeout: cfg.Timeouts.CRM, HTTP: hc, Redactor: red})
@@ -130,6 +147,26 @@ func NewProviders(cfg config.Config, log logrus.FieldLogger, red *redact.Redacto
 		return nil, errors.Join(errs...)
 	}
 	return p, nil
+}
+
+// fallbackFormatMismatch says, in one line, when the text-to-speech fallback cannot produce
+// audio in the primary's format (an OpenAI voice cannot speak ulaw_8000 for a phone line):
+// the calls it serves would carry audio the dialer may not play. Empty when they match.
+func fallbackFormatMismatch(primary string, fb config.TTSFallback) string {
+	if fb.Kind != config.TTSFallbackOpenAI {
+		return "" // no fallback, or an ElevenLabs voice with the same output format
+	}
+	codec := elevenlabs.Codec(primary)
+	same := codec == fb.OpenAIFormat
+	if codec == "pcm" { // OpenAI's pcm is 24 kHz, 16-bit
+		same = fb.OpenAIFormat == "pcm" && elevenlabs.SampleRate(primary) == 24000
+	}
+	if same || codec == "" {
+		return ""
+	}
+	return "ELEVENLABS_OUTPUT_FORMAT is " + primary + " but the text-to-speech fallback (OPENAI_TTS_FORMAT) produces " +
+		fb.OpenAIFormat + ": calls served by the fallback carry audio in another format. OpenAI speech offers " +
+		strings.Join(openai.SpeechFormats, ", ") + "; pick the closest, or a fallback of ELEVENLABS_FALLBACK_* voices."
 }
 
 // addElevenLabs adds an ElevenLabs client whose maximum-concurrent-requests header resizes

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/resilience"
 )
@@ -119,6 +120,8 @@ type Metrics struct {
 	recovery      *prometheus.HistogramVec
 	consumerErrs  prometheus.Counter
 	sheetsRows    *prometheus.CounterVec
+	tokens        *prometheus.CounterVec
+	characters    *prometheus.CounterVec
 	breakers      *breakerCollector
 	bulkheads     *bulkheadCollector
 	consumers     *consumerCollector
@@ -182,6 +185,14 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		Namespace: namespace, Name: "sheets_rows_total",
 		Help: "Error log rows for Google Sheets, by result: appended, dropped_full, dropped_error.",
 	}, []string{"result"})
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "llm_tokens_total",
+		Help: "LLM tokens the providers reported, by provider, model and type: prompt, completion, cached (of the prompt), reasoning (of the completion).",
+	}, []string{"provider", "model", "type"})
+	m.characters = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "tts_characters_total",
+		Help: "Text-to-speech characters billed (ElevenLabs character-cost; characters sent for OpenAI speech), by provider and model.",
+	}, []string{"provider", "model"})
 	m.breakers = newBreakerCollector(m.clock)
 	m.bulkheads = newBulkheadCollector()
 	m.consumers = newConsumerCollector(m.consumerTimeout, m.consumerErrs)
@@ -208,6 +219,8 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		{"breaker_recovery_seconds", m.recovery},
 		{"consumer_info_errors_total", m.consumerErrs},
 		{"sheets_rows_total", m.sheetsRows},
+		{"llm_tokens_total", m.tokens},
+		{"tts_characters_total", m.characters},
 		{"breaker_state and breaker_open_seconds_total", m.breakers},
 		{"bulkhead_in_use and bulkhead_limit", m.bulkheads},
 		{"consumer_pending_messages and consumer_ack_pending_messages", m.consumers},
@@ -278,6 +291,31 @@ func (m *Metrics) SheetsRows(result string, n int) {
 		return
 	}
 	m.sheetsRows.WithLabelValues(name(result)).Add(float64(n))
+}
+
+// Token types, the type label of llm_tokens_total.
+const (
+	TokensPrompt     = "prompt"
+	TokensCompletion = "completion"
+	TokensCached     = "cached"
+	TokensReasoning  = "reasoning"
+)
+
+// ObserveSpend counts what one paid step cost: LLM tokens by type, or TTS characters.
+func (m *Metrics) ObserveSpend(s call.Spend) {
+	if m == nil {
+		return
+	}
+	provider, model := name(s.Provider), modelLabel(s.Model)
+	for typ, n := range map[string]int{TokensPrompt: s.PromptTokens, TokensCompletion: s.CompletionTokens,
+		TokensCached: s.CachedTokens, TokensReasoning: s.ReasoningTokens} {
+		if n > 0 {
+			m.tokens.WithLabelValues(provider, model, typ).Add(float64(n))
+		}
+	}
+	if s.Characters > 0 {
+		m.characters.WithLabelValues(provider, model).Add(float64(s.Characters))
+	}
 }
 
 // ObserveStep records one pipeline step of provider (step is "llm", "tts", "crm"…) that took
@@ -418,6 +456,22 @@ var labelPattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_. -]{0,39}$`)
 // this project are free-form, so a short id-like value can still pass; callers pass constants.
 func name(s string) string {
 	if labelPattern.MatchString(s) && !hasLongDigitRun(s) {
+		return s
+	}
+	return other
+}
+
+// modelPattern admits model names as providers spell them: "gpt-4o-mini",
+// "eleven_flash_v2_5", "meta-llama/Llama-3.1-8B", "llama3:8b".
+var modelPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:/ -]{0,79}$`)
+
+// modelLabel is name for model names: a model reported by a provider is kept if it looks
+// like one, "unknown" when empty, "other" otherwise.
+func modelLabel(s string) string {
+	switch {
+	case s == "":
+		return "unknown"
+	case modelPattern.MatchString(s):
 		return s
 	}
 	return other

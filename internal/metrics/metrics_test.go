@@ -23,6 +23,7 @@ import (
 
 	"github.com/callagent/resilience/internal/natstest"
 
+	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/metrics"
@@ -451,5 +452,31 @@ func TestNilMetricsDoNothing(t *testing.T) {
 	op := m.InstrumentAttempts("p", func(context.Context) error { called = true; return nil })
 	if err := op(context.Background()); err != nil || !called {
 		t.Fatalf("the nil wrapper did not run op: %v, %v", err, called)
+	}
+}
+
+// Spend is counted per provider and model: tokens by type, TTS characters.
+func TestSpendCounters(t *testing.T) {
+	m, reg := newMetrics(t)
+	m.ObserveSpend(call.Spend{Provider: "LLM", Model: "gpt-5-mini", PromptTokens: 100, CompletionTokens: 50, CachedTokens: 64, ReasoningTokens: 30})
+	m.ObserveSpend(call.Spend{Provider: "LLM", Model: "gpt-5-mini", PromptTokens: 10, CompletionTokens: 5})
+	m.ObserveSpend(call.Spend{Provider: "ElevenLabs", Model: "eleven_flash_v2_5", Characters: 420})
+	m.ObserveSpend(call.Spend{Provider: "OpenAI TTS", Model: "meta-llama/Llama 3.1:8b", Characters: 7})
+	m.ObserveSpend(call.Spend{Provider: "ElevenLabs", Model: "", Characters: 3})
+	want := `
+# HELP callagent_llm_tokens_total LLM tokens the providers reported, by provider, model and type: prompt, completion, cached (of the prompt), reasoning (of the completion).
+# TYPE callagent_llm_tokens_total counter
+callagent_llm_tokens_total{model="gpt-5-mini",provider="LLM",type="cached"} 64
+callagent_llm_tokens_total{model="gpt-5-mini",provider="LLM",type="completion"} 55
+callagent_llm_tokens_total{model="gpt-5-mini",provider="LLM",type="prompt"} 110
+callagent_llm_tokens_total{model="gpt-5-mini",provider="LLM",type="reasoning"} 30
+# HELP callagent_tts_characters_total Text-to-speech characters billed (ElevenLabs character-cost; characters sent for OpenAI speech), by provider and model.
+# TYPE callagent_tts_characters_total counter
+callagent_tts_characters_total{model="eleven_flash_v2_5",provider="ElevenLabs"} 420
+callagent_tts_characters_total{model="meta-llama/Llama 3.1:8b",provider="OpenAI TTS"} 7
+callagent_tts_characters_total{model="unknown",provider="ElevenLabs"} 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "callagent_llm_tokens_total", "callagent_tts_characters_total"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,0 +1,40 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/callagent/resilience/internal/config"
+)
+
+// A phone line wants ulaw_8000; an OpenAI voice cannot speak it, so the operator is told at
+// start which calls would carry another format.
+func TestFallbackFormatMismatch(t *testing.T) {
+	t.Parallel()
+	openai := func(format string) config.TTSFallback {
+		return config.TTSFallback{Kind: config.TTSFallbackOpenAI, OpenAIFormat: format}
+	}
+	tests := []struct {
+		primary string
+		fb      config.TTSFallback
+		warn    bool
+	}{
+		{"mp3_44100_128", openai("mp3"), false},
+		{"ulaw_8000", openai("mp3"), true},
+		{"ulaw_8000", openai("wav"), true},
+		{"pcm_24000", openai("pcm"), false},
+		{"pcm_16000", openai("pcm"), true},
+		{"opus_48000_64", openai("opus"), false},
+		{"ulaw_8000", config.TTSFallback{Kind: config.TTSFallbackElevenLabs}, false},
+		{"ulaw_8000", config.TTSFallback{Kind: config.TTSFallbackNone}, false},
+	}
+	for _, tt := range tests {
+		got := fallbackFormatMismatch(tt.primary, tt.fb)
+		if (got != "") != tt.warn {
+			t.Errorf("%s with %+v: warning %q, want one: %v", tt.primary, tt.fb, got, tt.warn)
+		}
+		if got != "" && (!strings.Contains(got, tt.primary) || !strings.Contains(got, "OPENAI_TTS_FORMAT")) {
+			t.Errorf("warning does not name the settings: %q", got)
+		}
+	}
+}
