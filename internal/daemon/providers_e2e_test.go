@@ -158,8 +158,10 @@ func TestRealClientsInsufficientQuotaIsDeadLetteredWithoutRetries(t *testing.T) 
 	_, js := natstest.Connect(t, srv)
 	f := newFakes(t)
 	cfg := realConfig(srv, f)
-	f.openai.Enqueue(providertest.OpenAIError(429, "insufficient_quota", "insufficient_quota",
-		"You exceeded your current quota, please check your plan and billing details."))
+	quota := providertest.OpenAIError(429, "insufficient_quota", "insufficient_quota",
+		"You exceeded your current quota, please check your plan and billing details.")
+	quota.Header.Set("X-Request-Id", "req_quota42")
+	f.openai.Enqueue(quota)
 	enqueue(t, js, cfg, 1)
 	out := &syncBuffer{}
 	startRealWorker(t, cfg, out)
@@ -177,6 +179,9 @@ func TestRealClientsInsufficientQuotaIsDeadLetteredWithoutRetries(t *testing.T) 
 	}
 	assertNoKeys(t, "the log", out.String())
 	assertNoKeys(t, "the dead letter", dls[0].LastError)
+	if !strings.Contains(dls[0].LastError, "request_id req_quota42") {
+		t.Errorf("the dead letter lacks the provider's request id (support tickets need it): %q", dls[0].LastError)
+	}
 }
 
 func TestRealClientsFallBackDuringAnOutageAndReturnAfterRecovery(t *testing.T) {
