@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 )
 
@@ -26,15 +27,69 @@ type Checkpoint struct {
 	LeaseUntil time.Time `json:"lease_until,omitzero"`
 }
 
+// TakeResults copies into cp each step result of from that cp lacks (the script; the audio
+// reference and format), with that step's provider, duration and spend. A step result cp
+// already has is kept. It reports whether cp changed. Owner, lease and failure counters are
+// never touched, and maps cp shares with another Checkpoint are copied, not written to.
+func (cp *Checkpoint) TakeResults(from Checkpoint) bool {
+	changed := false
+	if cp.Script == nil && from.Script != nil {
+		cp.Script = from.Script
+		cp.takeStep(from, StepLLM)
+		changed = true
+	}
+	if cp.AudioRef == "" && from.AudioRef != "" {
+		cp.AudioRef, cp.AudioFormat = from.AudioRef, from.AudioFormat
+		cp.takeStep(from, StepTTS)
+		changed = true
+	}
+	return changed
+}
+
+// takeStep copies step's provider, duration and spend entries of from into cp.
+func (cp *Checkpoint) takeStep(from Checkpoint, step string) {
+	if v, ok := from.Providers[step]; ok {
+		cp.Providers = withEntry(cp.Providers, step, v)
+	}
+	if v, ok := from.StepMillis[step]; ok {
+		cp.StepMillis = withEntry(cp.StepMillis, step, v)
+	}
+	if v, ok := from.Spend[step]; ok {
+		cp.Spend = withEntry(cp.Spend, step, v)
+	}
+}
+
+// withEntry returns a copy of m with k set to v: a checkpoint's maps may be shared with the
+// copies Claim.Checkpoint handed out (and a heartbeat may be encoding them), so they are
+// replaced, never written to.
+func withEntry[V any](m map[string]V, k string, v V) map[string]V {
+	m = maps.Clone(m)
+	if m == nil {
+		m = map[string]V{}
+	}
+	m[k] = v
+	return m
+}
+
 // Claim is one worker's exclusive hold on a contact's checkpoint, taken with a
 // compare-and-swap. A Claim is safe for concurrent use (the heartbeat renews it while the
 // steps save into it).
+//
+// The only other writer of a held checkpoint is CheckpointStore.KeepResult: a worker that
+// lost the contact keeping a result it paid for. That does not take the claim away: a write
+// of the claim that finds such a change merges it (the results it lacks are taken in, see
+// Checkpoint.TakeResults) and writes again; only a different owner means ErrClaimLost.
 type Claim interface {
-	// Checkpoint returns the progress as last saved.
+	// Checkpoint returns the progress as last saved or refreshed.
 	Checkpoint() Checkpoint
 	// Save applies update to the checkpoint and writes it; ErrClaimLost if another worker took
-	// the contact meanwhile.
+	// the contact meanwhile. Results another worker kept meanwhile are merged in, so read
+	// Checkpoint after it.
 	Save(ctx context.Context, update func(*Checkpoint)) error
+	// Refresh re-reads the checkpoint, taking in the step results another worker kept there
+	// since this claim last read or wrote it, and returns it; ErrClaimLost as Save. A caller
+	// about to pay for a step it took the claim for a while ago refreshes first.
+	Refresh(ctx context.Context) (Checkpoint, error)
 	// Renew extends the lease; ErrClaimLost as Save.
 	Renew(ctx context.Context) error
 	// Release gives the contact up (Owner cleared), recording a failure at failedAt if it is
@@ -52,6 +107,14 @@ type CheckpointStore interface {
 	// StoredAudio returns the reference and format of audio already stored for contactID (a
 	// run that stored it but could not record it in the checkpoint), ok false when none.
 	StoredAudio(ctx context.Context, contactID string) (ref, format string, ok bool, err error)
+	// KeepResult writes a step result that was paid for into contactID's checkpoint whoever
+	// holds the claim now (it is for a worker whose Save failed with ErrClaimLost): update is
+	// applied to the current checkpoint (an empty one when there is none, which is then
+	// created) and must only add the result, returning false when the checkpoint has that
+	// step's result already (the result there wins: kept is false and nothing is written).
+	// Owner, lease and failure counters stay the holder's. The holder's claim merges the
+	// result in on its next write (see Claim), and its delivery uses it instead of paying again.
+	KeepResult(ctx context.Context, contactID string, update func(*Checkpoint) bool) (kept bool, err error)
 }
 
 // ErrClaimLost means another worker took over the contact (our lease had expired): this

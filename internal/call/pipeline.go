@@ -199,9 +199,11 @@ const (
 )
 
 // Process runs the steps the contact still needs, resuming from its checkpoint: a step whose
-// result was saved is never paid for again. It claims the contact first, so two workers
-// never run its steps at once. On error the caller decides what becomes of the contact (the
-// worker's outcome table) and releases claim.
+// result was saved is never paid for again, nor one whose result a worker that lost the
+// contact kept there (see keepResult; a run resuming a claim taken earlier re-reads the
+// checkpoint for it first). It claims the contact first, so two workers never run its steps
+// at once. On error the caller decides what becomes of the contact (the worker's outcome
+// table) and releases claim.
 func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progress) (Outcome, error) {
 	log := p.Log.WithField("contact_id", c.ID)
 	done, err := p.Store.IsCompleted(ctx, c.ID)
@@ -213,14 +215,22 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 		return AlreadyCompleted, nil
 	}
 	claim := prog.Claim()
+	var cp Checkpoint
 	if claim == nil {
 		var err error
 		if claim, err = p.Checkpoints.Claim(ctx, c.ID, p.Worker, p.Lease); err != nil {
 			return 0, err
 		}
 		prog.setClaim(claim)
+		cp = claim.Checkpoint()
+	} else {
+		// An earlier run took the claim (the contact was held meanwhile): a worker that lost
+		// the contact before us may have kept a result it paid for since (KeepResult).
+		var err error
+		if cp, err = claim.Refresh(ctx); err != nil {
+			return 0, fmt.Errorf("refresh the checkpoint: %w", err)
+		}
 	}
-	cp := claim.Checkpoint()
 	// Only a run that got past the LLM before can have left audio behind.
 	resumed := cp.Script != nil
 
@@ -238,13 +248,10 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 		log.WithField("service", served).Info("LLM API call successful")
 		spend := scriptSpend(served, script)
 		p.observeSpend(spend)
-		if err := keep(ctx, func(ctx context.Context) error {
-			return claim.Save(ctx, func(cp *Checkpoint) {
-				cp.Script = &script
-				setStep(cp, StepLLM, served, took)
-				setSpend(cp, StepLLM, spend)
-			})
-		}); err != nil {
+		result := Checkpoint{Script: &script}
+		setStep(&result, StepLLM, served, took)
+		setSpend(&result, StepLLM, spend)
+		if err := p.keepResult(ctx, log, c.ID, claim, "script", result); err != nil {
 			return 0, fmt.Errorf("checkpoint the script: %w", err)
 		}
 	} else {
@@ -259,9 +266,7 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 			return 0, err
 		}
 		if ok {
-			if err := keep(ctx, func(ctx context.Context) error {
-				return claim.Save(ctx, func(cp *Checkpoint) { cp.AudioRef, cp.AudioFormat = ref, format })
-			}); err != nil {
+			if err := p.keepResult(ctx, log, c.ID, claim, "audio", Checkpoint{AudioRef: ref, AudioFormat: format}); err != nil {
 				return 0, fmt.Errorf("checkpoint the audio: %w", err)
 			}
 			cp = claim.Checkpoint()
@@ -288,13 +293,10 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 		}); err != nil {
 			return 0, fmt.Errorf("checkpoint the audio: %w", err)
 		}
-		if err := keep(ctx, func(ctx context.Context) error {
-			return claim.Save(ctx, func(cp *Checkpoint) {
-				cp.AudioRef, cp.AudioFormat = ref, audio.Format
-				setStep(cp, StepTTS, served, took)
-				setSpend(cp, StepTTS, spend)
-			})
-		}); err != nil {
+		result := Checkpoint{AudioRef: ref, AudioFormat: audio.Format}
+		setStep(&result, StepTTS, served, took)
+		setSpend(&result, StepTTS, spend)
+		if err := p.keepResult(ctx, log, c.ID, claim, "audio", result); err != nil {
 			return 0, fmt.Errorf("checkpoint the audio: %w", err)
 		}
 	} else {
@@ -325,6 +327,36 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 	return Completed, nil
 }
 
+// keepResult saves the step result in result (see Checkpoint.TakeResults) with the claim. If
+// the claim was lost meanwhile (our lease lapsed and another worker took the contact), the
+// result was still paid for: it is kept in the contact's checkpoint for the worker holding it
+// now, unless that checkpoint has the step's result already (CheckpointStore.KeepResult), so
+// the contact's next run uses it instead of paying again. ErrClaimLost is returned all the
+// same: this delivery leaves the contact to the new holder.
+func (p *Pipeline) keepResult(ctx context.Context, log logrus.FieldLogger, contactID string, claim Claim, what string, result Checkpoint) error {
+	err := keep(ctx, func(ctx context.Context) error {
+		return claim.Save(ctx, func(cp *Checkpoint) { cp.TakeResults(result) })
+	})
+	if !errors.Is(err, ErrClaimLost) {
+		return err
+	}
+	var kept bool
+	kerr := keep(ctx, func(ctx context.Context) error {
+		var err error
+		kept, err = p.Checkpoints.KeepResult(ctx, contactID, func(cp *Checkpoint) bool { return cp.TakeResults(result) })
+		return err
+	})
+	switch {
+	case kerr != nil:
+		log.WithError(kerr).Errorf("Lost the claim and could not keep the paid %s in the checkpoint; the next run pays for it again", what)
+	case kept:
+		log.Warnf("Lost the claim; kept the paid %s in the checkpoint for the worker that holds the contact now", what)
+	default:
+		log.Warnf("Lost the claim; the checkpoint has a %s already (another worker's), ours is dropped", what)
+	}
+	return err
+}
+
 // keepAttempts and keepTimeout bound how hard keep tries to store what was just paid for.
 const (
 	keepAttempts = 3
@@ -351,11 +383,9 @@ func keep(ctx context.Context, write func(context.Context) error) error {
 	return err
 }
 
+// setSpend and setStep replace cp's maps rather than write to them (see withEntry).
 func setSpend(cp *Checkpoint, step string, s Spend) {
-	if cp.Spend == nil {
-		cp.Spend = map[string]Spend{}
-	}
-	cp.Spend[step] = s
+	cp.Spend = withEntry(cp.Spend, step, s)
 }
 
 func (p *Pipeline) observeSpend(s Spend) {
@@ -365,14 +395,8 @@ func (p *Pipeline) observeSpend(s Spend) {
 }
 
 func setStep(cp *Checkpoint, step, provider string, took time.Duration) {
-	if cp.Providers == nil {
-		cp.Providers = map[string]string{}
-	}
-	if cp.StepMillis == nil {
-		cp.StepMillis = map[string]int64{}
-	}
-	cp.Providers[step] = provider
-	cp.StepMillis[step] = took.Milliseconds()
+	cp.Providers = withEntry(cp.Providers, step, provider)
+	cp.StepMillis = withEntry(cp.StepMillis, step, took.Milliseconds())
 }
 
 // runStep runs op on the first backend of step that can take the call now: a backend whose

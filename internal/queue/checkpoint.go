@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 	"github.com/callagent/resilience/internal/config"
 )
 
-// claimAttempts bounds the compare-and-swap loop of Claim against concurrent writers.
+// claimAttempts bounds the compare-and-swap loops (Claim, KeepResult, a claim's write)
+// against concurrent writers.
 const claimAttempts = 5
 
 // CheckpointBucketConfig is the KV bucket of per-contact claims and step results.
@@ -122,6 +124,56 @@ func (s *Checkpoints) Claim(ctx context.Context, contactID, worker string, lease
 	return nil, fmt.Errorf("claim %q: %d concurrent updates in a row: %w", contactID, claimAttempts, call.ErrClaimLost)
 }
 
+// KeepResult implements call.CheckpointStore: a compare-and-swap on the current revision
+// (whoever wrote it), retried on conflict; a missing checkpoint is created with the result
+// alone. An unreadable checkpoint counts as empty, as Claim treats it.
+func (s *Checkpoints) KeepResult(ctx context.Context, contactID string, update func(*call.Checkpoint) bool) (bool, error) {
+	for range claimAttempts {
+		e, err := s.kv.Get(ctx, contactID)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			var cp call.Checkpoint
+			if !update(&cp) {
+				return false, nil
+			}
+			body, err := json.Marshal(cp)
+			if err != nil {
+				return false, fmt.Errorf("encode checkpoint %q: %w", contactID, err)
+			}
+			_, err = s.kv.Create(ctx, contactID, body)
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				continue // written meanwhile: merge into that
+			}
+			if err != nil {
+				return false, fmt.Errorf("keep result in checkpoint %q: %w", contactID, err)
+			}
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("keep result in checkpoint %q: read: %w", contactID, err)
+		}
+		var cp call.Checkpoint
+		if err := json.Unmarshal(e.Value(), &cp); err != nil {
+			cp = call.Checkpoint{}
+		}
+		if !update(&cp) {
+			return false, nil
+		}
+		body, err := json.Marshal(cp)
+		if err != nil {
+			return false, fmt.Errorf("encode checkpoint %q: %w", contactID, err)
+		}
+		_, err = s.kv.Update(ctx, contactID, body, e.Revision())
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("keep result in checkpoint %q: %w", contactID, err)
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("keep result in checkpoint %q: %d concurrent updates in a row", contactID, claimAttempts)
+}
+
 // PutAudio implements call.CheckpointStore: the audio is stored under the contact id.
 func (s *Checkpoints) PutAudio(ctx context.Context, contactID string, a call.Audio) (string, error) {
 	meta := jetstream.ObjectMeta{Name: contactID, Description: a.Format}
@@ -144,6 +196,10 @@ func (s *Checkpoints) StoredAudio(ctx context.Context, contactID string) (ref, f
 }
 
 // claim is a held checkpoint; every write is a compare-and-swap on the revision it last saw.
+// When that revision moved, the record is read again: if it still names this claim's owner
+// (KeepResult writes without taking the claim, adding a result; or a write of ours landed
+// but its reply was lost), the results it has and the write lacks are merged in and the write
+// retried on the new revision; any other owner, or no record, is ErrClaimLost.
 type claim struct {
 	store  *Checkpoints
 	id     string
@@ -168,12 +224,32 @@ func (c *claim) Save(ctx context.Context, update func(*call.Checkpoint)) error {
 	if c.released {
 		return nil
 	}
-	next := c.cp
+	next := cloneCheckpoint(c.cp) // update may write to the maps; c.cp's are shared with readers
 	if update != nil {
 		update(&next)
 	}
 	next.Owner, next.LeaseUntil = c.worker, c.store.now().Add(c.lease)
 	return c.write(ctx, next)
+}
+
+func (c *claim) Refresh(ctx context.Context) (call.Checkpoint, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.released {
+		return c.cp, nil
+	}
+	cur, rev, err := c.current(ctx)
+	if err != nil {
+		return c.cp, err
+	}
+	if rev != c.rev {
+		next := c.cp
+		next.TakeResults(cur)
+		// Still ours: what was written since is results KeepResult added (or a write of ours
+		// whose reply was lost), which next now has; its revision is the one to write on.
+		c.cp, c.rev = next, rev
+	}
+	return c.cp, nil
 }
 
 func (c *claim) Renew(ctx context.Context) error { return c.Save(ctx, nil) }
@@ -197,19 +273,53 @@ func (c *claim) Release(ctx context.Context, failedAt time.Time) error {
 	return c.write(ctx, next)
 }
 
-// write stores next if nobody wrote since our revision. Caller holds mu.
+// write stores next if nobody wrote since our revision, or if only KeepResult did (then the
+// results it kept that next lacks are merged in; next's own are not replaced). Caller holds mu.
 func (c *claim) write(ctx context.Context, next call.Checkpoint) error {
-	body, err := json.Marshal(next)
+	rev := c.rev
+	for range claimAttempts {
+		body, err := json.Marshal(next)
+		if err != nil {
+			return fmt.Errorf("encode checkpoint %q: %w", c.id, err)
+		}
+		newRev, err := c.store.kv.Update(ctx, c.id, body, rev)
+		if err == nil {
+			c.rev, c.cp = newRev, next
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("write checkpoint %q: %w", c.id, err)
+		}
+		cur, curRev, err := c.current(ctx)
+		if err != nil {
+			return err
+		}
+		next.TakeResults(cur)
+		rev = curRev
+	}
+	return fmt.Errorf("write checkpoint %q: %d concurrent updates in a row", c.id, claimAttempts)
+}
+
+// current reads the record and its revision; ErrClaimLost unless it is still this claim's.
+func (c *claim) current(ctx context.Context) (call.Checkpoint, uint64, error) {
+	e, err := c.store.kv.Get(ctx, c.id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return call.Checkpoint{}, 0, fmt.Errorf("checkpoint %q is gone: %w", c.id, call.ErrClaimLost)
+	}
 	if err != nil {
-		return fmt.Errorf("encode checkpoint %q: %w", c.id, err)
+		return call.Checkpoint{}, 0, fmt.Errorf("read checkpoint %q: %w", c.id, err)
 	}
-	rev, err := c.store.kv.Update(ctx, c.id, body, c.rev)
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("checkpoint %q: %w", c.id, call.ErrClaimLost)
+	var cur call.Checkpoint
+	if err := json.Unmarshal(e.Value(), &cur); err != nil || cur.Owner != c.worker {
+		return call.Checkpoint{}, 0, fmt.Errorf("checkpoint %q: %w", c.id, call.ErrClaimLost)
 	}
-	if err != nil {
-		return fmt.Errorf("write checkpoint %q: %w", c.id, err)
-	}
-	c.rev, c.cp = rev, next
-	return nil
+	return cur, e.Revision(), nil
+}
+
+// cloneCheckpoint copies cp with maps of its own.
+func cloneCheckpoint(cp call.Checkpoint) call.Checkpoint {
+	cp.Providers = maps.Clone(cp.Providers)
+	cp.StepMillis = maps.Clone(cp.StepMillis)
+	cp.Spend = maps.Clone(cp.Spend)
+	return cp
 }
