@@ -3,6 +3,7 @@ package daemon
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 
@@ -129,6 +130,12 @@ func NewProviders(cfg config.Config, log logrus.FieldLogger, red *redact.Redacto
 			log.Warnf("OPENAI_TTS_BASE_URL: %s", hint)
 		}
 	}
+	for _, model := range []string{cfg.LLM.Model, cmp.Or(cfg.LLM.FallbackModel, cfg.LLM.Model)} {
+		if w := reasoningBudgetWarning(model, cfg.LLM.MaxTokens); w != "" {
+			log.Warn(w)
+			break
+		}
+	}
 	if w := fallbackFormatMismatch(cfg.ElevenLabs.OutputFormat, cfg.TTSFallback); w != "" {
 		log.Warn(w)
 	}
@@ -149,6 +156,26 @@ func NewProviders(cfg config.Config, log logrus.FieldLogger, red *redact.Redacto
 	return p, nil
 }
 
+// minReasoningTokens is the least completion budget that leaves a reasoning model room to
+// write after it thinks: gpt-5 and the o-series often spend several hundred tokens first.
+const minReasoningTokens = 2000
+
+// reasoningBudgetWarning says when model looks like a reasoning model (gpt-5, o1, o3, o4)
+// and LLM_MAX_TOKENS leaves it too little to write a script after reasoning: every contact
+// would end cut off (a configuration error) before the first call is made.
+func reasoningBudgetWarning(model string, maxTokens int) string {
+	m := strings.ToLower(model)
+	if i := strings.LastIndexByte(m, '/'); i >= 0 {
+		m = m[i+1:] // openai/gpt-5 on a router
+	}
+	reasoning := strings.HasPrefix(m, "gpt-5") || (len(m) > 1 && m[0] == 'o' && m[1] >= '1' && m[1] <= '9')
+	if !reasoning || maxTokens >= minReasoningTokens {
+		return ""
+	}
+	return fmt.Sprintf("LLM_MAX_TOKENS is %d but %s is a reasoning model, which spends hundreds of tokens thinking before it writes: "+
+		"scripts will be cut off; set LLM_MAX_TOKENS to %d or more", maxTokens, model, minReasoningTokens)
+}
+
 // fallbackFormatMismatch says, in one line, when the text-to-speech fallback cannot produce
 // audio in the primary's format (an OpenAI voice cannot speak ulaw_8000 for a phone line):
 // the calls it serves would carry audio the dialer may not play. Empty when they match.
@@ -158,8 +185,8 @@ func fallbackFormatMismatch(primary string, fb config.TTSFallback) string {
 	}
 	codec := elevenlabs.Codec(primary)
 	same := codec == fb.OpenAIFormat
-	if codec == "pcm" { // OpenAI's pcm is 24 kHz, 16-bit
-		same = fb.OpenAIFormat == "pcm" && elevenlabs.SampleRate(primary) == 24000
+	if codec == "pcm" || codec == "wav" { // OpenAI's pcm and wav are 24 kHz, 16-bit
+		same = same && elevenlabs.SampleRate(primary) == 24000
 	}
 	if same || codec == "" {
 		return ""

@@ -24,6 +24,8 @@ func TestFallbackFormatMismatch(t *testing.T) {
 		{"ulaw_8000", openai("wav"), true},
 		{"pcm_24000", openai("pcm"), false},
 		{"pcm_16000", openai("pcm"), true},
+		{"wav_24000", openai("wav"), false},
+		{"wav_8000", openai("wav"), true},
 		{"opus_48000_64", openai("opus"), false},
 		{"ulaw_8000", config.TTSFallback{Kind: config.TTSFallbackElevenLabs}, false},
 		{"ulaw_8000", config.TTSFallback{Kind: config.TTSFallbackNone}, false},
@@ -35,6 +37,23 @@ func TestFallbackFormatMismatch(t *testing.T) {
 		}
 		if got != "" && (!strings.Contains(got, tt.primary) || !strings.Contains(got, "OPENAI_TTS_FORMAT")) {
 			t.Errorf("warning does not name the settings: %q", got)
+		}
+	}
+}
+
+func TestReasoningBudgetWarning(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		model string
+		max   int
+		warn  bool
+	}{
+		{"gpt-5-mini", 300, true}, {"o3", 300, true}, {"openai/o4-mini", 500, true}, {"gpt-5", 2000, false},
+		{"gpt-4o-mini", 300, false}, {"llama-3.1-8b-instant", 300, false}, {"olmo-7b", 300, false},
+	} {
+		got := reasoningBudgetWarning(tt.model, tt.max)
+		if (got != "") != tt.warn {
+			t.Errorf("%s with %d: %q, want a warning: %v", tt.model, tt.max, got, tt.warn)
 		}
 	}
 }

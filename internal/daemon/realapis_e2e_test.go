@@ -42,6 +42,8 @@ func TestPrimaryLLMConfigurationErrorHandsOverToTheFallback(t *testing.T) {
 	cfg := realConfig(srv, f)
 	cfg.LLM.FallbackBaseURL = fallback.BaseURL()
 	cfg.TTSFallback.Kind = config.TTSFallbackNone // the primary's fake serves only chat here
+	cfg.Worker.Concurrency = 1                    // contacts in turn: the first refusal opens the breaker for the rest
+	cfg.Breaker.OpenTimeout = time.Minute         // no half-open call during the test
 	cfg.Alerts.SlackEnabled, cfg.Alerts.SlackWebhookURL = true, config.Secret(slack.URL+"/services/T000/B000/XXXX")
 	cfg.Alerts.SummaryWindow = 200 * time.Millisecond
 	const n = 6
@@ -79,10 +81,10 @@ func TestPrimaryLLMConfigurationErrorHandsOverToTheFallback(t *testing.T) {
 	if got := fallback.Calls(); got != n {
 		t.Errorf("fallback called %d times for %d contacts: a script was paid twice or not at all", got, n)
 	}
-	// Each contact tries the primary at most once (a refused request, not billed), then the
-	// fallback serves it: no retries of a configuration error.
-	if got := f.openai.Calls(); got > n {
-		t.Errorf("primary called %d times for %d contacts: a configuration error was retried", got, n)
+	// The first refusal (not billed) opens the primary's breaker at once: one call, not one
+	// per contact, and no retries of a configuration error.
+	if got := f.openai.Calls(); got != 1 {
+		t.Errorf("primary called %d times for %d contacts, want 1", got, n)
 	}
 
 	fallbackAlerts := func() (int, string) {
@@ -103,18 +105,24 @@ func TestPrimaryLLMConfigurationErrorHandsOverToTheFallback(t *testing.T) {
 		t.Errorf("%d fallback alerts for one configuration error, want 1", got)
 	}
 	// The primary's breaker opened on the first refusal and stays open: healthy probes of a
-	// misconfigured provider must not close it and page again.
-	opened, resolved := 0, 0
-	for _, r := range slack.Requests() {
-		var m struct{ Text string }
-		if json.Unmarshal(r.Body, &m) != nil {
-			continue
+	// misconfigured provider (every 50 ms here) must not close it and page again.
+	breakerAlerts := func() (opened, resolved int) {
+		for _, r := range slack.Requests() {
+			var m struct{ Text string }
+			if json.Unmarshal(r.Body, &m) != nil {
+				continue
+			}
+			opened += b2i(strings.Contains(m.Text, "Circuit breaker OPENED for LLM") && !strings.Contains(m.Text, "RESOLVED"))
+			resolved += b2i(strings.Contains(m.Text, "RESOLVED: Circuit breaker OPENED for LLM"))
 		}
-		opened += b2i(strings.Contains(m.Text, "Circuit breaker OPENED for LLM") && !strings.Contains(m.Text, "RESOLVED"))
-		resolved += b2i(strings.Contains(m.Text, "RESOLVED: Circuit breaker OPENED for LLM"))
+		return opened, resolved
 	}
-	if opened > 1 || resolved != 0 {
-		t.Errorf("the primary's breaker alert flapped: %d opened, %d resolved", opened, resolved)
+	waitFor(t, 30*time.Second, "the primary's breaker alert", func() (bool, string) {
+		o, r := breakerAlerts()
+		return o >= 1, fmt.Sprintf("opened %d, resolved %d", o, r)
+	})
+	if o, r := breakerAlerts(); o != 1 || r != 0 {
+		t.Errorf("the primary's breaker alert flapped: %d opened, %d resolved", o, r)
 	}
 	if !strings.Contains(out.String(), "unsupported_parameter") && !strings.Contains(out.String(), "configuration") {
 		t.Error("the log does not say the primary refused our settings")

@@ -52,31 +52,47 @@ const (
 	HintDoNotRetry
 )
 
+// CodeTokenLimit is our code for a completion the token bound cut off (finish_reason
+// "length", or no content after reasoning tokens): the bound is a setting, so it is a
+// configuration error.
+const CodeTokenLimit = "token_limit_reached"
+
 // codeKinds maps provider error codes to kinds; a known code wins over the HTTP status.
 var codeKinds = map[string]Kind{
-	"quota_exceeded":               KindQuota,
-	"insufficient_quota":           KindQuota,
-	"insufficient_credits":         KindQuota,
-	"payment_required":             KindQuota,
-	"too_many_concurrent_requests": KindConcurrencyLimit,
-	"concurrent_limit_exceeded":    KindConcurrencyLimit,
-	"system_busy":                  KindRateLimited,
-	"rate_limit_exceeded":          KindRateLimited,
-	"max_character_limit_exceeded": KindInvalidPayload,
-	"voice_not_found":              KindConfiguration,
-	"model_not_found":              KindConfiguration,
-	"model_decommissioned":         KindConfiguration,
-	"unsupported_parameter":        KindConfiguration,
-	"unsupported_value":            KindConfiguration,
-	"subscription_required":        KindConfiguration,
-	"output_format_not_allowed":    KindConfiguration,
-	"paid_plan_required":           KindConfiguration,
-	"only_for_creator+":            KindConfiguration,
-	"missing_permissions":          KindPermission,
-	"invalid_api_key":              KindAuthentication,
-	"missing_api_key":              KindAuthentication,
-	"invalid_authentication":       KindAuthentication,
-	"unauthorized":                 KindAuthentication,
+	"quota_exceeded":                  KindQuota,
+	"insufficient_quota":              KindQuota,
+	"insufficient_credits":            KindQuota,
+	"payment_required":                KindQuota,
+	"too_many_concurrent_requests":    KindConcurrencyLimit,
+	"concurrent_limit_exceeded":       KindConcurrencyLimit,
+	"system_busy":                     KindRateLimited,
+	"rate_limit_exceeded":             KindRateLimited,
+	"max_character_limit_exceeded":    KindInvalidPayload,
+	"voice_not_found":                 KindConfiguration,
+	"model_not_found":                 KindConfiguration,
+	"model_decommissioned":            KindConfiguration,
+	"unsupported_parameter":           KindConfiguration,
+	"unsupported_value":               KindConfiguration,
+	"subscription_required":           KindConfiguration,
+	"output_format_not_allowed":       KindConfiguration,
+	"paid_plan_required":              KindConfiguration,
+	"only_for_creator+":               KindConfiguration,
+	"invalid_uid":                     KindConfiguration,
+	CodeTokenLimit:                    KindConfiguration,
+	"model_can_not_do_text_to_speech": KindConfiguration,
+	"missing_permissions":             KindPermission,
+	"invalid_api_key":                 KindAuthentication,
+	"missing_api_key":                 KindAuthentication,
+	"invalid_authentication":          KindAuthentication,
+	"unauthorized":                    KindAuthentication,
+}
+
+// KnownCode reports whether code (any case) is one the classification table knows, so a
+// client that finds several candidate codes in a body (ElevenLabs' code, status and type)
+// can report the one that decides.
+func KnownCode(code string) bool {
+	_, ok := codeKinds[strings.ToLower(strings.TrimSpace(code))]
+	return ok
 }
 
 // settingParams are request fields our settings fill, not the contact: a 400/422 naming one
@@ -128,6 +144,11 @@ func Classify(f Facts) error {
 // kindOf returns the kind f describes; byCode is true when the provider's own code (or
 // words) decided it rather than the status.
 func kindOf(f Facts) (_ Kind, byCode bool) {
+	if f.Status == 413 {
+		// Too large for the provider (Groq's "Request too large … tokens per minute" comes as
+		// 413 rate_limit_exceeded): no wait makes it fit.
+		return KindInvalidPayload, true
+	}
 	if f.Code != "" {
 		if k, ok := codeKinds[strings.ToLower(strings.TrimSpace(f.Code))]; ok {
 			return k, true

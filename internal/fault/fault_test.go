@@ -351,3 +351,23 @@ func FuzzParseRetryAfter(f *testing.F) {
 		}
 	})
 }
+
+func TestClassifyTooLargeAndVoiceIDs(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		facts fault.Facts
+		want  fault.Kind
+	}{
+		// Groq: a request larger than the tokens-per-minute limit can never fit.
+		{fault.Facts{Status: 413, Code: "rate_limit_exceeded", Message: "Request too large for model"}, fault.KindInvalidPayload},
+		{fault.Facts{Status: 400, Code: "invalid_uid", Message: "An invalid ID has been received: 'voice 1'."}, fault.KindConfiguration},
+		{fault.Facts{Status: 400, Code: "model_can_not_do_text_to_speech"}, fault.KindConfiguration},
+	} {
+		if got := fault.KindOf(fault.Classify(tt.facts)); got != tt.want {
+			t.Errorf("%+v = %s, want %s", tt.facts, got, tt.want)
+		}
+	}
+	if !fault.KnownCode(" Quota_Exceeded ") || fault.KnownCode("brand_new_code") {
+		t.Error("KnownCode")
+	}
+}

@@ -310,9 +310,6 @@ func (g *Guard) record(ctx context.Context, err error) {
 	g.tripNow.Store(settings)
 	_ = g.cb.Done(ctx, err)
 	g.tripNow.Store(false)
-	if counted && g.State() == StateOpen {
-		g.settingsOpen.Store(settings) // the latest failure says why it is open
-	}
 }
 
 // isSettingsError reports whether err says the provider refused our settings rather than
@@ -379,6 +376,12 @@ func (g *Guard) onStateChange(_, to circuitbreaker.State) {
 	if prev == *next {
 		g.mu.Unlock()
 		return
+	}
+	if *next == StateOpen {
+		// The failure that opened it says why, set before anyone can see the new state: a
+		// probe must not close a breaker a settings error opened. A failure recorded while it
+		// is already open changes nothing (no transition).
+		g.settingsOpen.Store(g.tripNow.Load())
 	}
 	g.state.Store(next)
 	if *next == StateOpen {

@@ -305,6 +305,12 @@ func TestSettingsErrorOpensAtOnceAndOnlyARealCallClosesIt(t *testing.T) {
 	if b.g.State() != StateOpen || !b.g.SettingsOpen() {
 		t.Fatalf("one settings error left the breaker %s (settings %v), want OPEN at once", b.g.State(), b.g.SettingsOpen())
 	}
+	// A call admitted before it opened ends with a 503: the breaker stays open for the
+	// settings, so a healthy probe still must not close it.
+	b.g.record(context.Background(), unavailable())
+	if !b.g.SettingsOpen() {
+		t.Fatal("a transient failure recorded while open cleared the settings cause")
+	}
 	b.c.Add(time.Minute)
 	waitFor(t, "the interval probe", func() bool { return b.h.Stats().Probes == 2 })
 	if b.h.Stats().Resets != 0 || b.g.State() != StateOpen {

@@ -50,7 +50,7 @@ type Options struct {
 	// the session is TLS from the first byte (SMTPS); on any other port, unless ImplicitTLS
 	// is set, it starts in clear text and must switch to TLS with STARTTLS.
 	Port int
-	// ImplicitTLS (EMAIL_IMPLICIT_TLS) asks for TLS from the first byte on a port other than
+	// ImplicitTLS asks for TLS from the first byte on a port other than
 	// 465, for a server that serves SMTPS elsewhere. Port 465 always uses implicit TLS,
 	// whatever this says: a STARTTLS client there waits for a greeting that never comes.
 	ImplicitTLS bool

@@ -146,10 +146,10 @@ var chatProblems = []string{
 	"group chat was upgraded", "chat is deactivated",
 }
 
-// verdict reads the Bot API's error answer: a refused token is authentication (401, or 404
-// for a token the API cannot even route); a chat the bot cannot write to (403, or a 400 that
-// blames the chat) is configuration; a group upgraded to a supergroup is configuration and the
-// fix names the new chat id. Any other 400 (a message too long, bad HTML) is the message's
+// verdict reads the Bot API's error answer: a refused token is authentication (401; a 404,
+// a token the API cannot even route, is configuration naming the token and API URL); a chat
+// the bot cannot write to (403, or a 400 that blames the chat) is configuration; a group
+// upgraded to a supergroup is configuration and the fix names the new chat id. Any other 400 (a message too long, bad HTML) is the message's
 // fault and left to the status.
 func (t *Notifier) verdict(status int, ar apiResponse) alert.Verdict {
 	v := alert.Verdict{Detail: ar.Description, RetryAfter: time.Duration(ar.Parameters.RetryAfter) * time.Second}

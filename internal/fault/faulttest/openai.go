@@ -149,9 +149,9 @@ func LLMCases() []Case {
 			Body: `{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello Ada, this is the clinic calling about your","refusal":null},"finish_reason":"length"}],` +
 				`"usage":{"prompt_tokens":96,"completion_tokens":10,"total_tokens":106,"completion_tokens_details":{"reasoning_tokens":0}}}`,
 			Facts: fault.Facts{Provider: LLM, Status: 200, RequestID: "req_1e2d3c4b5a6f7e8d9c0b1a2f3e4d5c6b",
-				ShouldRetry: fault.HintDoNotRetry, // the same bound cuts the next, billed, attempt
-				Err:         errors.New("the model hit the token limit and the script is cut off")},
-			Want: fault.KindBadResponse,
+				Code: fault.CodeTokenLimit, Param: "max_tokens", // the bound is a setting
+				Err: errors.New("the model hit the token limit and the script is cut off")},
+			Want: fault.KindConfiguration,
 		},
 		{
 			// A reasoning model spent the whole bound thinking and wrote nothing.
@@ -159,9 +159,9 @@ func LLMCases() []Case {
 			Body: `{"id":"chatcmpl-2","object":"chat.completion","model":"gpt-5-mini-2025-08-07","choices":[{"index":0,"message":{"role":"assistant","content":"","refusal":null,"annotations":[]},"finish_reason":"length"}],` +
 				`"usage":{"prompt_tokens":120,"completion_tokens":300,"total_tokens":420,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":300,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}`,
 			Facts: fault.Facts{Provider: LLM, Status: 200, RequestID: "req_9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c",
-				ShouldRetry: fault.HintDoNotRetry,
-				Err:         errors.New("the model hit the token limit after 300 reasoning tokens before writing the script")},
-			Want: fault.KindBadResponse,
+				Code: fault.CodeTokenLimit, Param: "max_tokens",
+				Err: errors.New("the model hit the token limit after 300 reasoning tokens before writing the script")},
+			Want: fault.KindConfiguration,
 		},
 	}
 }

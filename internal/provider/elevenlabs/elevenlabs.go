@@ -477,7 +477,7 @@ func parseError(body []byte) apiError {
 		var o detailObject
 		if json.Unmarshal(d, &o) == nil {
 			return apiError{
-				code:      strings.TrimSpace(cmp.Or(o.Code, o.Status, o.Type)),
+				code:      decidingCode(o.Code, o.Status, o.Type),
 				message:   o.Message,
 				param:     scalar(o.Param),
 				requestID: scalar(o.RequestID),
@@ -528,6 +528,18 @@ func topField(loc []any) string {
 		return s
 	}
 	return ""
+}
+
+// decidingCode returns the first of the body's codes (detail.code, the legacy detail.status,
+// detail.type) that the classification table knows, else the first one given: a new code
+// ElevenLabs adds must not hide a known status beside it.
+func decidingCode(codes ...string) string {
+	for _, c := range codes {
+		if fault.KnownCode(c) {
+			return strings.TrimSpace(c)
+		}
+	}
+	return strings.TrimSpace(cmp.Or(codes...))
 }
 
 // formatLoc renders a validation location ["body","text"] as "body.text: ".

@@ -205,9 +205,8 @@ func (r *chatResponse) reasoningTokens() int {
 // WriteScript asks the model for c's call script: the system prompt rendered for c (name,
 // language, variables; never the phone number) and UserMessage. The Script carries the
 // model that answered, the token usage and the request id. A script the token limit cut
-// off (finish_reason "length", or no content after reasoning) is a bad_response marked
-// final (not retried: the same limit would cut the next, billed, attempt): a half-sentence
-// must not be phoned to a person. Errors are *fault.ServiceError values (or
+// off (finish_reason "length", or no content after reasoning) is a configuration error
+// (see tokenLimit): a half-sentence must not be phoned to a person. Errors are *fault.ServiceError values (or
 // ctx's error when ctx was cancelled).
 func (c *Chat) WriteScript(ctx context.Context, ct contact.Contact) (call.Script, error) {
 	system, err := c.prompt.System(ct)
@@ -274,11 +273,13 @@ func (c *Chat) WriteScript(ctx context.Context, ct contact.Contact) (call.Script
 	return s, nil
 }
 
-// tokenLimit is the bad_response of a script the token bound cut off. It is not retried: the
-// same bound cuts the next attempt too, and each attempt is billed.
+// tokenLimit is the error of a script the token bound cut off: a configuration error (code
+// fault.CodeTokenLimit), since the same bound cuts the next, billed, attempt and every other
+// contact's too (a reasoning model spends hundreds of tokens before it writes). So it is not
+// retried; the fallback takes over, or the contacts wait while an operator raises the bound.
 func (c *Chat) tokenLimit(resp *httpx.Response, reasoning int, cut bool) error {
 	f := c.api.unusableFacts(resp, c.tokenLimitReason(reasoning, cut), nil)
-	f.ShouldRetry = fault.HintDoNotRetry
+	f.Code, f.Param = fault.CodeTokenLimit, string(c.tokenParam)
 	return fault.Classify(f)
 }
 
@@ -296,7 +297,8 @@ func (c *Chat) tokenLimitReason(reasoning int, cut bool) string {
 	} else {
 		b.WriteString(" before writing the script")
 	}
-	fmt.Fprintf(&b, "; raise %sMAX_TOKENS", c.prefix)
+	// One setting bounds every endpoint: a fallback inherits LLM_MAX_TOKENS.
+	fmt.Fprintf(&b, "; raise %sMAX_TOKENS", DefaultChatSettingPrefix)
 	return b.String()
 }
 

@@ -401,8 +401,8 @@ func TestWriteScriptReportsUsage(t *testing.T) {
 	}
 }
 
-// A script the token bound cut off must not be phoned to anyone: bad_response, with a
-// reason that names the setting to raise.
+// A script the token bound cut off must not be phoned to anyone: a configuration error (the
+// bound is a setting; a fallback inherits LLM_MAX_TOKENS), with a reason that names it.
 func TestWriteScriptRefusesAScriptCutByTheTokenLimit(t *testing.T) {
 	t.Parallel()
 	completion := func(content, finish, usage string) string {
@@ -416,15 +416,15 @@ func TestWriteScriptRefusesAScriptCutByTheTokenLimit(t *testing.T) {
 		body, want string
 	}{
 		"cut": {completion(`"Hello Ada, this is the clinic calling about your"`, "length", ""),
-			"the model hit the token limit (max_tokens 120) and the script is cut off; raise LLM_FALLBACK_MAX_TOKENS"},
+			"the model hit the token limit (max_tokens 120) and the script is cut off; raise LLM_MAX_TOKENS"},
 		"cut after reasoning": {completion(`"Hello Ada, this is"`, "length", `,"usage":{"completion_tokens":120,"completion_tokens_details":{"reasoning_tokens":110}}`),
-			"the model hit the token limit (max_tokens 120) after 110 reasoning tokens and the script is cut off; raise LLM_FALLBACK_MAX_TOKENS"},
+			"the model hit the token limit (max_tokens 120) after 110 reasoning tokens and the script is cut off; raise LLM_MAX_TOKENS"},
 		"reasoning used it all": {completion(`""`, "length", reasoned("120")),
-			"the model hit the token limit (max_tokens 120) after 120 reasoning tokens before writing the script; raise LLM_FALLBACK_MAX_TOKENS"},
+			"the model hit the token limit (max_tokens 120) after 120 reasoning tokens before writing the script; raise LLM_MAX_TOKENS"},
 		"reasoning, no content, finish stop": {completion(`null`, "stop", reasoned("120")),
-			"the model hit the token limit (max_tokens 120) after 120 reasoning tokens before writing the script; raise LLM_FALLBACK_MAX_TOKENS"},
+			"the model hit the token limit (max_tokens 120) after 120 reasoning tokens before writing the script; raise LLM_MAX_TOKENS"},
 		"length, nothing written": {completion(`null`, "length", ""),
-			"the model hit the token limit (max_tokens 120) before writing the script; raise LLM_FALLBACK_MAX_TOKENS"},
+			"the model hit the token limit (max_tokens 120) before writing the script; raise LLM_MAX_TOKENS"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -436,8 +436,8 @@ func TestWriteScriptRefusesAScriptCutByTheTokenLimit(t *testing.T) {
 			b.fake.Enqueue(rep)
 			s, err := b.chat.WriteScript(context.Background(), someone)
 			se := serviceError(t, err)
-			want := "LLM (fallback): bad response (HTTP 200): unusable response body: " + tc.want + " (request_id req_cut)"
-			if se.Kind != fault.KindBadResponse || !errors.Is(err, httpx.ErrUnusableBody) || err.Error() != want || s.Text != "" {
+			want := "LLM (fallback): configuration error (HTTP 200, code token_limit_reached): unusable response body: " + tc.want + " (request_id req_cut)"
+			if se.Kind != fault.KindConfiguration || fault.IsTransient(err) || !errors.Is(err, httpx.ErrUnusableBody) || err.Error() != want || s.Text != "" {
 				t.Errorf("script %q, err =\n%v\nwant\n%s", s.Text, err, want)
 			}
 		})
@@ -448,7 +448,7 @@ func TestWriteScriptRefusesAScriptCutByTheTokenLimit(t *testing.T) {
 		o.TokenParam, o.MaxTokens = openai.TokenParamMaxCompletionTokens, 300
 	}, nil)
 	_, err := b.chat.WriteScript(context.Background(), someone)
-	if want := "the model hit the token limit (max_completion_tokens 300) after 300 reasoning tokens before writing the script; raise LLM_MAX_TOKENS (request_id req_fake1)"; fault.KindOf(err) != fault.KindBadResponse || !strings.HasSuffix(err.Error(), want) {
+	if want := "the model hit the token limit (max_completion_tokens 300) after 300 reasoning tokens before writing the script; raise LLM_MAX_TOKENS (request_id req_fake1)"; fault.KindOf(err) != fault.KindConfiguration || !strings.HasSuffix(err.Error(), want) {
 		t.Errorf("err = %v\nwant suffix %s", err, want)
 	}
 }

@@ -65,10 +65,10 @@ func TestSpeechErrorsClassifyLikeTheSharedTable(t *testing.T) {
 			rep := providertest.Reply{Status: tc.Status, Header: tc.Header, Body: tc.Body}
 			b.fake.Enqueue(rep)
 			_, err := b.speech.Synthesize(context.Background(), someone, "Hello")
-			if tc.Status >= 200 && tc.Status <= 299 {
+			if tc.Status >= 200 && tc.Status <= 299 && tc.Facts.Code == fault.CodeTokenLimit {
 				// A chat completion cut by its token bound is, at the speech endpoint, just a
 				// JSON document instead of audio: retried once like any unusable body.
-				tc.Facts.ShouldRetry = fault.HintNone
+				tc.Facts.Code, tc.Facts.Param, tc.Want = "", "", fault.KindBadResponse
 			}
 			checkFacts(t, "Synthesize", "OpenAI TTS (fallback)", err, tc)
 			if tc.Status >= 200 && tc.Status <= 299 {
