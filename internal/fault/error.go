@@ -14,6 +14,10 @@ var (
 	// ErrPermanent matches a *ServiceError that will fail again: unknown kinds, permanent
 	// kinds, and transient errors marked Final.
 	ErrPermanent = errors.New("permanent provider error")
+	// ErrOwnLimit is matched by errors that hit one of our own limits (the in-flight
+	// response-bytes budget), not the provider's: retried like an unavailable provider, but
+	// never counted against its circuit breaker.
+	ErrOwnLimit = errors.New("our own limit reached")
 )
 
 // ServiceError is a classified provider error. Build it with Classify (or InvalidContact);

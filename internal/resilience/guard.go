@@ -331,6 +331,9 @@ func countsAsFailure(ctx context.Context, err error) bool {
 	if !errors.As(err, &se) {
 		return false // cancellations and unclassified errors say nothing about the provider
 	}
+	if errors.Is(err, fault.ErrOwnLimit) {
+		return false // our own budget ran out: nothing to do with the provider
+	}
 	switch se.Kind {
 	case fault.KindInvalidPayload, fault.KindConcurrencyLimit:
 		return false

@@ -513,3 +513,32 @@ func TestListenersFanOutInOrder(t *testing.T) {
 		t.Fatalf("a=%v b=%v", a.got, b.got)
 	}
 }
+
+// ownLimit is an error of our own making (the response-bytes budget) as a client reports it.
+type ownLimit struct{}
+
+func (ownLimit) Error() string        { return "in-flight response budget exhausted" }
+func (ownLimit) Is(target error) bool { return target == fault.ErrOwnLimit }
+
+// Running out of our own budget is retried like an unavailable provider but never opens the
+// provider's breaker: a flood from one provider must not trip another's.
+func TestOwnLimitDoesNotCountAgainstTheBreaker(t *testing.T) {
+	t.Parallel()
+	g := NewGuard("LLM", GuardOptions{})
+	own := fault.Classify(fault.Facts{Provider: "LLM", Err: ownLimit{}})
+	if fault.KindOf(own) == fault.KindUnknown {
+		own = &fault.ServiceError{Provider: "LLM", Kind: fault.KindUnavailable, Err: ownLimit{}}
+	}
+	for range 2 * DefaultFailureThreshold {
+		_ = g.Do(context.Background(), always(own))
+	}
+	if g.State() != StateClosed {
+		t.Fatalf("our own limit opened the breaker: %s", g.State())
+	}
+	for range DefaultFailureThreshold {
+		_ = g.Do(context.Background(), always(unavailable()))
+	}
+	if g.State() != StateOpen {
+		t.Fatalf("real failures did not open it: %s", g.State())
+	}
+}

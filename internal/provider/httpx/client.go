@@ -30,8 +30,20 @@ const (
 
 	// JSONLimit caps a JSON response body (chat completions, model lists).
 	JSONLimit int64 = 1 << 20
-	// DefaultAudioLimit caps an audio response body; a minute of 128 kb/s MP3 is about 1 MB.
-	DefaultAudioLimit int64 = 50 << 20
+	// DefaultAudioLimit caps an audio response body. One phone call's audio is far below it:
+	// the default script (LLM_MAX_TOKENS 300, about 90 seconds of speech) is about 1.4 MiB as
+	// 128 kb/s MP3 and 0.7 MiB as ulaw_8000; a 10-minute 128 kb/s MP3 is about 9.2 MiB and a
+	// minute of pcm_44100 about 5 MiB, so only minutes of uncompressed PCM come near it. It is
+	// what one hostile body can cost: it is read at most this far (limit+1 bytes) and never
+	// buffered beyond it, and MaxInFlightBytes bounds the sum over the calls in flight. Raise a
+	// client's MaxAudioBytes (and Options.MaxInFlightBytes) for long PCM scripts.
+	DefaultAudioLimit int64 = 16 << 20
+	// DefaultMaxInFlightBytes is the process-wide budget of 2xx response bytes being read at
+	// once (see Options.MaxInFlightBytes): three audio bodies at DefaultAudioLimit, far more
+	// than normal calls hold (an audio body is a few MiB at most), and small enough that a
+	// worker flooded with oversized bodies stays within 64 MiB of its normal peak RSS,
+	// garbage collector slack included.
+	DefaultMaxInFlightBytes int64 = 48 << 20
 	// ErrorBodyLimit caps what is kept of a non-2xx body: enough for any error document.
 	ErrorBodyLimit int64 = 64 << 10
 	// DrainLimit is the most read from a body after it is no longer wanted, so the connection
@@ -59,6 +71,13 @@ type Options struct {
 	IdleConnTimeout       time.Duration
 	// Now is the clock Retry-After dates are measured against; nil means time.Now.
 	Now func() time.Time
+	// MaxInFlightBytes is the budget of 2xx response body bytes all calls of this Client may
+	// hold while reading (default DefaultMaxInFlightBytes). Share one Client per process, so
+	// the budget is the process's. Each Do reserves what it buffers (the Content-Length when
+	// declared, else each chunk before it is allocated) and releases it when it returns; a
+	// call that finds no room fails with a *BudgetError (see Do). Keep it above the largest
+	// limit passed to Do: a body longer than the whole budget always fails.
+	MaxInFlightBytes int64
 }
 
 // Client sends provider requests over one shared transport. It is safe for concurrent use;
@@ -68,6 +87,7 @@ type Client struct {
 	tr        *http.Transport
 	userAgent string
 	now       func() time.Time
+	budget    *budget
 }
 
 // New returns a Client with its own tuned transport, or an error naming the bad option.
@@ -101,6 +121,12 @@ func New(o Options) (*Client, error) {
 	if o.MaxIdleConnsPerHost == 0 {
 		o.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
 	}
+	if o.MaxInFlightBytes < 0 {
+		return nil, fmt.Errorf("httpx: MaxInFlightBytes is %d, must not be negative", o.MaxInFlightBytes)
+	}
+	if o.MaxInFlightBytes == 0 {
+		o.MaxInFlightBytes = DefaultMaxInFlightBytes
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -126,6 +152,7 @@ func New(o Options) (*Client, error) {
 		tr:        tr,
 		userAgent: Product + "/" + o.Version,
 		now:       o.Now,
+		budget:    newBudget(o.MaxInFlightBytes),
 	}, nil
 }
 
@@ -160,6 +187,10 @@ func (c *Client) UserAgent() string { return c.userAgent }
 // Now returns the client's clock reading, for fault.ParseRetryAfter.
 func (c *Client) Now() time.Time { return c.now() }
 
+// InFlightBytes returns the bytes of the in-flight budget (Options.MaxInFlightBytes) held
+// now by calls reading their bodies: 0 when no Do is reading.
+func (c *Client) InFlightBytes() int64 { return c.budget.inUse.Load() }
+
 // CloseIdleConnections closes the transport's idle keep-alive connections (at shutdown, and
 // in tests so no connection goroutine outlives them).
 func (c *Client) CloseIdleConnections() { c.tr.CloseIdleConnections() }
@@ -170,8 +201,8 @@ type Response struct {
 	Status int
 	// Header is the response header.
 	Header http.Header
-	// Body is the body read: a 2xx body up to the caller's limit, any other body up to
-	// ErrorBodyLimit.
+	// Body is the body read: a 2xx body up to the caller's limit (nil when Do failed), any
+	// other body up to ErrorBodyLimit (what arrived, when it broke off).
 	Body []byte
 	// Truncated is true when a non-2xx body was longer than ErrorBodyLimit and was cut.
 	Truncated bool
@@ -187,59 +218,86 @@ func (r *Response) ContentType() string {
 }
 
 // Do sends req and reads its response. req's context bounds the whole exchange, body
-// included. The User-Agent is set here.
+// included (a body that trickles in ends with the context). The User-Agent is set here.
 //
 // A 2xx body is kept up to limit bytes (limit <= 0 discards it); any other body up to
-// ErrorBodyLimit (longer ones are cut and marked Truncated). The body is always drained (at
-// most DrainLimit more bytes) and closed.
+// ErrorBodyLimit (longer ones are cut and marked Truncated). Memory is bounded per call: a
+// declared Content-Length over the cap is refused before a byte of the body is read; one
+// within it is read into a single allocation of exactly that size; a body of unknown length
+// (chunked, or decompressed) is read in chunks whose total never exceeds the cap, and one
+// byte past the cap ends it. 2xx bodies are also held to the Client's in-flight budget
+// (Options.MaxInFlightBytes): the first reservation waits for room within req's context
+// (holding nothing), later ones for a growing body do not wait. Error bodies are not counted
+// (at most ErrorBodyLimit each, and their error code must not be lost to the budget).
+//
+// The body is closed on return. It is drained (at most DrainLimit bytes, so a short rest
+// keeps the connection reusable) only when what is left is known to be that short, or when
+// limit <= 0 discarded it; a body refused or cut for its size is abandoned with its
+// connection, not read on.
 //
 // The error is nil, or one of:
 //   - no response arrived: resp is nil and err is the transport error, a *url.Error whose
 //     URL keeps only the scheme and host;
-//   - a 2xx body longer than limit: resp is set (Body nil) and err is a *TooLargeError;
-//   - the body broke off: resp is set (Body holds what arrived) and err wraps the read
-//     error, or the context's error when the context ended.
+//   - a 2xx body longer than limit (declared or found): resp is set (Body nil) and err is a
+//     *TooLargeError;
+//   - a 2xx body with no room in the in-flight budget: resp is set (Body nil) and err is a
+//     *BudgetError (errors.Is(err, ErrBudgetExhausted)); Failure classifies it;
+//   - the body broke off: resp is set and err wraps the read error, or the context's error
+//     when the context ended (also when it was cancelled while waiting for the budget).
+//     Body holds what arrived of a non-2xx body, and is nil for a 2xx (a partial body is of
+//     no use, and joining its chunks would cost memory).
 func (c *Client) Do(req *http.Request, limit int64) (*Response, error) {
 	req.Header.Set("User-Agent", c.userAgent)
 	res, err := c.hc.Do(req)
 	if err != nil {
 		return nil, sanitize(err)
 	}
-	defer closeBody(res.Body)
 	resp := &Response{Status: res.StatusCode, Header: res.Header}
+	declared := res.ContentLength // -1 when unknown
+	if res.Body == http.NoBody {
+		declared = 0
+	}
+	var rb readBody
 	switch {
 	case !resp.OK():
-		resp.Body, resp.Truncated, err = readCapped(res.Body, ErrorBodyLimit)
-	case limit > 0:
-		var over bool
-		resp.Body, over, err = readCapped(res.Body, limit)
-		if err == nil && over {
-			resp.Body = nil
-			return resp, &TooLargeError{Limit: limit}
-		}
+		rb = read(req.Context(), res.Body, declared, ErrorBodyLimit, true, nil)
+		resp.Body, resp.Truncated = rb.body, rb.over
+	case limit <= 0:
+		rb = readBody{drain: declared <= DrainLimit} // unknown (-1) too: try, a bounded read
+	case declared > limit:
+		_ = res.Body.Close() // unread: the connection is closed, not reused
+		return resp, &TooLargeError{Limit: limit, Declared: declared}
+	default:
+		r := &reservation{b: c.budget}
+		defer r.release()
+		rb = read(req.Context(), res.Body, declared, limit, false, r)
+		resp.Body = rb.body
 	}
-	if err != nil {
+	closeBody(res.Body, rb.drain)
+	switch err := rb.err; {
+	case err == nil && rb.over && resp.OK():
+		resp.Body = nil
+		return resp, &TooLargeError{Limit: limit, Declared: declared}
+	case err == nil:
+		return resp, nil
+	case errors.Is(err, ErrBudgetExhausted):
+		resp.Body = nil
+		return resp, err
+	default:
 		if cerr := req.Context().Err(); cerr != nil {
 			err = cerr
 		}
 		return resp, fmt.Errorf("read response body: %w", err)
 	}
-	return resp, nil
 }
 
-// readCapped reads up to limit bytes; over is true when the body had more.
-func readCapped(r io.Reader, limit int64) (body []byte, over bool, err error) {
-	body, err = io.ReadAll(io.LimitReader(r, limit+1))
-	if int64(len(body)) > limit {
-		return body[:limit], true, err
+// closeBody drains at most DrainLimit bytes when drain is set, so a short remainder keeps
+// the connection reusable, then closes the body. Closing a body that was not read to its end
+// closes its connection (HTTP/1) or resets its stream (HTTP/2): nothing more is read.
+func closeBody(b io.ReadCloser, drain bool) {
+	if drain {
+		_, _ = io.CopyN(io.Discard, b, DrainLimit)
 	}
-	return body, false, err
-}
-
-// closeBody drains at most DrainLimit bytes, so a short remainder keeps the connection
-// reusable, then closes the body.
-func closeBody(b io.ReadCloser) {
-	_, _ = io.CopyN(io.Discard, b, DrainLimit)
 	_ = b.Close()
 }
 

@@ -3,6 +3,7 @@ package httpx
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -19,15 +20,63 @@ var ErrUnusableBody = errors.New("unusable response body")
 type TooLargeError struct {
 	// Limit is the cap in bytes.
 	Limit int64
+	// Declared is the Content-Length for which the body was refused before any of it was
+	// read, or -1 when the length was not declared and reading found the body too long.
+	Declared int64
 }
 
-// Error says the body exceeded the limit, e.g. "response body is larger than the 1 MiB limit".
+// Error says the body exceeded the limit, e.g. "response body is larger than the 1 MiB
+// limit", with the declared length when there was one.
 func (e *TooLargeError) Error() string {
-	return "response body is larger than the " + FormatBytes(e.Limit) + " limit"
+	msg := "response body is larger than the " + FormatBytes(e.Limit) + " limit"
+	if e.Declared > 0 {
+		msg += " (Content-Length " + strconv.FormatInt(e.Declared, 10) + ")"
+	}
+	return msg
 }
 
 // Is makes errors.Is(err, ErrUnusableBody) true.
 func (e *TooLargeError) Is(target error) bool { return target == ErrUnusableBody }
+
+// ErrBudgetExhausted matches every *BudgetError.
+var ErrBudgetExhausted = errors.New("in-flight response budget exhausted")
+
+// BudgetError is a 2xx body the Client could not read because its in-flight budget
+// (Options.MaxInFlightBytes) had no room for it: other calls were holding it. It is this
+// worker's own memory limit, not a fault of the provider nor of its body (the body is within
+// the caller's limit), so it is transient: Failure classifies it service_unavailable, without
+// the response's status, so that it is retried with backoff (not once, like bad_response). The
+// body was abandoned with its connection.
+type BudgetError struct {
+	// Need is the bytes the call needed to hold at once when it failed.
+	Need int64
+	// Budget is the whole budget, Options.MaxInFlightBytes.
+	Budget int64
+	// Waited is true when the call waited for room until its context's deadline.
+	Waited bool
+}
+
+// Error says what did not fit, e.g. "response body not read: no room for 16 MiB in the
+// 48 MiB in-flight response budget (a limit of this worker, not of the provider)".
+func (e *BudgetError) Error() string {
+	if e.Need > e.Budget {
+		return "response body not read: it needs " + FormatBytes(e.Need) + ", more than the whole " +
+			FormatBytes(e.Budget) + " in-flight response budget"
+	}
+	msg := "response body not read: no room for " + FormatBytes(e.Need) + " in the " +
+		FormatBytes(e.Budget) + " in-flight response budget"
+	if e.Waited {
+		msg += " before the call's deadline"
+	}
+	return msg + " (a limit of this worker, not of the provider)"
+}
+
+// Is makes errors.Is(err, ErrBudgetExhausted) true.
+// It also matches fault.ErrOwnLimit: the budget is ours, so running out of it says nothing
+// about the provider and must not count against its breaker.
+func (e *BudgetError) Is(target error) bool {
+	return target == ErrBudgetExhausted || target == fault.ErrOwnLimit
+}
 
 // UnusableBodyError is a 2xx body that does not hold what the call needs: not JSON, no
 // choices, empty content, no audio, a JSON document where audio was expected.
@@ -60,11 +109,20 @@ func Unusable(provider string, resp *Response, reason string, err error) fault.F
 
 // Failure returns the facts of a Do that did not give a usable response, for the cases
 // that do not depend on the provider's error format: no response (resp nil), a 2xx body over
-// its cap, a body that broke off. Non-2xx responses are the caller's to parse.
+// its cap, a 2xx body with no room in the in-flight budget, a body that broke off. Non-2xx
+// responses are the caller's to parse.
+//
+// A body over its cap is the provider's doing: bad_response, with the status. A *BudgetError
+// is ours: service_unavailable without a status (see BudgetError).
 func Failure(provider string, resp *Response, err error) fault.Facts {
 	var tl *TooLargeError
 	if resp != nil && errors.As(err, &tl) {
 		return fault.Facts{Provider: provider, Status: resp.Status, Err: err}
+	}
+	if errors.Is(err, ErrBudgetExhausted) {
+		// No status (a 2xx would make it bad_response) and an error no transport rule knows:
+		// HintRetry makes that service_unavailable, retried with backoff.
+		return fault.Facts{Provider: provider, Err: err, ShouldRetry: fault.HintRetry}
 	}
 	// No response, or it broke off: what happened on the wire decides (timeout, network).
 	return fault.Facts{Provider: provider, Err: err}
