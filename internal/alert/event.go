@@ -40,12 +40,18 @@ const (
 	KindQuotaExhausted Kind = "quota_exhausted"
 	// KindAuthFailed: the provider rejected our credentials; a human must act.
 	KindAuthFailed Kind = "auth_failed"
+	// KindDeadLetterFailed: a contact's dead letter could not be written after several tries
+	// (the dead-letter stream is gone, full or refuses the message). The contact stays in the
+	// queue and is tried again at the longest redelivery delay; a human must act. Summarised
+	// per window.
+	KindDeadLetterFailed Kind = "dead_letter_failed"
 )
 
 // Kinds lists every kind, in documentation order.
 var Kinds = []Kind{
 	KindBreakerOpened, KindBreakerClosed, KindServiceDown, KindCallFailed,
 	KindDeadLettered, KindFallbackActivated, KindQuotaExhausted, KindAuthFailed,
+	KindDeadLetterFailed,
 }
 
 // Severity ranks events and notifications: info < warning < critical.
@@ -100,6 +106,7 @@ var kinds = map[Kind]kindInfo{
 	KindFallbackActivated: {SeverityWarning, "fallback", roleOpen},
 	KindCallFailed:        {SeverityWarning, "call_failed", roleSummary},
 	KindDeadLettered:      {SeverityWarning, "dead_lettered", roleSummary},
+	KindDeadLetterFailed:  {SeverityCritical, "dead_letter_failed", roleSummary},
 }
 
 // conditionDown is the condition of the breaker incident; breaker_closed resolves it and,
@@ -114,8 +121,8 @@ var followerConditions = []string{"quota", "auth", "fallback"}
 func (k Kind) Valid() bool { _, ok := kinds[k]; return ok }
 
 // DefaultSeverity is the severity an event of kind k gets when none is set: critical for
-// breaker_opened, service_down, quota_exhausted and auth_failed; warning for call_failed,
-// dead_lettered and fallback_activated; info for breaker_closed.
+// breaker_opened, service_down, quota_exhausted, auth_failed and dead_letter_failed; warning
+// for call_failed, dead_lettered and fallback_activated; info for breaker_closed.
 func (k Kind) DefaultSeverity() Severity { return kinds[k].severity }
 
 // Valid reports whether s is one of Severities.
@@ -304,6 +311,13 @@ func CallFailed(provider, contactID, reason, detail string) Event {
 func DeadLettered(provider, contactID, reason, detail string) Event {
 	msg := fmt.Sprintf("%s dead-lettered", contactName(contactID))
 	return contactEvent(KindDeadLettered, provider, contactID, reason, msg, detail)
+}
+
+// DeadLetterFailed is the event for a contact whose dead letter (for reason) could not be
+// written after several tries; detail is the publish error. The contact stays in the queue.
+func DeadLetterFailed(provider, contactID, reason, detail string) Event {
+	msg := fmt.Sprintf("%s could not be dead-lettered and stays in the queue", contactName(contactID))
+	return contactEvent(KindDeadLetterFailed, provider, contactID, reason, msg, detail)
 }
 
 // QuotaExhausted is the event for a provider that refused for quota or credits.

@@ -120,6 +120,26 @@ func TestFailureEvents(t *testing.T) {
 	}
 }
 
+func TestDeadLetterFailedEvent(t *testing.T) {
+	t.Parallel()
+	ev := DeadLetterFailed("", "x1", "invalid_payload", "nats: no responders available for request")
+	if ev.Kind != KindDeadLetterFailed || ev.ContactID != "x1" || ev.Reason != "invalid_payload" {
+		t.Fatalf("event = %+v", ev)
+	}
+	if want := "Contact x1 could not be dead-lettered and stays in the queue (invalid_payload): nats: no responders available for request"; ev.Message != want {
+		t.Errorf("message = %q, want %q", ev.Message, want)
+	}
+	if got := KindDeadLetterFailed.DefaultSeverity(); got != SeverityCritical {
+		t.Errorf("severity = %s, want critical: the contact is stuck until someone acts", got)
+	}
+	if got := DedupKey("", KindDeadLetterFailed); got != "fleet.dead_letter_failed" {
+		t.Errorf("dedup key = %q", got)
+	}
+	if kinds[KindDeadLetterFailed].role != roleSummary {
+		t.Error("dead_letter_failed must be summarised per window, like dead_lettered")
+	}
+}
+
 func TestEmitterCompletesAndSanitizes(t *testing.T) {
 	t.Parallel()
 	const key = "sk_live_0123456789abcdefghij"

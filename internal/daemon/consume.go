@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sirupsen/logrus"
 
+	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/contact"
@@ -42,7 +43,15 @@ type worker struct {
 	alerts  *alerting
 	// listeners learn every breaker transition: the gate above, metrics, the fleet report.
 	listeners resilience.Listeners
+	// stuckLetters remembers the contacts whose dead letter could not be written after
+	// deadLetterTries tries and were alerted about, so each raises one alert.
+	stuckLetters onceSet
 }
+
+// deadLetterTries is how many failed tries to write one contact's dead letter (counted by
+// the message's deliveries, or the MAX_DELIVERIES advisory's) raise an alert; from then on
+// the contact waits the longest redelivery delay between tries instead of the schedule.
+const deadLetterTries = 5
 
 // consume pulls contacts while ctx lives, never more than the free pool slots, and pauses
 // while a breaker is open (policy hold). When ctx ends it waits for in-flight contacts up to
@@ -180,7 +189,7 @@ func (w *worker) handle(runCtx, ctx context.Context, msg jetstream.Msg, stopping
 		// A poison message: dead-lettered at once, under its id when it has a readable one.
 		var invalid *contact.InvalidError
 		if errors.As(err, &invalid) {
-			c.ID = invalid.ID
+			c.ID = shortID(invalid.ID)
 		}
 		w.apply(msg, c, nil, w.policy.Decide(err, delivered, false), err)
 		return
@@ -188,6 +197,7 @@ func (w *worker) handle(runCtx, ctx context.Context, msg jetstream.Msg, stopping
 	log := w.log.WithField("contact_id", c.ID)
 	log.Infof("Processing contact: %s", c.DisplayName())
 
+	var heldSince time.Time // when the contact was first held, for the hold limit
 	for {
 		outcome, err := w.pipeline.Process(mctx, c, prog)
 		if errors.Is(context.Cause(mctx), call.ErrClaimLost) {
@@ -206,6 +216,9 @@ func (w *worker) handle(runCtx, ctx context.Context, msg jetstream.Msg, stopping
 		}
 		provider := call.ProviderOf(err)
 		w.metrics.ContactOutcome(metrics.OutcomeHeld)
+		if heldSince.IsZero() {
+			heldSince = time.Now()
+		}
 		if d.Reason == ReasonBreakerOpen {
 			log.WithField("service", provider).Infof("Holding %s until %s recovers", c.DisplayName(), provider)
 		} else {
@@ -213,19 +226,69 @@ func (w *worker) handle(runCtx, ctx context.Context, msg jetstream.Msg, stopping
 			// contact would fail the same way, so it waits for the operator, not the DLQ.
 			w.failureLog(log, err, d).Errorf("Holding %s: %s refused our settings (%s): %s", c.DisplayName(), provider, d.Reason, failureMessage(err))
 		}
-		holdCtx, cancelHold := context.WithCancel(mctx)
+		// Held until the breakers let the step through, the hold limit, or shutdown.
+		holdCtx, cancelHold := context.WithDeadlineCause(mctx, heldSince.Add(w.holdLimit()), errHoldLimit)
 		stopHold := context.AfterFunc(runCtx, cancelHold)
-		err = w.watch.waitAvailable(holdCtx, w.steps)
+		waitErr := w.watch.waitAvailable(holdCtx, w.steps)
+		expired := errors.Is(context.Cause(holdCtx), errHoldLimit)
 		stopHold()
 		cancelHold()
-		if err != nil {
-			if errors.Is(context.Cause(mctx), call.ErrClaimLost) {
-				err = call.ErrClaimLost
-			}
-			w.apply(msg, c, prog.Claim(), w.policy.Decide(err, failedAttempt(prog, delivered), true), err)
+		if waitErr == nil {
+			continue
+		}
+		if expired && runCtx.Err() == nil && mctx.Err() == nil {
+			// A long outage: give the message (and its MAX_ACK_PENDING slot) back until the
+			// breaker may pass again. No failure is counted; the claim is released.
+			herr := &HoldExpiredError{Reason: d.Reason, Held: time.Since(heldSince), RetryAt: blockedRetryAt(w.steps), Err: err}
+			w.apply(msg, c, prog.Claim(), w.policy.Decide(herr, failedAttempt(prog, delivered), false), herr)
 			return
 		}
+		err = waitErr
+		if errors.Is(context.Cause(mctx), call.ErrClaimLost) {
+			err = call.ErrClaimLost
+		}
+		w.apply(msg, c, prog.Claim(), w.policy.Decide(err, failedAttempt(prog, delivered), true), err)
+		return
 	}
+}
+
+// errHoldLimit ends the wait of a contact held longer than the hold limit.
+var errHoldLimit = errors.New("held longer than the hold limit")
+
+// holdLimit is Policy.HoldLimit, or by default the longer of 2 × ACK_WAIT and the breaker's
+// open timeout: a held contact sees at least one half-open probe before it is handed back.
+func (w *worker) holdLimit() time.Duration {
+	if w.policy.HoldLimit > 0 {
+		return w.policy.HoldLimit
+	}
+	if d := max(2*w.cfg.Topology.AckWait, w.cfg.Breaker.OpenTimeout); d > 0 {
+		return d
+	}
+	return time.Minute
+}
+
+// blockedRetryAt is the earliest time a breaker of a blocked step may let a call through
+// again (zero when none says).
+func blockedRetryAt(steps [][]*resilience.Guard) time.Time {
+	var earliest time.Time
+	for _, guards := range steps {
+		blocked := true
+		for _, g := range guards {
+			if g.State() == resilience.StateClosed || g.Ready() {
+				blocked = false
+				break
+			}
+		}
+		if !blocked {
+			continue
+		}
+		for _, g := range guards {
+			if at := g.RetryAt(); !at.IsZero() && (earliest.IsZero() || at.Before(earliest)) {
+				earliest = at
+			}
+		}
+	}
+	return earliest
 }
 
 // failedAttempt is the number this failure would be: the failures the contact's checkpoint
@@ -240,7 +303,12 @@ func failedAttempt(prog *call.Progress, delivered uint64) uint64 {
 
 // apply carries out a decision on the message and logs it once. A dead letter is published
 // and acked by its stream before the original is terminated; if that publish fails the
-// original is nak'ed, never lost.
+// original is nak'ed, never lost: it is tried again on the redelivery schedule and, once
+// deadLetterTries deliveries failed to write it, at the longest redelivery delay, with one
+// alert (see deadLetterFailed). A contact is never terminated without its dead letter: one
+// that cannot be written waits in the stream, at a cost of one try per RETRY_MAX_DELAY, until
+// an operator repairs the dead-letter stream; after the consumer's delivery limit the
+// MAX_DELIVERIES sweeper carries on the same way.
 func (w *worker) apply(msg jetstream.Msg, c contact.Contact, claim call.Claim, d Decision, cause error) {
 	log := w.log.WithField("contact_id", c.ID)
 	name := c.DisplayName()
@@ -271,10 +339,21 @@ func (w *worker) apply(msg jetstream.Msg, c contact.Contact, claim call.Claim, d
 		if d.Reason == ReasonBreakerOpen {
 			log.Info("Skipping contact.")
 		}
-		if err = w.deadLetter(ctx, msg, c, cp, d, cause, now); err != nil {
-			log.Errorf("Could not dead-letter %s; it stays in the queue: %v", name, err)
-			err = msg.NakWithDelay(w.policy.redeliveryDelay(1))
+		stored, dlErr := w.deadLetter(ctx, msg, c, cp, d, cause, now)
+		key := letterKey(stored.OriginalStream, stored.StreamSeq)
+		if dlErr != nil {
+			tries := uint64(1)
+			if md, mdErr := msg.Metadata(); mdErr == nil {
+				tries = md.NumDelivered
+			}
+			delay := w.deadLetterFailed(log, name, stored, key, tries, dlErr)
+			err = msg.NakWithDelay(delay)
 			break
+		}
+		w.stuckLetters.forget(key)
+		if stored.Truncated {
+			log.Warnf("%s's payload of %d bytes does not fit in a dead letter: kept its first %d bytes with its length and SHA-256 (%s); it cannot be replayed",
+				name, stored.PayloadLength, len(stored.Payload), stored.PayloadSHA256)
 		}
 		w.stats.deadLettered.Add(1)
 		w.metrics.ContactOutcome(metrics.OutcomeDeadLettered)
@@ -293,11 +372,43 @@ func (w *worker) apply(msg jetstream.Msg, c contact.Contact, claim call.Claim, d
 		err = msg.NakWithDelay(d.Delay)
 	case Abandon:
 		log.Warnf("Lost the claim on %s to another worker; leaving the contact to it", name)
+	case HandBack:
+		err = w.handBack(ctx, log, msg, c, claim, d, cause)
 	}
 	if err != nil {
 		// The message stays in the stream: JetStream redelivers it after AckWait.
 		log.Warnf("Could not %s %s; JetStream will redeliver it: %v", d.Action, name, err)
 	}
+}
+
+// handBack gives a contact held past the hold limit back to the queue, without a failure:
+// its claim is released, a copy of its message is published to the contacts stream and the
+// original acked (see queue.DeadLetterer.Requeue: a nak'ed message would keep its
+// MAX_ACK_PENDING slot until redelivered). The copy waits in the stream: this worker pulls
+// nothing while the breaker is open, and a replica whose breakers are closed may take it.
+// If the copy cannot be published, the original is nak'ed until the breaker may pass again
+// (d.Delay): it keeps its slot that long, but nothing is lost.
+func (w *worker) handBack(ctx context.Context, log *logrus.Entry, msg jetstream.Msg, c contact.Contact, claim call.Claim, d Decision, cause error) error {
+	w.stats.handedBack.Add(1)
+	w.release(ctx, log, claim, time.Time{}) // no failure: the provider is down, not the contact
+	provider := call.ProviderOf(cause)
+	if provider == "" {
+		provider = "a provider"
+	}
+	what := provider + " is down"
+	if d.Reason != ReasonBreakerOpen {
+		what = provider + " refuses our settings (" + d.Reason + ")"
+	}
+	log = log.WithField("service", provider)
+	seq, err := w.dlq.Requeue(ctx, msg, c.ID)
+	if err != nil {
+		log.Warnf("Could not re-enqueue %s (%v); it waits in flight instead", c.DisplayName(), err)
+		log.Infof("Handing %s back to the queue while %s; next try in %s", c.DisplayName(), what, d.Delay.Round(time.Millisecond))
+		return msg.NakWithDelay(d.Delay)
+	}
+	log.Infof("Handing %s back to the queue while %s; next try in %s at the earliest, once the breaker lets calls through (now message %d)",
+		c.DisplayName(), what, d.Delay.Round(time.Millisecond), seq)
+	return msg.DoubleAck(ctx)
 }
 
 // release gives up the claim, recording a failure when failedAt is set, and returns the
@@ -316,7 +427,9 @@ func (w *worker) release(ctx context.Context, log logrus.FieldLogger, claim call
 	return cp
 }
 
-func (w *worker) deadLetter(ctx context.Context, msg jetstream.Msg, c contact.Contact, cp call.Checkpoint, d Decision, cause error, now time.Time) error {
+// deadLetter writes the contact's dead letter and returns it as stored (or as it would have
+// been, on error).
+func (w *worker) deadLetter(ctx context.Context, msg jetstream.Msg, c contact.Contact, cp call.Checkpoint, d Decision, cause error, now time.Time) (queue.DeadLetter, error) {
 	dl := queue.DeadLetter{
 		ContactID:       c.ID,
 		Reason:          d.Reason,
@@ -342,7 +455,71 @@ func (w *worker) deadLetter(ctx context.Context, msg jetstream.Msg, c contact.Co
 	if dl.FirstFailure.IsZero() {
 		dl.FirstFailure = now
 	}
-	return w.dlq.Publish(ctx, dl)
+	return w.dlq.Write(ctx, dl)
+}
+
+// deadLetterFailed logs a dead letter that could not be written on its tries-th try, and
+// returns how long the contact waits in the stream before the next: the redelivery schedule
+// by try, and from the deadLetterTries-th try on the longest redelivery delay, when one
+// alert (dead_letter_failed) is raised for the contact. Nothing is lost: the original stays
+// in the contacts stream until its dead letter is written.
+func (w *worker) deadLetterFailed(log *logrus.Entry, name string, dl queue.DeadLetter, key string, tries uint64, err error) time.Duration {
+	if tries < deadLetterTries {
+		delay := w.policy.redeliveryDelay(tries)
+		log.Errorf("Could not dead-letter %s (try %d); it stays in the queue, next try in %s: %v", name, tries, delay, err)
+		return delay
+	}
+	delay := w.policy.maxDelay()
+	log.WithField("error_category", dl.Reason).
+		Errorf("Could not dead-letter %s after %d tries; it stays in the queue and is tried again every %s until the dead-letter stream %s accepts it: %v",
+			name, tries, delay, w.cfg.Topology.DeadLetterStream, err)
+	if w.stuckLetters.first(key) && w.alerts != nil {
+		detail := fmt.Sprintf("%d tries, next in %s: %s", tries, delay, redact.Text(err.Error()))
+		_ = w.alerts.emitter.Emit(alert.DeadLetterFailed(dl.Provider, dl.ContactID, dl.Reason, detail))
+	}
+	return delay
+}
+
+// shortID is id, or when it is longer than any contact id can be (the id of a poison
+// message, perhaps the problem itself), its beginning and "…", for logs and dead letters.
+func shortID(id string) string {
+	if len(id) <= contact.MaxIDLen {
+		return id
+	}
+	return strings.ToValidUTF8(id[:contact.MaxIDLen], "") + "…"
+}
+
+// letterKey names a contact message for stuckLetters.
+func letterKey(stream string, seq uint64) string { return fmt.Sprintf("%s/%d", stream, seq) }
+
+// onceSet is a set of keys that reports the first time it sees each. The zero value is
+// ready; it forgets everything past maxOnceKeys keys (one more alert at worst).
+type onceSet struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+const maxOnceKeys = 4096
+
+// first adds key and reports whether it was new.
+func (s *onceSet) first(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.seen[key]; ok {
+		return false
+	}
+	if s.seen == nil || len(s.seen) >= maxOnceKeys {
+		s.seen = map[string]struct{}{}
+	}
+	s.seen[key] = struct{}{}
+	return true
+}
+
+// forget removes key.
+func (s *onceSet) forget(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.seen, key)
 }
 
 // failureLog carries the seed's JSON fields for a failed contact.
@@ -429,12 +606,13 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 
 // Stats counts what this worker did, for the summary printed at shutdown.
 type Stats struct {
-	completed, alreadyCompleted, retried, deadLettered, released atomic.Int64
+	completed, alreadyCompleted, retried, deadLettered, released, handedBack atomic.Int64
 }
 
-// StatsSnapshot is a copy of Stats.
+// StatsSnapshot is a copy of Stats. HandedBack counts contacts held past the hold limit and
+// given back to the queue while their provider was down.
 type StatsSnapshot struct {
-	Completed, AlreadyCompleted, Retried, DeadLettered, Released int64
+	Completed, AlreadyCompleted, Retried, DeadLettered, Released, HandedBack int64
 }
 
 // Snapshot copies the counters.
@@ -445,6 +623,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		Retried:          s.retried.Load(),
 		DeadLettered:     s.deadLettered.Load(),
 		Released:         s.released.Load(),
+		HandedBack:       s.handedBack.Load(),
 	}
 }
 

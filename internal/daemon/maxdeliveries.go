@@ -5,18 +5,28 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/callagent/resilience/internal/call"
+	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/metrics"
 	"github.com/callagent/resilience/internal/queue"
 )
 
 // exhaustedSweeper dead-letters contacts that reached the delivery limit without any worker
-// writing them off (every worker that took one died on it), from the stored MAX_DELIVERIES
-// advisories. Such a contact is still in the stream but would never be delivered again.
+// writing them off (every worker that took one died on it, or none could write the dead
+// letter), from the stored MAX_DELIVERIES advisories. Such a contact is still in the stream
+// but would never be delivered again.
+//
+// An advisory whose contact cannot be dealt with yet is tried again later, never dropped:
+// while another worker holds the contact's claim, once its lease ends; after an error (the
+// dead letter could not be written, NATS failed), on the redelivery schedule counted by the
+// advisory's deliveries and, from the deadLetterTries-th on, at the longest redelivery delay
+// with one alert (as the worker does, see worker.deadLetterFailed). So a dead letter that
+// cannot be written costs one try per RETRY_MAX_DELAY, not one every few seconds.
 type exhaustedSweeper struct {
 	w           *worker
 	advisories  jetstream.Consumer
@@ -40,8 +50,7 @@ func (s *exhaustedSweeper) run(ctx context.Context) {
 		}
 		for msg := range batch.Messages() {
 			if err := s.handle(ctx, msg); err != nil {
-				s.w.log.Warnf("Could not dead-letter an exhausted contact; will try again: %v", err)
-				_ = msg.NakWithDelay(5 * time.Second)
+				_ = msg.NakWithDelay(s.retryDelay(msg, err))
 				continue
 			}
 			_ = msg.Ack()
@@ -49,6 +58,40 @@ func (s *exhaustedSweeper) run(ctx context.Context) {
 		cancel()
 	}
 }
+
+// retryDelay logs why an advisory could not be dealt with and returns when to look again.
+func (s *exhaustedSweeper) retryDelay(msg jetstream.Msg, err error) time.Duration {
+	var claimed *stillClaimedError
+	if errors.As(err, &claimed) {
+		return claimed.wait // logged by handle
+	}
+	tries := uint64(1)
+	if md, mdErr := msg.Metadata(); mdErr == nil {
+		tries = md.NumDelivered
+	}
+	var failed *letterError
+	if !errors.As(err, &failed) {
+		delay := s.w.policy.redeliveryDelay(tries)
+		s.w.log.Warnf("Could not deal with an exhausted contact; trying again in %s: %v", delay, err)
+		return delay
+	}
+	log := s.w.log.WithField("contact_id", failed.dl.ContactID)
+	name := "Contact " + failed.dl.ContactID
+	if failed.dl.ContactID == "" {
+		name = "message"
+	}
+	return s.w.deadLetterFailed(log, name+" (exhausted its deliveries)", failed.dl, failed.key, tries, failed.err)
+}
+
+// letterError is a dead letter the sweeper could not write.
+type letterError struct {
+	dl  queue.DeadLetter
+	key string
+	err error
+}
+
+func (e *letterError) Error() string { return e.err.Error() }
+func (e *letterError) Unwrap() error { return e.err }
 
 func (s *exhaustedSweeper) handle(ctx context.Context, msg jetstream.Msg) error {
 	adv, err := queue.ParseMaxDeliveries(msg.Data())
@@ -67,9 +110,16 @@ func (s *exhaustedSweeper) handle(ctx context.Context, msg jetstream.Msg) error 
 		ID string `json:"id"`
 	}
 	_ = json.Unmarshal(raw.Data, &head) // best effort: the payload may be anything
+	head.ID = shortID(head.ID)          // a poison message's id may be anything
 	log := s.w.log.WithField("contact_id", head.ID)
+	name := "Contact " + head.ID
+	if head.ID == "" {
+		name = "A message"
+	}
 
-	if head.ID != "" {
+	// Only a usable id can have a completed record or a claim: looking up anything else
+	// would fail for ever (an invalid key) and keep the contact from its dead letter.
+	if lookupID(head.ID) {
 		done, err := s.completions.IsCompleted(ctx, head.ID)
 		if err != nil {
 			return err
@@ -80,7 +130,7 @@ func (s *exhaustedSweeper) handle(ctx context.Context, msg jetstream.Msg) error 
 	}
 	now := time.Now()
 	var cp call.Checkpoint
-	if head.ID != "" {
+	if lookupID(head.ID) {
 		var ok bool
 		if cp, ok, err = s.checkpoints.Get(ctx, head.ID); err != nil {
 			return err
@@ -111,8 +161,18 @@ func (s *exhaustedSweeper) handle(ctx context.Context, msg jetstream.Msg) error 
 	if !cp.FirstFailure.IsZero() {
 		dl.FirstFailure = cp.FirstFailure
 	}
-	if err := s.w.dlq.Publish(ctx, dl); err != nil {
-		return err
+	if adv.Stream != "" {
+		dl.OriginalStream = adv.Stream
+	}
+	key := letterKey(dl.OriginalStream, dl.StreamSeq)
+	stored, err := s.w.dlq.Write(ctx, dl)
+	if err != nil {
+		return &letterError{dl: stored, key: key, err: err}
+	}
+	s.w.stuckLetters.forget(key)
+	if stored.Truncated {
+		log.Warnf("%s's payload of %d bytes does not fit in a dead letter: kept its first %d bytes with its length and SHA-256 (%s); it cannot be replayed",
+			name, stored.PayloadLength, len(stored.Payload), stored.PayloadSHA256)
 	}
 	if err := s.contacts.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("remove dead-lettered contact at sequence %d: %w", adv.StreamSeq, err)
@@ -124,6 +184,23 @@ func (s *exhaustedSweeper) handle(ctx context.Context, msg jetstream.Msg) error 
 	log.WithField("error_category", ReasonDeliveriesExceeded).
 		Errorf("Contact %s exhausted its %d deliveries without a result; dead-lettered", head.ID, adv.Deliveries)
 	return nil
+}
+
+// lookupID reports whether id can be a key of the completed and checkpoints buckets, as
+// every contact id a worker processed is (contact ids are at most contact.MaxIDLen of
+// A–Z a–z 0–9 . _ - =, which are valid keys).
+func lookupID(id string) bool {
+	if id == "" || len(id) > contact.MaxIDLen || id[0] == '.' || id[len(id)-1] == '.' || strings.Contains(id, "..") {
+		return false
+	}
+	for i := range len(id) {
+		switch b := id[i]; {
+		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9', b == '-', b == '_', b == '=', b == '.', b == '/':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // stillClaimedError: the exhausted contact's claim is live; its advisory waits for the lease.

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"time"
 
@@ -33,6 +34,13 @@ const (
 	// Abandon: this worker lost its claim (its lease expired during a stall and another
 	// worker took over); the message now belongs to that worker's delivery: touch nothing.
 	Abandon
+	// HandBack: the contact was held longer than the hold limit (see Policy.HoldLimit);
+	// release its claim without counting a failure, publish a copy of its message to the
+	// contacts stream and ack the original, so a long outage does not keep the consumer's
+	// MAX_ACK_PENDING slots (a nak'ed message keeps its slot until redelivered). Delay is
+	// when the breaker may pass again: the copy's earliest useful try, and the NakWithDelay
+	// used instead if the copy cannot be published.
+	HandBack
 )
 
 func (a Action) String() string {
@@ -51,6 +59,8 @@ func (a Action) String() string {
 		return "yield"
 	case Abandon:
 		return "abandon"
+	case HandBack:
+		return "hand back"
 	}
 	return "unknown"
 }
@@ -58,7 +68,7 @@ func (a Action) String() string {
 // Decision is an Action with its details.
 type Decision struct {
 	Action Action
-	// Delay before redelivery, for Retry.
+	// Delay before redelivery, for Retry, Yield and HandBack.
 	Delay time.Duration
 	// Reason is the error category, for DeadLetter and Retry (a fault.Kind string, or one of
 	// the reasons below).
@@ -76,6 +86,10 @@ const (
 // maxRedeliveryDelay bounds one NakWithDelay whatever the schedule says.
 const maxRedeliveryDelay = time.Hour
 
+// minHandBackDelay is the shortest wait of a contact handed back while a breaker is open
+// (a half-open breaker says "now").
+const minHandBackDelay = time.Second
+
 // Policy holds the settings the outcome table depends on.
 type Policy struct {
 	// MaxDeliver is how many failed deliveries a contact gets: the one that fails transiently
@@ -84,8 +98,17 @@ type Policy struct {
 	// OnBreakerOpen is "hold" (default) or "deadletter" (the seed's "skip the contact").
 	OnBreakerOpen string
 	// Redelivery is the schedule for Retry delays: redelivery n waits Wait(n), continuing
-	// the in-process backoff.
+	// the in-process backoff. Its MaxDelay (RETRY_MAX_DELAY) caps every delay Decide returns,
+	// and none is ever longer than an hour.
 	Redelivery resilience.RetryPolicy
+	// HoldLimit is how long a contact may be held in the worker (Hold: a breaker open, or
+	// settings refused) before it is handed back to JetStream (HandBack). A held contact keeps
+	// its message in flight, and with it one of the consumer's MAX_ACK_PENDING slots, which
+	// every replica shares: enough held contacts would stop a fleet whose other replicas'
+	// breakers are closed. Zero means the worker's default, the longer of 2 × ACK_WAIT and
+	// BREAKER_OPEN_TIMEOUT (60s with the defaults): a short outage still resumes a held
+	// contact the moment the breaker closes, a long one gives its slot back.
+	HoldLimit time.Duration
 }
 
 // Decide is the outcome table: the one place that maps the result of processing a contact to
@@ -102,11 +125,17 @@ type Policy struct {
 //	                                          the settings are wrong, not the contact
 //	permanent provider error (auth, quota…)   DeadLetter <kind>
 //	breaker open, policy hold                 Hold until the breaker closes
+//	held longer than the hold limit           HandBack: re-enqueued, no failure counted;
+//	                                          Delay until the breaker may pass (at least 1s)
 //	breaker open, policy deadletter           DeadLetter circuit_open
-//	provider asked to wait beyond the cap     Retry after the provider's delay
+//	provider asked to wait beyond the cap     Retry after the provider's delay, capped
 //	retries exhausted / transient error       Retry with backoff, until MaxDeliver;
 //	                                          then DeadLetter <kind>
 //	anything else (NATS, KV)                  Retry with backoff, until MaxDeliver
+//
+// Every delay is capped by the redelivery schedule's MaxDelay (RETRY_MAX_DELAY), and never
+// exceeds an hour: a provider's Retry-After of a year, or a breaker open for a day, does
+// not park a contact out of the operator's sight.
 func (p Policy) Decide(err error, attempt uint64, stopping bool) Decision {
 	if err == nil {
 		return Decision{Action: Ack}
@@ -116,6 +145,11 @@ func (p Policy) Decide(err error, attempt uint64, stopping bool) Decision {
 	}
 	if errors.Is(err, call.ErrClaimLost) {
 		return Decision{Action: Abandon}
+	}
+	var expired *HoldExpiredError
+	if errors.As(err, &expired) {
+		delay := p.capDelay(max(time.Until(expired.RetryAt), minHandBackDelay))
+		return Decision{Action: HandBack, Delay: delay, Reason: expired.Reason}
 	}
 	var held *call.ClaimHeldError
 	if errors.As(err, &held) {
@@ -153,7 +187,7 @@ func (p Policy) Decide(err error, attempt uint64, stopping bool) Decision {
 	}
 	var deferred *resilience.DeferError
 	if errors.As(err, &deferred) {
-		return Decision{Action: Retry, Delay: deferred.After, Reason: reason}
+		return Decision{Action: Retry, Delay: p.capDelay(max(deferred.After, time.Second)), Reason: reason}
 	}
 	return Decision{Action: Retry, Delay: p.redeliveryDelay(attempt), Reason: reason}
 }
@@ -166,7 +200,40 @@ func (p Policy) redeliveryDelay(attempt uint64) time.Duration {
 	if d <= 0 {
 		d = time.Second
 	}
-	// Without RETRY_MAX_DELAY the schedule grows without bound; a contact parked for days is
-	// as good as lost to the operator.
-	return min(d, maxRedeliveryDelay)
+	return p.capDelay(d)
 }
+
+// maxDelay is the longest redelivery delay: the schedule's MaxDelay (RETRY_MAX_DELAY), at
+// most an hour. Without RETRY_MAX_DELAY the schedule grows without bound; a contact parked
+// for days is as good as lost to the operator.
+func (p Policy) maxDelay() time.Duration {
+	if p.Redelivery.MaxDelay > 0 {
+		return min(p.Redelivery.MaxDelay, maxRedeliveryDelay)
+	}
+	return maxRedeliveryDelay
+}
+
+// capDelay bounds d by maxDelay.
+func (p Policy) capDelay(d time.Duration) time.Duration { return min(d, p.maxDelay()) }
+
+// HoldExpiredError is what a contact held longer than the hold limit (Policy.HoldLimit)
+// ends with: the worker gives it back to JetStream (HandBack) until RetryAt, when the
+// breaker that held it may let a call through again.
+type HoldExpiredError struct {
+	// Reason is the hold's reason: circuit_open, or the settings error's kind.
+	Reason string
+	// Held is how long the contact was held.
+	Held time.Duration
+	// RetryAt is when the earliest blocking breaker may pass a call again (zero: unknown).
+	RetryAt time.Time
+	// Err is the error that held the contact (a *resilience.OpenError, a settings error).
+	Err error
+}
+
+// Error says how long the contact was held and why.
+func (e *HoldExpiredError) Error() string {
+	return fmt.Sprintf("held for %s, longer than the hold limit: %v", e.Held.Round(time.Millisecond), e.Err)
+}
+
+// Unwrap returns Err.
+func (e *HoldExpiredError) Unwrap() error { return e.Err }

@@ -122,7 +122,14 @@ func ReplayMsgID(t config.Topology, dl DeadLetter) string {
 // Replay re-publishes dl's payload to the contacts subject and, once the stream acked it,
 // removes dl from the dead-letter stream. It reports whether the publish was a duplicate
 // (an earlier, interrupted replay had already enqueued it).
+//
+// A dead letter whose payload was cut to fit the server's max payload (dl.Truncated) is not
+// replayed: Replay returns an error wrapping ErrPayloadTruncated, publishes nothing and
+// leaves the dead letter in place.
 func Replay(ctx context.Context, js jetstream.JetStream, t config.Topology, dl DeadLetter) (duplicate bool, err error) {
+	if err := CheckReplayable(dl); err != nil {
+		return false, err
+	}
 	m := nats.NewMsg(t.ContactsSubject)
 	m.Data = dl.Payload
 	m.Header.Set(jetstream.MsgIDHeader, ReplayMsgID(t, dl))
@@ -135,6 +142,17 @@ func Replay(ctx context.Context, js jetstream.JetStream, t config.Topology, dl D
 		return ack.Duplicate, err
 	}
 	return ack.Duplicate, nil
+}
+
+// CheckReplayable returns nil when dl can be replayed, and otherwise the reason, wrapping
+// ErrPayloadTruncated: its payload was cut to fit the server's max payload, so replaying it
+// would enqueue the beginning of a message, not the message.
+func CheckReplayable(dl DeadLetter) error {
+	if !dl.Truncated {
+		return nil
+	}
+	return fmt.Errorf("cannot replay dead letter %d (contact %q): %w: %d of its %d bytes kept (sha256 %s; it was message %d of stream %s)",
+		dl.Seq, dl.ContactID, ErrPayloadTruncated, len(dl.Payload), dl.PayloadLength, dl.PayloadSHA256, dl.StreamSeq, dl.OriginalStream)
 }
 
 // DeleteDeadLetter removes one dead letter; one already gone is not an error.
