@@ -41,6 +41,7 @@
 //	fallback_activated  warning   <provider>.fallback       opens or repeats
 //	call_failed         warning   <provider>.call_failed    first of a window sent at once, the rest
 //	dead_lettered       warning   <provider>.dead_lettered  summarised when the window ends
+//	dead_letter_failed  critical  <provider>.dead_letter_failed  first of a window sent at once, the rest summarised
 //
 // Events are JSON (see Event) on <prefix>.<severity>.<kind> with Nats-Msg-Id = event id. The
 // Emitter redacts their text (registered secrets, credential shapes, phone numbers) and cuts

@@ -172,8 +172,11 @@ func formatDuration(d time.Duration) string {
 // alertTitle names one call_failed or dead_lettered event sent on its own, in the seed's
 // words ("Call Failed for Contact 1").
 func alertTitle(k Kind, contactID string) string {
-	if k == KindDeadLettered {
+	switch k {
+	case KindDeadLettered:
 		return contactName(contactID) + " dead-lettered"
+	case KindDeadLetterFailed:
+		return contactName(contactID) + " could not be dead-lettered"
 	}
 	return "Call Failed for " + contactName(contactID)
 }
@@ -181,8 +184,11 @@ func alertTitle(k Kind, contactID string) string {
 // summaryTitle names a window of count events.
 func summaryTitle(k Kind, provider string, count int, window time.Duration) string {
 	what := "calls failed"
-	if k == KindDeadLettered {
+	switch k {
+	case KindDeadLettered:
 		what = "contacts dead-lettered"
+	case KindDeadLetterFailed:
+		what = "dead letters could not be written"
 	}
 	return fmt.Sprintf("%d %s (%s) in %s", count, what, orProvider(provider), formatDuration(window))
 }

@@ -151,8 +151,14 @@ LLM again.`,
 			if dryRun {
 				tw = newDLQTable(a.stdout)
 			}
-			replayed, duplicates := 0, 0
+			replayed, duplicates, skipped := 0, 0, 0
 			err = queue.EachDeadLetter(ctx, js, a.cfg.Topology, filter, func(dl queue.DeadLetter) error {
+				if cerr := queue.CheckReplayable(dl); cerr != nil {
+					// Cut to fit the dead-letter stream: the original contact is not there to send.
+					skipped++
+					fmt.Fprintf(a.stderr, "skipped: %v\n", cerr)
+					return nil
+				}
 				if dryRun {
 					writeDLQRow(tw, dl)
 					replayed++
@@ -172,11 +178,12 @@ LLM again.`,
 				if ferr := tw.Flush(); ferr != nil && err == nil {
 					err = ferr
 				}
-				fmt.Fprintf(a.stdout, "dry run: would replay %d dead letter(s) to %s\n", replayed, a.cfg.Topology.ContactsSubject)
+				fmt.Fprintf(a.stdout, "dry run: would replay %d dead letter(s) to %s; %d cut to fit and not replayable\n",
+					replayed, a.cfg.Topology.ContactsSubject, skipped)
 				return err
 			}
-			fmt.Fprintf(a.stdout, "replayed %d dead letter(s) to %s (%d already enqueued by an earlier, interrupted replay)\n",
-				replayed, a.cfg.Topology.ContactsSubject, duplicates)
+			fmt.Fprintf(a.stdout, "replayed %d dead letter(s) to %s (%d already enqueued by an earlier, interrupted replay); %d cut to fit and not replayable\n",
+				replayed, a.cfg.Topology.ContactsSubject, duplicates, skipped)
 			if err != nil {
 				return fmt.Errorf("%w; rerun the same command to finish: nothing is enqueued twice", err)
 			}
@@ -280,6 +287,11 @@ type dlqRecord struct {
 	StreamSeq       uint64    `json:"stream_seq,omitempty"`
 	MsgID           string    `json:"msg_id,omitempty"`
 	DeadLetteredAt  time.Time `json:"dead_lettered_at"`
+	// PayloadTruncated: the payload was cut to fit the stream (see its length and hash);
+	// such a dead letter cannot be replayed.
+	PayloadTruncated bool   `json:"payload_truncated,omitempty"`
+	PayloadLength    int    `json:"payload_length,omitempty"`
+	PayloadSHA256    string `json:"payload_sha256,omitempty"`
 }
 
 func dlqJSON(dl queue.DeadLetter) dlqRecord {
@@ -288,5 +300,6 @@ func dlqJSON(dl queue.DeadLetter) dlqRecord {
 		LastError: redact.Text(dl.LastError), FirstFailure: dl.FirstFailure, LastFailure: dl.LastFailure,
 		Worker: dl.Worker, OriginalSubject: dl.OriginalSubject, OriginalStream: dl.OriginalStream,
 		StreamSeq: dl.StreamSeq, MsgID: dl.MsgID, DeadLetteredAt: dl.Stored,
+		PayloadTruncated: dl.Truncated, PayloadLength: dl.PayloadLength, PayloadSHA256: dl.PayloadSHA256,
 	}
 }

@@ -179,7 +179,7 @@ var table = finish([]setting{
 		"Factor from one wait to the next; at least 1.",
 		floatField(func(c *Config) *float64 { return &c.Retry.Multiplier }, atLeast(1.0))),
 	row("RETRY_MAX_DELAY", "60s", w,
-		"Cap on one wait; 0 means no cap.",
+		"Cap on one in-process wait, a redelivery delay and a provider's Retry-After; 0 means no cap in process and an hour for redeliveries.",
 		durationField(func(c *Config) *time.Duration { return &c.Retry.MaxDelay }, nonNegative)),
 	row("RETRY_JITTER", "false", w,
 		"Randomise each wait between 0 and its computed value (full jitter).",

@@ -216,15 +216,21 @@ func (w *worker) handle(runCtx, ctx context.Context, msg jetstream.Msg, stopping
 		}
 		provider := call.ProviderOf(err)
 		w.metrics.ContactOutcome(metrics.OutcomeHeld)
-		if heldSince.IsZero() {
+		firstHold := heldSince.IsZero()
+		if firstHold {
 			heldSince = time.Now()
 		}
 		if d.Reason == ReasonBreakerOpen {
 			log.WithField("service", provider).Infof("Holding %s until %s recovers", c.DisplayName(), provider)
 		} else {
 			// A settings problem (retired model, scoped key, format not in the plan): every
-			// contact would fail the same way, so it waits for the operator, not the DLQ.
+			// contact would fail the same way, so it waits for the operator, not the DLQ. The
+			// alert names the cause (the breaker's alert only says it opened); the
+			// dispatcher folds a burst of them into one summary.
 			w.failureLog(log, err, d).Errorf("Holding %s: %s refused our settings (%s): %s", c.DisplayName(), provider, d.Reason, failureMessage(err))
+			if firstHold {
+				w.alerts.failure(provider, c.ID, d.Reason, false, failureMessage(err))
+			}
 		}
 		// Held until the breakers let the step through, the hold limit, or shutdown.
 		holdCtx, cancelHold := context.WithDeadlineCause(mctx, heldSince.Add(w.holdLimit()), errHoldLimit)
