@@ -364,6 +364,10 @@ type Health struct {
 	// Timeout (HEALTH_CHECK_TIMEOUT, default 5s) bounds one check. Must be
 	// > 0 and not more than Interval.
 	Timeout time.Duration
+	// OpenInterval (HEALTH_CHECK_OPEN_INTERVAL, default 1s) is the first wait between checks
+	// while a provider's breaker is open, doubling up to BREAKER_OPEN_TIMEOUT, so a recovery
+	// is seen within about one probe interval. Must be > 0.
+	OpenInterval time.Duration
 }
 
 // Bulkhead caps the concurrent calls per provider within one process.

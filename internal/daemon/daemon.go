@@ -181,6 +181,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	for _, hc := range slices.Concat(llm.checks, tts.checks, crmStep.checks) {
 		checker := resilience.NewHealthChecker(hc.guard, hc.probe, cfg.Health.Interval, cfg.Health.Timeout, nil, log)
+		checker.SetOpenInterval(cfg.Health.OpenInterval)
 		goBackground(checker.Run)
 	}
 	sweeper := &exhaustedSweeper{w: w, advisories: t.advisories, contacts: t.contacts,

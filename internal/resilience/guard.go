@@ -119,6 +119,7 @@ type Guard struct {
 	tripNow      atomic.Bool   // the failure being recorded opens the breaker at once
 	checkers     atomic.Int32  // running HealthCheckers: they own the HALF_OPEN probe
 	halfOpen     chan struct{} // signalled on entering HALF_OPEN, for the health checker
+	opened       chan struct{} // signalled on entering OPEN, so the health checker probes often
 
 	mu       sync.Mutex // guards the fields below
 	retryAt  time.Time
@@ -151,6 +152,7 @@ func NewGuard(provider string, o GuardOptions) *Guard {
 		listener:    o.Listener,
 		openTimeout: o.Breaker.OpenTimeout,
 		halfOpen:    make(chan struct{}, 1),
+		opened:      make(chan struct{}, 1),
 	}
 	g.state.Store(&closedState)
 	g.cb = circuitbreaker.New(
@@ -406,6 +408,10 @@ func (g *Guard) onStateChange(_, to circuitbreaker.State) {
 	switch *next {
 	case StateOpen:
 		e.WithField("retry_at", retryAt).Errorf("Circuit breaker OPENED for %s", g.provider)
+		select {
+		case g.opened <- struct{}{}:
+		default:
+		}
 	case StateHalfOpen:
 		e.Infof("Circuit breaker HALF_OPEN for %s", g.provider)
 		select {

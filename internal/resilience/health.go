@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,9 @@ import (
 const (
 	DefaultHealthInterval = 60 * time.Second
 	DefaultHealthTimeout  = 5 * time.Second
+	// DefaultOpenProbeInterval is the first wait between probes while the breaker is not
+	// closed (see SetOpenInterval).
+	DefaultOpenProbeInterval = time.Second
 )
 
 // Prober checks that a provider answers, with a cheap real request (ElevenLabs and OpenAI:
@@ -58,6 +62,11 @@ type HealthChecker struct {
 	realClock bool
 	log       *logrus.Entry
 
+	openInterval time.Duration
+	jitter       func() float64      // in [0, 1); spreads the probes of many workers
+	openProbes   int                 // probes since the breaker left CLOSED; only Run's goroutine touches it
+	scheduled    func(time.Duration) // test hook: told each wait the timer was set to; nil in production
+
 	healthy                                   bool // last probe succeeded; only Run's goroutine touches it
 	permissionWarned                          bool // the scoped-key warning was logged; only Run's goroutine touches it
 	probes, failures, consecutive, resetCount atomic.Uint64
@@ -75,14 +84,43 @@ func NewHealthChecker(g *Guard, p Prober, interval, timeout time.Duration, c clo
 	}
 	c, real := clockOrReal(c)
 	return &HealthChecker{
-		g:         g,
-		p:         p,
-		interval:  interval,
-		timeout:   timeout,
-		clock:     c,
-		realClock: real,
-		log:       loggerOrDiscard(logger).WithField("service", g.Provider()),
+		g:            g,
+		p:            p,
+		interval:     interval,
+		timeout:      timeout,
+		openInterval: DefaultOpenProbeInterval,
+		jitter:       rand.Float64,
+		clock:        c,
+		realClock:    real,
+		log:          loggerOrDiscard(logger).WithField("service", g.Provider()),
 	}
+}
+
+// SetOpenInterval sets how soon the checker probes once the breaker has opened: after d,
+// then 2d, 4d, … up to the breaker's open timeout, each wait stretched by a random 0–50% so
+// the workers of a fleet do not probe in step. A provider that recovers is then found within
+// about one probe interval, where the seed's 60 s interval (kept while the breaker is closed)
+// would leave an outage of 10 s costing a minute. d <= 0 keeps the default (1 s). Call it
+// before Run.
+func (h *HealthChecker) SetOpenInterval(d time.Duration) {
+	if d > 0 {
+		h.openInterval = d
+	}
+}
+
+// next is the wait before the next probe: the interval while CLOSED, the backed-off open
+// interval otherwise.
+func (h *HealthChecker) next() time.Duration {
+	if h.g.State() == StateClosed || h.openInterval <= 0 { // <= 0: only the interval (tests)
+		h.openProbes = 0
+		return h.interval
+	}
+	d := h.openInterval << min(h.openProbes, 20)
+	if ot := h.g.openTimeout; ot > 0 && (d > ot || d <= 0) {
+		d = ot
+	}
+	h.openProbes++
+	return d + time.Duration(float64(d)*0.5*h.jitter())
 }
 
 // Stats returns the probe counters; safe to call at any time.
@@ -107,14 +145,29 @@ func (h *HealthChecker) Run(ctx context.Context) {
 	// The timer exists before the first probe, so the schedule is interval after start.
 	timer := h.clock.Timer(h.interval)
 	defer timer.Stop()
+	reset := func() {
+		d := h.next()
+		timer.Stop()
+		timer.Reset(d)
+		if h.scheduled != nil {
+			h.scheduled(d)
+		}
+	}
 	h.check(ctx)
+	if h.g.State() != StateClosed {
+		reset()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
-			timer.Reset(h.interval) // before probing: the schedule does not drift by probe time
 			h.check(ctx)
+			reset()
+		case <-h.g.opened:
+			// Probe soon: the sooner a recovery is seen, the shorter the outage.
+			h.openProbes = 0
+			reset()
 		case <-h.g.halfOpen:
 			h.check(ctx)
 		}

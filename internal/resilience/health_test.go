@@ -55,6 +55,9 @@ type checkerBundle struct {
 	logs   logs
 	cancel context.CancelFunc
 	done   chan struct{}
+	fast   bool // probe while open at 1s, 2s, 4s… (no jitter), as the worker does
+	// scheduled receives each wait the checker set its timer to (fast only).
+	scheduled chan time.Duration
 }
 
 // startChecker runs a HealthChecker (interval 60s, timeout 5s) on a mock clock until the
@@ -68,6 +71,12 @@ func startChecker(t *testing.T, o GuardOptions, setup func(b *checkerBundle)) *c
 		setup(b)
 	}
 	b.h = NewHealthChecker(b.g, b.p, time.Minute, 5*time.Second, b.c, b.logs.logger)
+	b.h.openInterval = 0 // these tests count probes at the interval and at half-open only
+	if b.fast {
+		b.h.openInterval, b.h.jitter = time.Second, func() float64 { return 0 }
+		b.scheduled = make(chan time.Duration, 100)
+		b.h.scheduled = func(d time.Duration) { b.scheduled <- d }
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
 	go func() {
@@ -348,5 +357,46 @@ func TestSettingsErrorOpensAtOnceAndOnlyARealCallClosesIt(t *testing.T) {
 	}
 	if b.g.State() != StateClosed {
 		t.Fatalf("state %s after %d transient failures", b.g.State(), DefaultFailureThreshold-1)
+	}
+}
+
+// While the breaker is open the checker probes at 1 s, 2 s, 4 s … (capped by the open
+// timeout), so a provider that comes back is seen within about one probe interval instead of
+// the 60 s health interval; once closed it returns to the interval.
+func TestHealthCheckerProbesOftenWhileOpen(t *testing.T) {
+	t.Parallel()
+	b := startChecker(t, GuardOptions{Breaker: BreakerSettings{OpenTimeout: 10 * time.Minute}}, func(b *checkerBundle) {
+		b.fast = true
+		b.p.set(unavailable(), false)
+	})
+	waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
+	openGuard(t, b.g)
+	next := func() time.Duration {
+		t.Helper()
+		select {
+		case d := <-b.scheduled:
+			return d
+		case <-time.After(5 * time.Second):
+			t.Fatal("the checker did not schedule its next probe")
+			return 0
+		}
+	}
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
+		if d := next(); d != want {
+			t.Fatalf("wait %d = %s, want %s", i+1, d, want)
+		}
+		b.c.Add(want)
+		waitFor(t, "the next open probe", func() bool { return b.h.Stats().Probes == uint64(2+i) })
+	}
+	// The provider recovers: the next probe, 16 s later, closes the breaker, and the
+	// checker goes back to the 60 s interval.
+	b.p.set(nil, false)
+	if d := next(); d != 16*time.Second {
+		t.Fatalf("wait 5 = %s, want 16s", d)
+	}
+	b.c.Add(16 * time.Second)
+	waitFor(t, "the breaker to close", func() bool { return b.g.State() == StateClosed })
+	if d := next(); d != time.Minute {
+		t.Fatalf("wait after closing = %s, want the 1m interval", d)
 	}
 }
