@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/callagent/resilience/internal/cli.Version=$(VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test/short bench lint fuzz docs docker clean
+.PHONY: help build run test test/short chaos bench lint fuzz docs docker clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z\/_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,6 +22,9 @@ test: ## Run every test with the race detector (what CI runs)
 test/short: ## Quick tests without the race detector
 	$(GO) test -count=1 ./...
 
+chaos: ## Chaos suite at full size: real nats-server, 3 workers, kills, outages, poison, hostile providers (tables in logs/chaos)
+	CHAOS=full CHAOS_REPORT_DIR=$(CURDIR)/logs/chaos $(GO) test -count=1 -timeout 30m -run . -v ./internal/chaos/
+
 bench: ## Run the benchmarks (resilience overhead, enqueue throughput)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
@@ -29,8 +32,20 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
 
-fuzz: ## Fuzz the contacts parser for 30s
-	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime 30s ./internal/contact/
+FUZZTIME ?= 30s
+# package:target, every fuzz target of the project; `make fuzz` runs each for FUZZTIME.
+FUZZ_TARGETS := \
+	contact:FuzzReader contact:FuzzDecode config:FuzzSetting config:FuzzLocateEnvError config:FuzzLoadEnvFile \
+	fault:FuzzParseRetryAfter redact:FuzzText queue:FuzzParseDeadLetter queue:FuzzDeadLetterRoundTrip \
+	provider/elevenlabs:FuzzParseError provider/openai:FuzzParseError provider/crm:FuzzErrorAnswer \
+	alert:FuzzDecodeEvent alert:FuzzDecodeNotification alert/telegram:FuzzNotifyAnswer alert/slack:FuzzNotifyAnswer \
+	alert/pagerduty:FuzzNotifyAnswer alert/webhook:FuzzNotifyAnswer alert/webhook:FuzzSignVerify sheets:FuzzRefusal
+
+fuzz: ## Run every fuzz target for FUZZTIME each (default 30s): parsers of contacts, settings, provider and channel answers, dead letters
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./internal/$$pkg/; \
+	done
 
 docs: ## Regenerate the README's configuration table from internal/config
 	$(GO) test ./internal/config -run TestREADMEConfigurationTable -update

@@ -357,30 +357,39 @@ func (p *Pipeline) keepResult(ctx context.Context, log logrus.FieldLogger, conta
 	return err
 }
 
-// keepAttempts and keepTimeout bound how hard keep tries to store what was just paid for.
+// keepAttemptTimeout and keepBudget bound how hard keep tries to store what was just paid
+// for: short attempts, so the write lands within about one attempt of NATS coming back (a
+// restarted server hands the contact's lapsed delivery to another worker at once, and every
+// second the result is not in the checkpoint is a second that worker may pay again), for at
+// most keepBudget in all.
 const (
-	keepAttempts = 3
-	keepTimeout  = 10 * time.Second
+	keepAttemptTimeout = 2 * time.Second
+	keepBudget         = 30 * time.Second
 )
 
 // keep writes the result of a step that was just paid for. It does not stop when ctx is
 // cancelled (the shutdown grace ending must not throw the result away and pay for it again)
-// and retries a brief KV error; only a lost claim ends it at once.
+// and retries a KV error or an unreachable server until keepBudget is spent; only a lost
+// claim ends it at once.
 func keep(ctx context.Context, write func(context.Context) error) error {
 	ctx = context.WithoutCancel(ctx)
+	deadline := time.Now().Add(keepBudget)
 	var err error
-	for attempt := range keepAttempts {
+	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+			pause := min(time.Duration(attempt)*200*time.Millisecond, time.Second)
+			if time.Now().Add(pause).After(deadline) {
+				return err
+			}
+			time.Sleep(pause)
 		}
-		wctx, cancel := context.WithTimeout(ctx, keepTimeout)
+		wctx, cancel := context.WithTimeout(ctx, keepAttemptTimeout)
 		err = write(wctx)
 		cancel()
 		if err == nil || errors.Is(err, ErrClaimLost) {
 			return err
 		}
 	}
-	return err
 }
 
 // setSpend and setStep replace cp's maps rather than write to them (see withEntry).
