@@ -39,24 +39,35 @@ var phonePattern = regexp.MustCompile(`\+[1-9]\d{6,14}`)
 type shape struct {
 	re   *regexp.Regexp
 	repl string
+	// may reports whether s can hold a match at all: a cheap scan that spares the regular
+	// expression (most of the cost of logging) on the lines that cannot.
+	may func(s string) bool
 }
 
 // shapes are applied in order, after the registered secrets and before the
 // phone numbers.
 var shapes = []shape{
 	// Authorization headers and their values: "Bearer abc", "Basic abc".
-	{regexp.MustCompile(`(?i)\b((?:bearer|basic)\s+)[A-Za-z0-9\-._~+/]+=*`), "${1}" + Placeholder},
+	{regexp.MustCompile(`(?i)\b((?:bearer|basic)\s+)[A-Za-z0-9\-._~+/]+=*`), "${1}" + Placeholder,
+		func(s string) bool { return containsFold(s, "bearer") || containsFold(s, "basic") }},
 	// key=value and "key": "value" pairs whose key names a credential:
 	// xi-api-key, x-api-key, api_key, apikey, access_token, client_secret,
 	// password, ... The value ends at whitespace, a quote or a separator.
-	{regexp.MustCompile(`(?i)\b((?:[a-z0-9]+[_-])*(?:api[_-]?key|token|secret|password|passwd)["']?\s*[:=]\s*["']?)[^\s"'&,;}<]+`), "${1}" + Placeholder},
+	{regexp.MustCompile(`(?i)\b((?:[a-z0-9]+[_-])*(?:api[_-]?key|token|secret|password|passwd)["']?\s*[:=]\s*["']?)[^\s"'&,;}<]+`), "${1}" + Placeholder,
+		func(s string) bool {
+			return strings.ContainsAny(s, ":=") && (containsFold(s, "key") || containsFold(s, "token") ||
+				containsFold(s, "secret") || containsFold(s, "passw"))
+		}},
 	// Telegram bot tokens, bare or in an API URL (".../bot123456:AA.../sendMessage").
-	{regexp.MustCompile(`(bot)?\d{6,}:[A-Za-z0-9_-]{30,}`), "${1}" + Placeholder},
+	{regexp.MustCompile(`(bot)?\d{6,}:[A-Za-z0-9_-]{30,}`), "${1}" + Placeholder,
+		func(s string) bool { return strings.IndexByte(s, ':') >= 0 && hasDigitRun(s, 6) }},
 	// OpenAI-style "sk-..." (including sk-proj-, sk-ant-) and ElevenLabs-style
 	// "sk_..." keys.
-	{regexp.MustCompile(`\bsk[-_][A-Za-z0-9_-]{16,}`), Placeholder},
+	{regexp.MustCompile(`\bsk[-_][A-Za-z0-9_-]{16,}`), Placeholder,
+		func(s string) bool { return strings.Contains(s, "sk-") || strings.Contains(s, "sk_") }},
 	// Passwords in URLs: scheme://user:password@host.
-	{regexp.MustCompile(`(://[^/\s:@]+:)[^/\s@]+@`), "${1}" + Placeholder + "@"},
+	{regexp.MustCompile(`(://[^/\s:@]+:)[^/\s@]+@`), "${1}" + Placeholder + "@",
+		func(s string) bool { return strings.Contains(s, "://") && strings.IndexByte(s, '@') >= 0 }},
 }
 
 // Phone masks a phone number for logs: "+14155550123" becomes "+14*******23".
@@ -176,10 +187,54 @@ func (r *Redactor) Text(s string) string {
 			s = replaceSecrets(s, *p)
 		}
 	}
+	// The prefilters scan ASCII; (?i) also folds a few non-ASCII letters (ſ, K), so a line
+	// with any non-ASCII byte gets every expression.
+	ascii := isASCII(s)
 	for _, sh := range shapes {
-		s = sh.re.ReplaceAllString(s, sh.repl)
+		if !ascii || sh.may(s) {
+			s = sh.re.ReplaceAllString(s, sh.repl)
+		}
+	}
+	if strings.IndexByte(s, '+') < 0 {
+		return s // no phone number without its plus
 	}
 	return phonePattern.ReplaceAllStringFunc(s, Phone)
+}
+
+// containsFold reports whether s contains sub (lower-case ASCII) in any case, without
+// allocating.
+func containsFold(s, sub string) bool {
+	n := len(sub)
+	for i := 0; i+n <= len(s); i++ {
+		if c := s[i] | 0x20; c == sub[0] && strings.EqualFold(s[i:i+n], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// hasDigitRun reports whether s holds n or more ASCII digits in a row.
+func hasDigitRun(s string, n int) bool {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			if run++; run >= n {
+				return true
+			}
+		} else {
+			run = 0
+		}
+	}
+	return false
 }
 
 // replaceSecrets replaces every occurrence of every secret with Placeholder.

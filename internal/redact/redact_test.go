@@ -248,3 +248,24 @@ func FuzzText(f *testing.F) {
 		}
 	})
 }
+
+// The prefilters that spare most lines the regular expressions must not spare a line that
+// holds a credential in an unusual case or with a non-ASCII letter that (?i) folds.
+func TestPrefiltersMissNothing(t *testing.T) {
+	t.Parallel()
+	for _, line := range []string{
+		"AUTHORIZATION: BEARER abcdef123456",
+		"authorization: bearer abcdef123456",
+		"baſic QWxhZGRpbjpvcGVu",
+		"X-API-KEY=abcdef123456",
+		"\"Client_Secret\": \"abcdef123456\"",
+		"https://bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage",
+		"key sk-proj-abcdefghijklmnop1234",
+		"postgres://user:hunter2@db",
+	} {
+		got := redact.New().Text(line)
+		if !strings.Contains(got, redact.Placeholder) {
+			t.Errorf("Text(%q) = %q: nothing redacted", line, got)
+		}
+	}
+}
