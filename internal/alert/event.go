@@ -229,7 +229,8 @@ func Slug(s string) string {
 }
 
 // Validate reports the first problem of a complete event (as the dispatcher receives it);
-// errors wrap ErrInvalidEvent and name the field.
+// errors wrap ErrInvalidEvent and name the field. Provider, contact id, reason and source
+// must be at most 128 characters (Emit cuts them to that).
 func (e Event) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidEvent, fmt.Sprintf(format, args...))
@@ -247,6 +248,15 @@ func (e Event) Validate() error {
 		return bad("dedup key %q is not <provider>.<condition> in lower case", e.DedupKey)
 	case utf8.RuneCountInString(e.Message) > MaxMessageLen:
 		return bad("message is longer than %d characters", MaxMessageLen)
+	}
+	// Emit cuts these to maxFieldLen before it validates, so only an event it did not make
+	// can be longer.
+	for _, f := range []struct{ name, v string }{
+		{"provider", e.Provider}, {"contact id", e.ContactID}, {"reason", e.Reason}, {"source", e.Source},
+	} {
+		if utf8.RuneCountInString(f.v) > maxFieldLen {
+			return bad("%s is longer than %d characters", f.name, maxFieldLen)
+		}
 	}
 	return nil
 }

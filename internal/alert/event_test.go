@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -81,6 +82,10 @@ func TestEventValidate(t *testing.T) {
 		"time is missing":    func(e *Event) { e.Time = time.Time{} },
 		"dedup key":          func(e *Event) { e.DedupKey = "ElevenLabs" },
 		"message is longer ": func(e *Event) { e.Message = strings.Repeat("x", MaxMessageLen+1) },
+		"provider is longer": func(e *Event) { e.Provider = strings.Repeat("p", maxFieldLen+1) },
+		"contact id is long": func(e *Event) { e.ContactID = strings.Repeat("é", maxFieldLen+1) },
+		"reason is longer":   func(e *Event) { e.Reason = strings.Repeat("r", 64<<10) },
+		"source is longer":   func(e *Event) { e.Source = strings.Repeat("s", maxFieldLen+1) },
 	}
 	for want, mutate := range cases {
 		e := good
@@ -89,6 +94,25 @@ func TestEventValidate(t *testing.T) {
 		if !errors.Is(err, ErrInvalidEvent) || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: Validate() = %v", want, err)
 		}
+	}
+	// At the bound is fine: it is what Emit makes of a longer field.
+	atBound := good
+	atBound.Provider, atBound.ContactID = strings.Repeat("p", maxFieldLen), strings.Repeat("é", maxFieldLen)
+	atBound.Reason, atBound.Source = strings.Repeat("r", maxFieldLen), strings.Repeat("s", maxFieldLen)
+	if err := atBound.Validate(); err != nil {
+		t.Errorf("fields of %d characters: %v", maxFieldLen, err)
+	}
+	long := good
+	long.Provider = strings.Repeat("p", 300)
+	if err := long.sanitized(nil).Validate(); err != nil {
+		t.Errorf("a sanitized event is refused: %v", err)
+	}
+	b, err := json.Marshal(long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeEvent(b); !errors.Is(err, ErrInvalidEvent) {
+		t.Errorf("DecodeEvent of a 300-character provider = %v, want refused", err)
 	}
 	if _, err := DecodeEvent([]byte(`{"id":`)); !errors.Is(err, ErrInvalidEvent) {
 		t.Errorf("DecodeEvent(garbage) = %v", err)

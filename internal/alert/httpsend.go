@@ -18,9 +18,6 @@ import (
 // to httpx.ErrorBodyLimit.
 const maxResponseBytes = 64 << 10
 
-// maxDetailLen bounds the channel's own words kept in an error.
-const maxDetailLen = 300
-
 // Response is a channel's HTTP answer: its status, headers and (the start of) its body.
 type Response struct {
 	Status int
@@ -109,7 +106,8 @@ type Verdict struct {
 // v.Kind replaces the kind of a 4xx other than 408 and 429 (see Verdict). The error's
 // message reads "<channel> answered HTTP <status>: <detail> (<fix>)": the detail is v.Detail,
 // or the body, or for a 3xx where it pointed; it is redacted of secrets (pass the channel's
-// credentials: a careless service may echo the request) and cut to 300 characters. The
+// credentials: a careless service may echo the request), made one printable line of valid
+// UTF-8 and cut to httpx.MaxMessageLen (300) characters (see httpx.CleanMessage). The
 // error's RetryAfter is the longer of v.RetryAfter and the Retry-After header.
 func CheckHTTP(channel string, resp Response, v Verdict, now time.Time, secrets ...string) (retry bool, err error) {
 	if resp.Status >= 200 && resp.Status <= 299 {
@@ -123,7 +121,9 @@ func CheckHTTP(channel string, resp Response, v Verdict, now time.Time, secrets 
 	case strings.TrimSpace(detail) == "":
 		detail = string(resp.Body)
 	}
-	detail = Truncate(strings.Join(strings.Fields(redact.Text(detail, secrets...)), " "), maxDetailLen)
+	// Raw body bytes may hold control characters, ANSI escapes, invalid UTF-8: cleaned like a
+	// provider's message (redacted first, then cut).
+	detail = httpx.CleanMessage(redact.New(secrets...), detail)
 	msg := fmt.Sprintf("%s answered HTTP %d", channel, resp.Status)
 	if detail != "" {
 		msg += ": " + detail

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/alert/alerttest"
@@ -45,6 +47,30 @@ func TestCheckHTTPDetailIsRedactedAndBounded(t *testing.T) {
 
 // TestCheckHTTPVerdict: a channel's reading of its service's error replaces the kind of a 4xx
 // (never of a 408, 429 or 5xx), and the fix and code reach the operator.
+// A raw body goes into the error cleaned: no control characters (an ANSI escape would
+// repaint the operator's terminal), valid UTF-8, one line; the secrets passed are redacted
+// before the detail is cut.
+func TestCheckHTTPDetailIsPrintable(t *testing.T) {
+	t.Parallel()
+	const secret = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ"
+	for _, body := range []string{
+		"upstream said:\x00\x1b[31m red \u0085 next\r\nline",
+		"\xf4\xff\xfe bad bytes",
+		strings.Repeat("x", 290) + secret,
+	} {
+		for _, v := range []alert.Verdict{{}, {Detail: body}} {
+			_, err := alert.CheckHTTP("Test", alert.Response{Status: 500, Header: http.Header{}, Body: []byte(body)}, v, time.Now(), secret)
+			msg := err.Error()
+			if !utf8.ValidString(msg) || strings.ContainsFunc(msg, unicode.IsControl) {
+				t.Errorf("error %q is not printable UTF-8", msg)
+			}
+			if strings.Contains(msg, secret[:12]) {
+				t.Errorf("error %q shows the secret", msg)
+			}
+		}
+	}
+}
+
 func TestCheckHTTPVerdict(t *testing.T) {
 	t.Parallel()
 	v := alert.Verdict{Code: "channel_is_archived", Kind: fault.KindConfiguration, Fix: "set SLACK_WEBHOOK_URL"}

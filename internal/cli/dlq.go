@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -104,7 +105,7 @@ func (a *publisherApp) dlqListCommand() *cobra.Command {
 				writeDLQRow(tw, dl)
 				return nil
 			})
-			if err != nil {
+			if err := a.skippedUnreadable(err); err != nil {
 				return err
 			}
 			if tw != nil {
@@ -174,6 +175,7 @@ LLM again.`,
 				}
 				return nil
 			})
+			err = a.skippedUnreadable(err)
 			if dryRun {
 				if ferr := tw.Flush(); ferr != nil && err == nil {
 					err = ferr
@@ -211,10 +213,10 @@ func (a *publisherApp) dlqPurgeCommand() *cobra.Command {
 			defer closeConn()
 			ctx := cmd.Context()
 			var seqs []uint64
-			if err := queue.EachDeadLetter(ctx, js, a.cfg.Topology, filter, func(dl queue.DeadLetter) error {
+			if err := a.skippedUnreadable(queue.EachDeadLetter(ctx, js, a.cfg.Topology, filter, func(dl queue.DeadLetter) error {
 				seqs = append(seqs, dl.Seq)
 				return nil
-			}); err != nil {
+			})); err != nil {
 				return err
 			}
 			if len(seqs) == 0 {
@@ -236,6 +238,18 @@ func (a *publisherApp) dlqPurgeCommand() *cobra.Command {
 	f.register(cmd)
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
+}
+
+// skippedUnreadable says on stderr how many messages of the dead-letter stream EachDeadLetter
+// skipped because it could not read them (one bad message must not block the others), and
+// returns err without that report: nil when it was all.
+func (a *publisherApp) skippedUnreadable(err error) error {
+	var ue *queue.UnreadableDeadLettersError
+	if !errors.As(err, &ue) {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "skipped %d unreadable dead letter(s); the first: %v\n", ue.Count, ue.First)
+	return nil
 }
 
 func confirm(in io.Reader, out io.Writer, question string) bool {

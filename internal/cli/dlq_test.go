@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/callagent/resilience/internal/config"
@@ -230,5 +231,35 @@ func TestDLQPurgeAsksFirst(t *testing.T) {
 	r = publisher(t, srv, "status", "--json")
 	if !strings.Contains(r.stdout, `"dead_lettered":1`) {
 		t.Fatalf("status does not count dead letters: %s", r.stdout)
+	}
+}
+
+// One message of the dead-letter stream that is not a readable dead letter (no Dlq-Reason,
+// a bad header) must not block list, replay or purge of the others: it is skipped and
+// counted on stderr.
+func TestDLQSkipsUnreadableDeadLetters(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	topo := seedDeadLetters(t, js)
+	for _, h := range []nats.Header{{"Other": {"x"}}, {queue.HeaderReason: {"timeout"}, queue.HeaderAttempts: {"many"}}} {
+		m := nats.NewMsg(topo.DeadLetterSubject)
+		m.Header, m.Data = h, []byte("{}")
+		if _, err := js.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	r := publisher(t, srv, "dlq", "list")
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 4 || !strings.Contains(r.stderr, "skipped 2 unreadable dead letter(s)") {
+		t.Fatalf("list: code %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = publisher(t, srv, "dlq", "replay")
+	if r.code != 0 || !strings.Contains(r.stdout, "replayed 3 ") || !strings.Contains(r.stderr, "skipped 2 unreadable dead letter(s)") ||
+		len(contactsFor(t, srv)) != 3 || dlqCount(t, js) != 2 {
+		t.Fatalf("replay: code %d, %d dead letters left\n%s%s", r.code, dlqCount(t, js), r.stdout, r.stderr)
+	}
+	r = publisher(t, srv, "dlq", "purge", "--yes")
+	if r.code != 0 || !strings.Contains(r.stdout, "no dead letters match") || !strings.Contains(r.stderr, "skipped 2 unreadable dead letter(s)") {
+		t.Fatalf("purge: code %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -740,6 +740,46 @@ func TestSecretURLRejectedWithoutShowingIt(t *testing.T) {
 	}
 }
 
+// A secret's value can show up in the problem of a setting that is not secret: godotenv
+// expands LOG_LEVEL=${LLM_API_KEY} in the .env file, or a key is pasted into the wrong
+// setting. Every problem is redacted of every secret setting's value.
+func TestSecretValueRedactedFromOtherSettingsProblems(t *testing.T) {
+	t.Parallel()
+	const key = "gsk_Q9vX2mLr7Tz4Wk8Pb3Nc6Hd1Yf5Js0Ga" // no credential shape redact knows
+	dotenv := filepath.Join(t.TempDir(), "secret.env")
+	content := "LLM_API_KEY=" + key + "\nLOG_LEVEL=${LLM_API_KEY}\nWORKER_CONCURRENCY=x${LLM_API_KEY}y\n"
+	if err := os.WriteFile(dotenv, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, e := range map[string]env{
+		"expanded in the .env file":   {"ENV_FILE": dotenv},
+		"pasted into the environment": {"CRM_TOKEN": "crmtok_abcdefgh12", "LOG_LEVEL": "crmtok_abcdefgh12", "WORKER_CONCURRENCY": " crmtok_abcdefgh12 "},
+	} {
+		_, err := load(t, config.ScopeAll, nil, e)
+		ve := validationError(t, err)
+		var blamed []string
+		for _, p := range ve.Problems {
+			blamed = append(blamed, p.Setting)
+			if strings.Contains(p.Value, key) || strings.Contains(p.Reason, key) || strings.Contains(p.Value, "crmtok_abcdefgh12") {
+				t.Errorf("%s: problem %+v shows a secret", name, p)
+			}
+		}
+		if text := err.Error(); strings.Contains(text, key) || strings.Contains(text, "crmtok_abcdefgh12") {
+			t.Errorf("%s: error shows a secret:\n%s", name, text)
+		}
+		if !slices.Contains(blamed, "LOG_LEVEL") || !slices.Contains(blamed, "WORKER_CONCURRENCY") {
+			t.Errorf("%s: problems %v, want LOG_LEVEL and WORKER_CONCURRENCY blamed", name, blamed)
+		}
+	}
+
+	// A short secret value is not redacted elsewhere: it would mangle ordinary words.
+	_, err := load(t, config.ScopeAll, nil, env{"CRM_TOKEN": "debugx", "LOG_LEVEL": "debugx"})
+	ve := validationError(t, err)
+	if len(ve.Problems) != 1 || ve.Problems[0].Value != "debugx" {
+		t.Errorf("problems = %+v, want LOG_LEVEL=\"debugx\" shown", ve.Problems)
+	}
+}
+
 func TestSheetsNeedsCredentialsAndASheet(t *testing.T) {
 	t.Parallel()
 	_, err := load(t, config.ScopeWorker, nil, env{"SHEETS_ENABLED": "true"})

@@ -61,7 +61,7 @@ func TestSecretSettingValueRedacted(t *testing.T) {
 
 func TestNonSecretProblemValueRedacted(t *testing.T) {
 	t.Parallel()
-	p := newProblem(setting{Setting: Setting{Env: "NATS_URL"}}, SourceEnvironment, "nats://u:pw123456@h", "x")
+	p := newProblem(nil, setting{Setting: Setting{Env: "NATS_URL"}}, SourceEnvironment, "nats://u:pw123456@h", "x")
 	if p.Value != "nats://u:<redacted>@h" {
 		t.Errorf("Value = %q, want the password redacted", p.Value)
 	}

@@ -183,7 +183,9 @@ func (l *Loader) Load(lookupEnv func(string) (string, bool)) (Config, error) {
 	}
 
 	var c Config
-	var problems []Problem
+	// Problems are redacted once every secret value is known (see redactSecrets).
+	var pending []pendingProblem
+	var secrets []string // the resolved values of every secret setting in scope
 	type loaded struct{ raw, source string }
 	ok := map[string]loaded{} // settings in scope that loaded without a problem
 	for _, s := range l.table {
@@ -197,8 +199,11 @@ func (l *Loader) Load(lookupEnv func(string) (string, bool)) (Config, error) {
 			continue
 		}
 		raw, source := l.lookup(s, lookupEnv, dotenv, dotenvPath)
+		if s.Secret {
+			secrets = append(secrets, raw)
+		}
 		if err := s.bind.set(&c, raw); err != nil {
-			problems = append(problems, newProblem(s, source, raw, err.Error()))
+			pending = append(pending, pendingProblem{s, source, raw, err.Error()})
 			continue
 		}
 		ok[s.Env] = loaded{raw, source}
@@ -211,11 +216,16 @@ func (l *Loader) Load(lookupEnv func(string) (string, bool)) (Config, error) {
 		}
 		if reason := r.check(&c); reason != "" {
 			s, _ := l.row(r.env)
-			problems = append(problems, newProblem(s, blamed.source, blamed.raw, reason))
+			pending = append(pending, pendingProblem{s, blamed.source, blamed.raw, reason})
 		}
 	}
 
-	if len(problems) > 0 {
+	if len(pending) > 0 {
+		red := redactSecrets(secrets)
+		problems := make([]Problem, 0, len(pending))
+		for _, p := range pending {
+			problems = append(problems, newProblem(red, p.s, p.source, p.raw, p.reason))
+		}
 		order := map[string]int{}
 		for i, s := range l.table {
 			order[s.Env] = i
@@ -263,12 +273,41 @@ func (l *Loader) lookup(s setting, lookupEnv func(string) (string, bool), dotenv
 	return s.Default, SourceDefault
 }
 
-func newProblem(s setting, source, raw, reason string) Problem {
-	value := redact.Text(raw)
+// pendingProblem is a problem found before every secret value is known.
+type pendingProblem struct {
+	s                   setting
+	source, raw, reason string
+}
+
+// MinRedactedSecretLen is the shortest secret value redacted from the problems of other
+// settings; shorter ones would blank out ordinary words and numbers.
+const MinRedactedSecretLen = 8
+
+// redactSecrets returns a Redactor that knows the resolved value of every secret setting
+// (as given and trimmed) of at least MinRedactedSecretLen characters. A secret can show up
+// in another setting's value: godotenv expands LOG_LEVEL=${LLM_API_KEY}, and a value pasted
+// into the wrong setting is still a secret.
+func redactSecrets(values []string) *redact.Redactor {
+	r := redact.New()
+	for _, v := range values {
+		for _, s := range []string{v, strings.TrimSpace(v)} {
+			if len(s) >= MinRedactedSecretLen {
+				r.Add(s)
+			}
+		}
+	}
+	return r
+}
+
+// newProblem builds the problem of setting s, redacted with r: a secret setting's value is
+// the placeholder; another's value and every reason have the secrets r knows, credential
+// shapes and phone numbers redacted.
+func newProblem(r *redact.Redactor, s setting, source, raw, reason string) Problem {
+	value := r.Text(raw)
 	if s.Secret {
 		value = redact.Placeholder
 	}
-	return Problem{Setting: s.Env, Source: source, Value: value, Reason: reason}
+	return Problem{Setting: s.Env, Source: source, Value: value, Reason: r.Text(reason)}
 }
 
 // readEnvFile finds and parses the .env file. A missing default file yields

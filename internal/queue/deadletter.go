@@ -57,6 +57,10 @@ const PayloadHeadroom = 1024
 // server's default, 1 MiB).
 const DefaultMaxPayload = 1 << 20
 
+// ReasonUnknown is the reason Write stores for a dead letter given none: ParseDeadLetter
+// refuses a dead letter without a reason, so a blank one would make it unreadable.
+const ReasonUnknown = "unknown"
+
 // ErrPayloadTruncated is returned (wrapped) by Replay for a dead letter whose payload was cut
 // to fit the server's max payload: replaying it would enqueue a contact that is not the
 // original.
@@ -156,7 +160,8 @@ func (d *DeadLetterer) Publish(ctx context.Context, dl DeadLetter) error {
 // PayloadHeadroom, and says so with Dlq-Payload-Truncated: true, Dlq-Payload-Length and
 // Dlq-Payload-Sha256 (of the original payload), beside the original stream and sequence
 // that every dead letter carries. Only the payload is ever cut; the headers are bounded
-// (last error 1 KiB, ids 256 bytes) so that they always fit.
+// (last error 1 KiB, ids 256 bytes) so that they always fit. A blank Reason is stored as
+// ReasonUnknown.
 func (d *DeadLetterer) Write(ctx context.Context, dl DeadLetter) (DeadLetter, error) {
 	m, stored := deadLetterMsg(d.subject, dl, d.maxPayload())
 	if _, err := d.js.PublishMsg(ctx, m); err != nil {
@@ -186,6 +191,9 @@ func deadLetterMsg(subject string, dl DeadLetter, maxPayload int) (*nats.Msg, De
 	dl.ContactID = truncate(dl.ContactID, maxIDHeader)
 	dl.MsgID = truncate(dl.MsgID, maxIDHeader)
 	dl.LastError = truncate(dl.LastError, maxErrorHeader)
+	if strings.TrimSpace(dl.Reason) == "" {
+		dl.Reason = ReasonUnknown
+	}
 	dl.Truncated, dl.PayloadLength, dl.PayloadSHA256 = false, 0, ""
 	m := nats.NewMsg(subject)
 	h := m.Header
@@ -303,28 +311,45 @@ func ParseDeadLetter(m *jetstream.RawStreamMsg) (DeadLetter, error) {
 	var err error
 	if v := h.Get(HeaderAttempts); v != "" {
 		if dl.Attempts, err = strconv.Atoi(v); err != nil {
-			return dl, fmt.Errorf("dead letter %d: %s %q: %w", m.Sequence, HeaderAttempts, v, err)
+			return dl, badHeader(m.Sequence, HeaderAttempts, v, err)
 		}
 	}
 	if v := h.Get(HeaderStreamSeq); v != "" {
 		if dl.StreamSeq, err = strconv.ParseUint(v, 10, 64); err != nil {
-			return dl, fmt.Errorf("dead letter %d: %s %q: %w", m.Sequence, HeaderStreamSeq, v, err)
+			return dl, badHeader(m.Sequence, HeaderStreamSeq, v, err)
 		}
 	}
 	if dl.Truncated {
 		dl.PayloadSHA256 = h.Get(HeaderPayloadSHA256)
 		v := h.Get(HeaderPayloadLength)
 		if dl.PayloadLength, err = strconv.Atoi(v); err != nil {
-			return dl, fmt.Errorf("dead letter %d: %s %q: %w", m.Sequence, HeaderPayloadLength, v, err)
+			return dl, badHeader(m.Sequence, HeaderPayloadLength, v, err)
 		}
 	}
 	if dl.FirstFailure, err = parseTime(h, HeaderFirstFailure); err != nil {
-		return dl, fmt.Errorf("dead letter %d: %w", m.Sequence, err)
+		return dl, badHeader(m.Sequence, HeaderFirstFailure, h.Get(HeaderFirstFailure), err)
 	}
 	if dl.LastFailure, err = parseTime(h, HeaderLastFailure); err != nil {
-		return dl, fmt.Errorf("dead letter %d: %w", m.Sequence, err)
+		return dl, badHeader(m.Sequence, HeaderLastFailure, h.Get(HeaderLastFailure), err)
 	}
 	return dl, nil
+}
+
+// maxQuotedValue bounds the part of a bad header value an error quotes.
+const maxQuotedValue = 100
+
+// errNotATime is what a time header that is not RFC 3339 wraps.
+var errNotATime = errors.New("not an RFC 3339 time")
+
+// badHeader reports the header k of dead letter seq whose value v could not be read: the
+// value is quoted once, cut to maxQuotedValue bytes, and the cause is wrapped without the
+// value it would quote again (strconv.ErrSyntax, strconv.ErrRange, errNotATime).
+func badHeader(seq uint64, k, v string, err error) error {
+	var ne *strconv.NumError
+	if errors.As(err, &ne) {
+		err = ne.Err
+	}
+	return fmt.Errorf("dead letter %d: %s %q: %w", seq, k, truncate(v, maxQuotedValue), err)
 }
 
 func setIf(h nats.Header, k, v string) {
@@ -346,7 +371,7 @@ func parseTime(h nats.Header, k string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%s %q: %w", k, v, err)
+		return time.Time{}, errNotATime // the caller names the header and quotes the value
 	}
 	return t, nil
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -197,4 +199,126 @@ func dlqMsgs(t *testing.T, js jetstream.JetStream, topo config.Topology) uint64 
 		t.Fatal(err)
 	}
 	return info.State.Msgs
+}
+
+// A dead letter written without a reason is stored with ReasonUnknown, so it reads back:
+// ParseDeadLetter refuses a dead letter without one.
+func TestDeadLetterWithoutReasonIsStoredAsUnknown(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := context.Background()
+	topo := config.Defaults().Topology
+	s, err := queue.EnsureDeadLetterStream(ctx, js, topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, reason := range []string{"", "   ", "\r\n\t"} {
+		stored, err := queue.NewDeadLetterer(js, topo).Write(ctx, queue.DeadLetter{
+			ContactID: "c1", Reason: reason, OriginalStream: topo.ContactsStream, StreamSeq: uint64(i + 1), Payload: []byte(`{"id":"c1"}`),
+		})
+		if err != nil || stored.Reason != queue.ReasonUnknown {
+			t.Fatalf("reason %q: stored %q, %v", reason, stored.Reason, err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := s.GetMsg(ctx, info.State.LastSeq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dl, err := queue.ParseDeadLetter(raw); err != nil || dl.Reason != queue.ReasonUnknown {
+			t.Fatalf("reason %q read back as %q, %v", reason, dl.Reason, err)
+		}
+	}
+}
+
+// One message of the dead-letter stream that is not a readable dead letter must not stop
+// the others from being listed or replayed: it is skipped and reported.
+func TestEachDeadLetterSkipsUnreadableMessages(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := context.Background()
+	topo := config.Defaults().Topology
+	if _, err := queue.EnsureDeadLetterStream(ctx, js, topo); err != nil {
+		t.Fatal(err)
+	}
+	dlq := queue.NewDeadLetterer(js, topo)
+	bad := func(h nats.Header) {
+		t.Helper()
+		m := nats.NewMsg(topo.DeadLetterSubject)
+		m.Header, m.Data = h, []byte("x")
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := func(id string) {
+		t.Helper()
+		if err := dlq.Publish(ctx, queue.DeadLetter{ContactID: id, Reason: "timeout", OriginalStream: topo.ContactsStream, StreamSeq: uint64(len(id)), MsgID: id, Payload: []byte(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad(nats.Header{"Other": {"no reason"}})                                                              // seq 1
+	good("a")                                                                                             // seq 2
+	bad(nats.Header{queue.HeaderReason: {"timeout"}, queue.HeaderAttempts: {strings.Repeat("9x", 5000)}}) // seq 3
+	good("bb")                                                                                            // seq 4
+
+	var ids []string
+	collect := func(dl queue.DeadLetter) error { ids = append(ids, dl.ContactID); return nil }
+	var ue *queue.UnreadableDeadLettersError
+
+	// The limit counts dead letters read, not skipped messages. (First: a read stopped by
+	// the limit leaves its fetch to finish in the background.)
+	err := queue.EachDeadLetter(ctx, js, topo, queue.DeadLetterFilter{Limit: 1}, collect)
+	if !errors.As(err, &ue) || ue.Count != 1 || strings.Join(ids, ",") != "a" {
+		t.Fatalf("limit 1: err %v, read %v", err, ids)
+	}
+
+	ids = nil
+	err = queue.EachDeadLetter(ctx, js, topo, queue.DeadLetterFilter{}, collect)
+	if !errors.As(err, &ue) || ue.Count != 2 || !strings.Contains(ue.First.Error(), queue.HeaderReason) {
+		t.Fatalf("err = %v, want 2 unreadable dead letters, the first without %s", err, queue.HeaderReason)
+	}
+	if strings.Join(ids, ",") != "a,bb" {
+		t.Fatalf("read %v, want a,bb", ids)
+	}
+
+	ids = nil
+	var seqs []uint64
+	var errs []error
+	err = queue.EachDeadLetter(ctx, js, topo, queue.DeadLetterFilter{Unreadable: func(seq uint64, err error) {
+		seqs, errs = append(seqs, seq), append(errs, err)
+	}}, collect)
+	if err != nil || strings.Join(ids, ",") != "a,bb" || len(seqs) != 2 || seqs[0] != 1 || seqs[1] != 3 {
+		t.Fatalf("with a callback: err %v, read %v, told of %v", err, ids, seqs)
+	}
+	// The error quotes the bad value once, cut.
+	if text := errs[1].Error(); len(text) > 300 || !strings.Contains(text, queue.HeaderAttempts) || !strings.Contains(text, " 3:") {
+		t.Fatalf("error for the 10000-byte attempts header: %d bytes: %.300s", len(text), text)
+	}
+
+}
+
+// A bad header value is quoted once, cut to 100 bytes: neither the value twice (strconv's and
+// time's errors quote it too) nor a 64 KiB one whole.
+func TestParseDeadLetterErrorsAreBounded(t *testing.T) {
+	t.Parallel()
+	huge := strings.Repeat("\x01z", 32<<10)
+	for _, k := range []string{queue.HeaderAttempts, queue.HeaderStreamSeq, queue.HeaderFirstFailure, queue.HeaderLastFailure, queue.HeaderPayloadLength} {
+		h := nats.Header{queue.HeaderReason: {"timeout"}, queue.HeaderPayloadTruncated: {"true"}, queue.HeaderPayloadLength: {"1"}}
+		h.Set(k, huge)
+		_, err := queue.ParseDeadLetter(&jetstream.RawStreamMsg{Sequence: 77, Header: h})
+		if err == nil {
+			t.Fatalf("%s: accepted", k)
+		}
+		text := err.Error()
+		if len(text) > 600 || !strings.Contains(text, k) || !strings.Contains(text, "77") || strings.Count(text, `\x01z`) > 50 {
+			t.Errorf("%s: error of %d bytes: %.200q", k, len(text), text)
+		}
+	}
+	// The cause is still there for errors.Is.
+	h := nats.Header{queue.HeaderReason: {"timeout"}, queue.HeaderAttempts: {"99999999999999999999999"}}
+	if _, err := queue.ParseDeadLetter(&jetstream.RawStreamMsg{Sequence: 1, Header: h}); !errors.Is(err, strconv.ErrRange) {
+		t.Errorf("err = %v, want strconv.ErrRange", err)
+	}
 }

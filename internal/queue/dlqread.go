@@ -23,7 +23,30 @@ type DeadLetterFilter struct {
 	Provider string    // case-insensitive provider name, e.g. elevenlabs
 	Since    time.Time // dead-lettered at or after
 	Limit    int       // at most this many; 0 = no limit
+	// Unreadable, when set, is told of every message of the dead-letter stream that is not
+	// a readable dead letter (ParseDeadLetter refused it: no reason, a bad header), with
+	// its stream sequence and why; EachDeadLetter skips such messages either way. When it
+	// is nil, EachDeadLetter returns an *UnreadableDeadLettersError after the others.
+	Unreadable func(seq uint64, err error)
 }
+
+// UnreadableDeadLettersError is what EachDeadLetter returns, once every readable dead letter
+// was handed to its fn, when it skipped messages it could not read and the filter has no
+// Unreadable callback.
+type UnreadableDeadLettersError struct {
+	// Count is how many messages were skipped.
+	Count int
+	// First is why the first one could not be read.
+	First error
+}
+
+// Error says how many were skipped and why the first was.
+func (e *UnreadableDeadLettersError) Error() string {
+	return fmt.Sprintf("skipped %d unreadable dead letter(s); the first: %v", e.Count, e.First)
+}
+
+// Unwrap returns why the first skipped message could not be read.
+func (e *UnreadableDeadLettersError) Unwrap() error { return e.First }
 
 // Match reports whether dl passes the filter (Limit aside).
 func (f DeadLetterFilter) Match(dl DeadLetter) bool {
@@ -44,7 +67,11 @@ const dlqBatch = 256
 
 // EachDeadLetter calls fn for every dead letter matching f, oldest first, reading the stream
 // with an ordered consumer (no state left on the server). It stops at fn's first error.
-func EachDeadLetter(ctx context.Context, js jetstream.JetStream, t config.Topology, f DeadLetterFilter, fn func(DeadLetter) error) error {
+//
+// A message it cannot read as a dead letter does not stop it, so that one bad message does
+// not block listing or replaying every other: it is skipped and reported to f.Unreadable,
+// or, without one, counted in the *UnreadableDeadLettersError returned at the end.
+func EachDeadLetter(ctx context.Context, js jetstream.JetStream, t config.Topology, f DeadLetterFilter, fn func(DeadLetter) error) (err error) {
 	stream, err := js.Stream(ctx, t.DeadLetterStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil
@@ -70,6 +97,22 @@ func EachDeadLetter(ctx context.Context, js jetstream.JetStream, t config.Topolo
 		return fmt.Errorf("read stream %s: %w", t.DeadLetterStream, err)
 	}
 	matched := 0
+	var unreadable *UnreadableDeadLettersError
+	defer func() {
+		if err == nil && unreadable != nil {
+			err = unreadable
+		}
+	}()
+	skip := func(seq uint64, perr error) {
+		if f.Unreadable != nil {
+			f.Unreadable(seq, perr)
+			return
+		}
+		if unreadable == nil {
+			unreadable = &UnreadableDeadLettersError{First: perr}
+		}
+		unreadable.Count++
+	}
 	// Ask for no more than what is left, so a fetch never waits for messages that do not exist.
 	pending := info.State.Msgs
 	for {
@@ -91,7 +134,8 @@ func EachDeadLetter(ctx context.Context, js jetstream.JetStream, t config.Topolo
 				Data: msg.Data(), Time: md.Timestamp,
 			})
 			if err != nil {
-				return err
+				skip(md.Sequence.Stream, err)
+				continue
 			}
 			if !f.Match(dl) {
 				continue

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -90,7 +91,7 @@ func (c *client) append(ctx context.Context, rows [][]string) error {
 	if resp.OK() {
 		return nil // a 2xx whose body broke off still appended the rows
 	}
-	return c.refusal(resp)
+	return c.refusal(resp, tok.AccessToken)
 }
 
 // refusal classifies an error answer. Google's status words and message decide what an
@@ -105,7 +106,11 @@ func (c *client) append(ctx context.Context, rows [][]string) error {
 //
 // 401 is authentication; 429 and 5xx are transient; 3xx (never followed) is bad_response; any
 // other 400 is these rows' fault (invalid_payload: dropped).
-func (c *client) refusal(resp *httpx.Response) error {
+//
+// accessToken is the OAuth access token the request carried: an answer echoing the request's
+// Authorization header must not show it. The status word is kept only when it looks like
+// one (statusWordPattern).
+func (c *client) refusal(resp *httpx.Response, accessToken string) error {
 	facts := fault.Facts{
 		Provider:   Provider,
 		Status:     resp.Status,
@@ -113,15 +118,22 @@ func (c *client) refusal(resp *httpx.Response) error {
 	}
 	var doc apiError
 	_ = json.Unmarshal(resp.Body, &doc)
-	// Google's words may quote the request; keep the sheet id out of logs.
-	message := httpx.CleanMessage(redact.New(c.spreadsheetID), doc.Error.Message)
-	if message != "" {
-		facts.Code = doc.Error.Status
-		facts.Message = fmt.Sprintf("%s: %s (HTTP %d, %s)", Provider, message, resp.Status, doc.Error.Status)
-	} else {
+	// Google's words may quote the request; keep the sheet id and the access token out of logs.
+	message := httpx.CleanMessage(redact.New(c.spreadsheetID, accessToken), doc.Error.Message)
+	word := doc.Error.Status
+	if !statusWordPattern.MatchString(word) {
+		word = "" // not one of Google's status words: a control character, a sentence, a token
+	}
+	switch {
+	case message != "" && word != "":
+		facts.Code = word
+		facts.Message = fmt.Sprintf("%s: %s (HTTP %d, %s)", Provider, message, resp.Status, word)
+	case message != "":
+		facts.Message = fmt.Sprintf("%s: %s (HTTP %d)", Provider, message, resp.Status)
+	default:
 		facts.Message = fmt.Sprintf("%s: HTTP %d", Provider, resp.Status)
 	}
-	kind, fix := c.diagnose(resp.Status, doc.Error.Status, strings.ToLower(message))
+	kind, fix := c.diagnose(resp.Status, word, strings.ToLower(message))
 	if fix != "" {
 		facts.Message += ": " + fix
 	}
@@ -132,6 +144,13 @@ func (c *client) refusal(resp *httpx.Response) error {
 	}
 	return err
 }
+
+// statusWordPattern is the shape of Google's status words (google.rpc.Code names such as
+// PERMISSION_DENIED, RESOURCE_EXHAUSTED).
+var statusWordPattern = regexp.MustCompile(`^[A-Z_]{1,64}$`)
+
+// tokenCodePattern is the shape of an OAuth error code (invalid_grant, unauthorized_client).
+var tokenCodePattern = regexp.MustCompile(`^[A-Za-z0-9_.+-]{1,64}$`)
 
 // diagnose returns the kind that replaces the status's (KindUnknown: keep it) and what the
 // operator should do, for the refusals in refusal's table.
@@ -168,9 +187,12 @@ func tokenError(err error) error {
 			var body struct {
 				Error string `json:"error"`
 			}
-			if json.Unmarshal(re.Body, &body) == nil && len(body.Error) <= 64 {
+			if json.Unmarshal(re.Body, &body) == nil {
 				code = body.Error
 			}
+		}
+		if !tokenCodePattern.MatchString(code) {
+			code = "" // not an OAuth error code: a control character, a sentence, a page
 		}
 		msg := fmt.Sprintf("%s: the token endpoint refused the service account (HTTP %d", Provider, re.Response.StatusCode)
 		if code != "" {

@@ -129,7 +129,7 @@ func FuzzRefusal(f *testing.F) {
 				h.Set("Retry-After", ra)
 			}
 			resp := &httpx.Response{Status: status, Header: h, Body: []byte(fuzzEchoer(c.appendURL()[len(c.endpoint):]).Replace(body))}
-			fuzzCheckRefusal(t, "refusal", c.refusal(resp), status)
+			fuzzCheckRefusal(t, "refusal", c.refusal(resp, fuzzAccessToken), status)
 		}
 
 		reply.Store(&fuzzAnswer{status: status, body: body, retryAfter: ra})

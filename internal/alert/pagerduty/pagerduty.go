@@ -21,6 +21,7 @@ import (
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/redact"
 )
 
 // Name is the channel's display name.
@@ -56,11 +57,12 @@ type Options struct {
 
 // Notifier sends to one PagerDuty service. Safe for concurrent use.
 type Notifier struct {
-	key    string
-	url    string
-	source string
-	client *httpx.Client
-	now    func() time.Time
+	key     string
+	url     string
+	secrets []string // what no error may show: the key, the URL and its pieces (a proxy's token)
+	source  string
+	client  *httpx.Client
+	now     func() time.Time
 }
 
 // New checks o and returns a Notifier. Errors name the setting and never contain the key.
@@ -89,7 +91,8 @@ func New(o Options) (*Notifier, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Notifier{key: key, url: o.URL, source: alert.Truncate(o.Source, 255), client: o.Client, now: o.Now}, nil
+	return &Notifier{key: key, url: o.URL, secrets: append([]string{key}, redact.URLSecrets(o.URL)...),
+		source: alert.Truncate(o.Source, 255), client: o.Client, now: o.Now}, nil
 }
 
 // Event is an Events API v2 request body.
@@ -176,7 +179,7 @@ func (p *Notifier) Notify(ctx context.Context, n alert.Notification) (bool, erro
 	if err != nil {
 		return alert.TransportError(Name, err)
 	}
-	return alert.CheckHTTP(Name, resp, verdict(resp), p.now(), p.key)
+	return alert.CheckHTTP(Name, resp, verdict(resp), p.now(), p.secrets...)
 }
 
 // verdict reads the Events API's error document. A 400 whose errors blame the routing key

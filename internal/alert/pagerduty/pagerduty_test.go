@@ -182,3 +182,29 @@ func TestNotifyDoesNotFollowRedirects(t *testing.T) {
 		t.Errorf("the redirect was followed (with the routing key): the other host got %d requests", n)
 	}
 }
+
+// PAGERDUTY_URL may be a proxy's, with a token in its path or query: an answer quoting the
+// request must not show it.
+func TestErrorsHideTheURLsTokens(t *testing.T) {
+	t.Parallel()
+	const pathToken, sig = "Pq7Wm2Xr9Tn3Vb7Lc1Yd6Hf0", "Sg4Nd8Rt2Lp6Qw0Zx3Cv7Bm1"
+	srv := alerttest.NewRecorder(t)
+	srv.Respond(func(r alerttest.Request) alerttest.Reply {
+		return alerttest.Reply{Status: 404, Body: `{"status":"not found","message":"no route ` + r.Path + "?" + r.Query + `"}`}
+	})
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, raw := range []string{
+		"HTTP://" + host + "/relay/" + pathToken + "/v2/enqueue?sig=" + sig,
+		"http://ops@" + host + "/relay/" + pathToken + "/v2/enqueue?sig=" + sig,
+	} {
+		p, err := pagerduty.New(pagerduty.Options{RoutingKey: routingKey, URL: raw, Client: alerttest.HTTPClient(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.Notify(context.Background(), alert.Notification{Title: "t", Severity: alert.SeverityInfo})
+		if err == nil {
+			t.Fatalf("%s: Notify succeeded", raw)
+		}
+		alerttest.AssertNoSecrets(t, raw+" error", []byte(err.Error()), pathToken, sig, routingKey)
+	}
+}

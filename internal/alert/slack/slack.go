@@ -20,6 +20,7 @@ import (
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/redact"
 )
 
 // Name is the channel's display name.
@@ -46,9 +47,10 @@ type Options struct {
 
 // Notifier posts to one incoming webhook. Safe for concurrent use.
 type Notifier struct {
-	url    string
-	client *httpx.Client
-	now    func() time.Time
+	url     string
+	secrets []string // what no error may show: the URL and its pieces (redact.URLSecrets)
+	client  *httpx.Client
+	now     func() time.Time
 }
 
 // New checks o and returns a Notifier. Errors never contain the URL's path.
@@ -68,7 +70,7 @@ func New(o Options) (*Notifier, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Notifier{url: raw, client: o.Client, now: o.Now}, nil
+	return &Notifier{url: raw, secrets: redact.URLSecrets(raw), client: o.Client, now: o.Now}, nil
 }
 
 // Message is the incoming-webhook payload.
@@ -120,7 +122,7 @@ func (s *Notifier) Notify(ctx context.Context, n alert.Notification) (bool, erro
 	if err != nil {
 		return alert.TransportError(Name, err)
 	}
-	return alert.CheckHTTP(Name, resp, verdict(resp.Body), s.now(), s.url, strings.TrimPrefix(s.url, alert.SafeURL(s.url)))
+	return alert.CheckHTTP(Name, resp, verdict(resp.Body), s.now(), s.secrets...)
 }
 
 // errorFix maps the incoming-webhook error strings an operator must act on (Slack's

@@ -185,3 +185,30 @@ func TestNewAndTransportErrorsHideTheURL(t *testing.T) {
 		t.Errorf("Notify to a closed server = %v, %v", retry, err)
 	}
 }
+
+// An answer quoting the request must not show the webhook's key, whatever the case of the
+// URL's scheme and with user info in it (trimming the URL's origin off it failed on both).
+func TestErrorsHideTheWebhookPathWhateverTheURLLooksLike(t *testing.T) {
+	t.Parallel()
+	const key = "Zk8Qw2Xe4Rt6Yu1Io3Pa5Sd7"
+	srv := alerttest.NewRecorder(t)
+	srv.Respond(func(r alerttest.Request) alerttest.Reply {
+		return alerttest.Reply{Status: 500, Body: "no route for POST " + r.Path + " (key " + key + ")"}
+	})
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, raw := range []string{
+		"HTTP://" + host + "/services/T0000/B0000/" + key,
+		"http://ops@" + host + "/services/T0000/B0000/" + key,
+		"Http://ops@" + host + "/services/T0000/B0000/" + key,
+	} {
+		s, err := slack.New(slack.Options{WebhookURL: config.Secret(raw), Client: alerttest.HTTPClient(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Notify(context.Background(), alert.Notification{Title: "t", Severity: alert.SeverityInfo})
+		if err == nil {
+			t.Fatalf("%s: Notify succeeded", raw)
+		}
+		alerttest.AssertNoSecrets(t, raw+" error", []byte(err.Error()), key, "/services/T0000/B0000/")
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/redact"
 )
 
 // Name is the channel's display name.
@@ -56,6 +57,7 @@ type Options struct {
 type Notifier struct {
 	endpoint string // contains the token: never logged, never in an error
 	token    string
+	secrets  []string // what no error may show: the token, the endpoint and its pieces
 	chatID   string
 	client   *httpx.Client
 	now      func() time.Time
@@ -87,9 +89,11 @@ func New(o Options) (*Notifier, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	endpoint := strings.TrimRight(o.APIURL, "/") + "/bot" + token + "/sendMessage"
 	return &Notifier{
-		endpoint: strings.TrimRight(o.APIURL, "/") + "/bot" + token + "/sendMessage",
+		endpoint: endpoint,
 		token:    token,
+		secrets:  append([]string{token}, redact.URLSecrets(endpoint)...),
 		chatID:   strings.TrimSpace(o.ChatID),
 		client:   o.Client,
 		now:      o.Now,
@@ -135,7 +139,7 @@ func (t *Notifier) Notify(ctx context.Context, n alert.Notification) (bool, erro
 	if resp.Status/100 == 2 && !ar.OK && len(resp.Body) > 0 {
 		resp.Status = http.StatusBadGateway // a 2xx that says it failed: treat as a bad answer
 	}
-	return alert.CheckHTTP(Name, resp, t.verdict(resp.Status, ar), t.now(), t.token)
+	return alert.CheckHTTP(Name, resp, t.verdict(resp.Status, ar), t.now(), t.secrets...)
 }
 
 // chatProblems are words of 400 descriptions that blame the chat, not the message: the chat
@@ -152,7 +156,7 @@ var chatProblems = []string{
 // upgraded to a supergroup is configuration and the fix names the new chat id. Any other 400 (a message too long, bad HTML) is the message's
 // fault and left to the status.
 func (t *Notifier) verdict(status int, ar apiResponse) alert.Verdict {
-	v := alert.Verdict{Detail: ar.Description, RetryAfter: time.Duration(ar.Parameters.RetryAfter) * time.Second}
+	v := alert.Verdict{Detail: ar.Description, RetryAfter: retryAfter(ar.Parameters.RetryAfter)}
 	desc := strings.ToLower(ar.Description)
 	switch {
 	case ar.Parameters.MigrateToChatID != 0:
@@ -170,6 +174,14 @@ func (t *Notifier) verdict(status int, ar apiResponse) alert.Verdict {
 		v.Fix = "check TELEGRAM_CHAT_ID " + t.chatID + " and that the bot is a member of the chat allowed to post"
 	}
 	return v
+}
+
+// retryAfter turns parameters.retry_after (seconds) into a wait: a negative one is none, and
+// one over fault.MaxRetryAfter (a day, what a Retry-After header may ask for) is cut to it,
+// so that a garbage value cannot overflow the duration into a negative wait.
+func retryAfter(seconds int) time.Duration {
+	const maxSeconds = int(fault.MaxRetryAfter / time.Second)
+	return time.Duration(min(max(seconds, 0), maxSeconds)) * time.Second
 }
 
 func containsAny(s string, words []string) bool {

@@ -124,6 +124,56 @@ func TestNotifyHonours429RetryAfter(t *testing.T) {
 	}
 }
 
+// parameters.retry_after is cut to fault.MaxRetryAfter before it becomes a duration: a
+// garbage value must not overflow into a negative wait (or a wait of centuries).
+func TestNotifyClampsRetryAfter(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ra   string
+		want time.Duration
+	}{
+		{"9223372037", fault.MaxRetryAfter},
+		{"9223372036854775807", fault.MaxRetryAfter},
+		{"100000", fault.MaxRetryAfter},
+		{"86400", fault.MaxRetryAfter},
+		{"3600", time.Hour},
+		{"-5", 0},
+	} {
+		srv := fakeBotAPI(t)
+		srv.Respond(func(alerttest.Request) alerttest.Reply {
+			return alerttest.Reply{Status: 429, Body: `{"ok":false,"error_code":429,"description":"Too Many Requests","parameters":{"retry_after":` + tc.ra + `}}`}
+		})
+		_, err := newNotifier(t, srv).Notify(context.Background(), alert.Notification{Title: "t", Severity: alert.SeverityInfo})
+		if got := fault.RetryAfterOf(err); got != tc.want {
+			t.Errorf("retry_after %s: wait %v, want %v", tc.ra, got, tc.want)
+		}
+	}
+}
+
+// The Bot API URL may be a proxy's with a token of its own in its path; an answer quoting the
+// request must show neither that token nor the bot's.
+func TestNotifyErrorHidesTheEndpoint(t *testing.T) {
+	t.Parallel()
+	const proxyToken = "pxy0Kq2Wm5Xr9Tn3Vb7Lc1Yd"
+	srv := alerttest.NewRecorder(t)
+	srv.Respond(func(r alerttest.Request) alerttest.Reply {
+		return alerttest.Reply{Status: 404, Body: `{"ok":false,"error_code":404,"description":"Not Found: ` + r.Path + `"}`}
+	})
+	tg, err := telegram.New(telegram.Options{BotToken: token, ChatID: "42", APIURL: strings.Replace(srv.URL, "http://", "HTTP://", 1) + "/relay/" + proxyToken, Client: alerttest.HTTPClient(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tg.Notify(context.Background(), alert.Notification{Title: "t", Severity: alert.SeverityInfo})
+	if err == nil {
+		t.Fatal("Notify succeeded")
+	}
+	for _, leak := range []string{proxyToken, token[10:30]} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("error %q shows %q", err, leak)
+		}
+	}
+}
+
 func TestNotifyRetryTable(t *testing.T) {
 	t.Parallel()
 	srv := fakeBotAPI(t)

@@ -33,6 +33,7 @@ import (
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/redact"
 )
 
 // Name is the channel's display name.
@@ -112,7 +113,7 @@ func New(o Options) (*Notifier, error) {
 		o.Now = time.Now
 	}
 	return &Notifier{url: o.URL, key: key, client: o.Client, now: o.Now,
-		secrets: []string{secret, strings.TrimPrefix(secret, secretPrefix), strings.TrimPrefix(o.URL, alert.SafeURL(o.URL))}}, nil
+		secrets: append([]string{secret, strings.TrimPrefix(secret, secretPrefix)}, redact.URLSecrets(o.URL)...)}, nil
 }
 
 // DecodeSecret returns the key of a Standard Webhooks secret: "whsec_" followed by the

@@ -321,3 +321,30 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 }
+
+// An answer quoting the request must not show the tokens of WEBHOOK_URL, whatever the case
+// of the URL's scheme and with user info in it (trimming the URL's origin off it failed on
+// both).
+func TestErrorsHideTheURLsTokens(t *testing.T) {
+	t.Parallel()
+	const pathToken, sig = "Pq7Wm2Xr9Tn3Vb7Lc1Yd6Hf0", "Sg4Nd8Rt2Lp6Qw0Zx3Cv7Bm1"
+	srv := alerttest.NewRecorder(t)
+	srv.Respond(func(r alerttest.Request) alerttest.Reply {
+		return alerttest.Reply{Status: 404, Body: `{"message":"Route POST:` + r.Path + "?" + r.Query + ` not found"}`}
+	})
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, raw := range []string{
+		"HTTP://" + host + "/hooks/" + pathToken + "?sig=" + sig,
+		"http://ops@" + host + "/hooks/" + pathToken + "?sig=" + sig,
+	} {
+		w, err := webhook.New(webhook.Options{URL: raw, Secret: specSecret, Client: alerttest.HTTPClient(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = w.Notify(context.Background(), notification())
+		if err == nil {
+			t.Fatalf("%s: Notify succeeded", raw)
+		}
+		alerttest.AssertNoSecrets(t, raw+" error", []byte(err.Error()), pathToken, sig)
+	}
+}

@@ -70,8 +70,9 @@ type Options struct {
 	Timeout time.Duration
 	// HTTP is the shared client; nil builds a private one with the defaults.
 	HTTP *httpx.Client
-	// Redactor scrubs CRM messages; the token and the webhook URL are added to it. Nil uses
-	// a private one.
+	// Redactor scrubs CRM messages; the token and the webhook and health URLs (whole, their
+	// path and query, their query values and long path segments: see redact.URLSecrets) are
+	// added to it. Nil uses a private one.
 	Redactor *redact.Redactor
 }
 
@@ -114,7 +115,16 @@ func New(o Options) (*Client, error) {
 		red = redact.New()
 	}
 	red.Add(o.Token.Reveal())
-	red.Add(o.WebhookURL)
+	// Not only the whole URL: a receiver that quotes the request (Fastify's 404 "Route
+	// POST:/hooks/catch/123/<token>/?sig=… not found", a request id echoing the URI) shows
+	// its path and query, or a piece of them.
+	for _, u := range []string{o.WebhookURL, o.HealthURL} {
+		if u != "" {
+			for _, sec := range redact.URLSecrets(u) {
+				red.Add(sec)
+			}
+		}
+	}
 	return &Client{o: o, red: red, hc: hc}, nil
 }
 

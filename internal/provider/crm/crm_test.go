@@ -3,8 +3,10 @@ package crm_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -313,6 +315,49 @@ func TestSecretsNeverAppearInErrors(t *testing.T) {
 	err = c.RecordCall(context.Background(), result)
 	if se := serviceError(t, err); se.Kind != fault.KindNetwork || strings.Contains(err.Error(), "s3cr3tp4th") || strings.Contains(err.Error(), "whsec") {
 		t.Errorf("transport error: %v (%v)", err, se.Kind)
+	}
+}
+
+// A receiver that quotes the request (Fastify's default 404 names the route with its path
+// and query; a request id header echoing the URI) must not show the webhook's tokens: the
+// whole URL is not what it quotes. Fuzz crasher 2a4d5c930afcbb99.
+func TestReceiverQuotingTheRequestURIDoesNotLeakTheWebhookTokens(t *testing.T) {
+	t.Parallel()
+	const (
+		pathToken = "Pz8Kq2Wm5Xr9Tn3Vb7Lc1Yd6Hf"
+		sig       = "Sg4Nd8Rt2Lp6Qw0Zx3Cv7Bm1Ka"
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		uri := r.URL.RequestURI()
+		w.Header().Set("Request-Id", uri)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = fmt.Fprintf(w, `{"message":"Route POST:%s not found","error":"Not Found","statusCode":404}`, uri)
+	}))
+	t.Cleanup(srv.Close)
+	hc, err := httpx.New(httpx.Options{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hc.CloseIdleConnections)
+	for _, hook := range []string{
+		srv.URL + "/hooks/catch/123/" + pathToken + "/?sig=" + sig,
+		strings.Replace(srv.URL, "http://", "HTTP://", 1) + "/hooks/catch/123/" + pathToken + "/?sig=" + sig,
+	} {
+		c, err := crm.New(crm.Options{WebhookURL: hook, Token: config.Secret(token), HTTP: hc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.RecordCall(context.Background(), result)
+		se := serviceError(t, err)
+		for _, leak := range []string{pathToken, sig, pathToken[:12], sig[:12]} {
+			if strings.Contains(err.Error(), leak) || strings.Contains(se.RequestID, leak) {
+				t.Errorf("%s: error %q (request id %q) leaks %q", hook, err, se.RequestID, leak)
+			}
+		}
+		if !strings.Contains(se.Message, redact.Placeholder) {
+			t.Errorf("%s: message %q, want the route redacted", hook, se.Message)
+		}
 	}
 }
 

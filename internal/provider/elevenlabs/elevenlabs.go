@@ -22,6 +22,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -342,7 +343,7 @@ func (c *Client) Synthesize(ctx context.Context, _ contact.Contact, script strin
 		Format:     c.o.OutputFormat,
 		Model:      c.o.ModelID,
 		Characters: characterCost(resp.Header),
-		RequestID:  requestID(resp.Header, ""),
+		RequestID:  requestID(c.red, resp.Header, ""),
 	}, nil
 }
 
@@ -386,10 +387,10 @@ func (c *Client) failure(resp *httpx.Response, err error) (fault.Facts, bool) {
 		return fault.Facts{
 			Provider:   c.o.Name,
 			Status:     resp.Status,
-			Code:       d.code,
+			Code:       cleanCode(c.red, d.code),
 			Message:    httpx.CleanMessage(c.red, d.message),
 			Param:      httpx.CleanMessage(c.red, d.param),
-			RequestID:  c.red.Text(requestID(resp.Header, d.requestID)),
+			RequestID:  requestID(c.red, resp.Header, d.requestID),
 			RetryAfter: fault.ParseRetryAfter(resp.Header, c.http.Now()),
 			Err:        err,
 		}, true
@@ -415,10 +416,14 @@ func (c *Client) withTimeout(ctx context.Context) (context.Context, context.Canc
 	return context.WithTimeout(ctx, c.o.Timeout)
 }
 
+// requestIDLimit is the most bytes of a request id kept.
+const requestIDLimit = 128
+
 // requestID returns the request id of a response: the request-id header (x-request-id
-// behind some proxies), else the one the error body gave; bounded and printable, since it
-// goes into every error line.
-func requestID(h http.Header, fromBody string) string {
+// behind some proxies), else the one the error body gave; redacted with r, bounded and
+// printable, since it goes into every error line. It is redacted before it is cut, so that a
+// cut cannot leave the start of a secret that redaction would no longer recognise.
+func requestID(r *redact.Redactor, h http.Header, fromBody string) string {
 	id := cmp.Or(strings.TrimSpace(h.Get(RequestIDHeader)), strings.TrimSpace(h.Get("X-Request-Id")), strings.TrimSpace(fromBody))
 	id = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) || unicode.IsSpace(r) {
@@ -426,11 +431,29 @@ func requestID(h http.Header, fromBody string) string {
 		}
 		return r
 	}, id)
-	const maxLen = 128
-	if len(id) > maxLen {
-		id = strings.ToValidUTF8(id[:maxLen], "")
+	id = r.Text(id)
+	if len(id) > requestIDLimit {
+		id = strings.ToValidUTF8(id[:requestIDLimit], "")
 	}
 	return id
+}
+
+// codePattern is what an error code looks like: "invalid_api_key", "value_error.missing",
+// "only_for_creator+". Anything else is not a code (a control character, a sentence, a
+// 64 KiB string) and is dropped.
+var codePattern = regexp.MustCompile(`^[A-Za-z0-9_.+-]{1,64}$`)
+
+// validCode reports whether code has the shape of an error code.
+func validCode(code string) bool { return codePattern.MatchString(code) }
+
+// cleanCode returns code when it has the shape of an error code and shows nothing r
+// redacts (the API key echoed as a code, a phone number), else "": a code is kept as it is
+// or not at all, since ServiceError prints it when the message is empty.
+func cleanCode(r *redact.Redactor, code string) string {
+	if !validCode(code) || r.Text(code) != code {
+		return ""
+	}
+	return code
 }
 
 // errorBody is either ElevenLabs error shape; Detail is an object, a list or a string.
@@ -532,14 +555,21 @@ func topField(loc []any) string {
 
 // decidingCode returns the first of the body's codes (detail.code, the legacy detail.status,
 // detail.type) that the classification table knows, else the first one given: a new code
-// ElevenLabs adds must not hide a known status beside it.
+// ElevenLabs adds must not hide a known status beside it. Codes without the shape of a code
+// (see codePattern) are not given.
 func decidingCode(codes ...string) string {
+	valid := make([]string, 0, len(codes))
 	for _, c := range codes {
-		if fault.KnownCode(c) {
-			return strings.TrimSpace(c)
+		if c = strings.TrimSpace(c); validCode(c) {
+			valid = append(valid, c)
 		}
 	}
-	return strings.TrimSpace(cmp.Or(codes...))
+	for _, c := range valid {
+		if fault.KnownCode(c) {
+			return c
+		}
+	}
+	return cmp.Or(valid...)
 }
 
 // formatLoc renders a validation location ["body","text"] as "body.text: ".

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/openai"
@@ -165,6 +166,39 @@ func TestErrorParamShapes(t *testing.T) {
 			_, err := b.chat.WriteScript(context.Background(), someone)
 			if se := serviceError(t, err); se.Param != tc.param || se.Code != tc.code || se.Kind != tc.kind {
 				t.Errorf("param %q code %q kind %v; want %q %q %v", se.Param, se.Code, se.Kind, tc.param, tc.code, tc.kind)
+			}
+		})
+	}
+}
+
+// The code is kept only when it has the shape of a code and shows no secret: it is passed
+// through as it is, and ServiceError prints it when the message is empty. Fuzz crasher
+// 5167bfef63cc43c1 (a backspace as error.code).
+func TestErrorCodeShapes(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		body, code string
+	}{
+		"control character":        {`{"error":{"message":"","type":"","param":"0","code":"\b"}}`, ""},
+		"control character, typed": {`{"error":{"message":"","type":"invalid_request_error","code":"\b"}}`, "invalid_request_error"},
+		"ansi escape as type":      {`{"error":{"message":"","type":"\u001b[2J","code":null}}`, ""},
+		"huge code":                {`{"error":{"message":"","code":"` + strings.Repeat("x", 64<<10) + `"}}`, ""},
+		"a sentence":               {`{"error":{"message":"","code":"no such thing"}}`, ""},
+		"the key as a code":        {`{"error":{"message":"","type":"t","code":"` + apiKey + `"}}`, ""},
+		"vLLM top level, bad code": {`{"object":"error","message":"m","type":"Bad\nRequest","code":"\u0000"}`, ""},
+		"plain code":               {`{"error":{"message":"m","type":"requests","code":"rate_limit_exceeded"}}`, "rate_limit_exceeded"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, providertest.OpenAIOptions{}, nil, nil)
+			b.fake.Enqueue(providertest.JSONReply(403, tc.body))
+			_, err := b.chat.WriteScript(context.Background(), someone)
+			se := serviceError(t, err)
+			if se.Code != tc.code {
+				t.Errorf("code %.100q, want %q", se.Code, tc.code)
+			}
+			if text := err.Error(); strings.ContainsFunc(text, unicode.IsControl) || strings.Contains(text, apiKey) || len(text) > 1000 {
+				t.Errorf("error text %.200q is not short, printable and free of the key", text)
 			}
 		})
 	}
