@@ -25,8 +25,9 @@ test/short: ## Quick tests without the race detector
 chaos: ## Chaos suite at full size: real nats-server, 3 workers, kills, outages, poison, hostile providers (tables in logs/chaos)
 	CHAOS=full CHAOS_REPORT_DIR=$(CURDIR)/logs/chaos $(GO) test -count=1 -timeout 30m -run . -v ./internal/chaos/
 
-bench: ## Run the benchmarks (resilience overhead, enqueue throughput)
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: ## Micro-benchmarks, then the end-to-end worker vs bare JetStream consumer (BENCH_SCALE=0.1 for a quick run)
+	BENCH_E2E= $(GO) test -run '^$$' -bench . -benchmem ./...
+	BENCH_E2E=1 $(GO) test -run '^$$' -bench '^BenchmarkEndToEnd$$' -benchtime 1x -timeout 60m ./internal/bench/
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
