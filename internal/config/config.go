@@ -365,7 +365,7 @@ type Health struct {
 	// > 0 and not more than Interval.
 	Timeout time.Duration
 	// OpenInterval (HEALTH_CHECK_OPEN_INTERVAL, default 1s) is the first wait between checks
-	// while a provider's breaker is open, doubling up to BREAKER_OPEN_TIMEOUT, so a recovery
+	// while a provider's breaker is open, doubling to at most 4 times this, so a recovery
 	// is seen within about one probe interval. Must be > 0.
 	OpenInterval time.Duration
 }

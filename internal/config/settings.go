@@ -202,7 +202,7 @@ var table = finish([]setting{
 		"Time between two health checks of a provider; > 0.",
 		durationField(func(c *Config) *time.Duration { return &c.Health.Interval }, positive)),
 	row("HEALTH_CHECK_OPEN_INTERVAL", "1s", w,
-		"First wait between health checks while a breaker is open, doubling up to BREAKER_OPEN_TIMEOUT, with up to 50% jitter; > 0.",
+		"First wait between health checks while a breaker is open, doubling to at most 4 times this (and BREAKER_OPEN_TIMEOUT), with up to 50% jitter; > 0.",
 		durationField(func(c *Config) *time.Duration { return &c.Health.OpenInterval }, positive)),
 	row("HEALTH_CHECK_TIMEOUT", "5s", w,
 		"Bound on one health check; > 0 and not more than HEALTH_CHECK_INTERVAL.",

@@ -96,8 +96,11 @@ func NewHealthChecker(g *Guard, p Prober, interval, timeout time.Duration, c clo
 	}
 }
 
+// maxOpenBackoffShift caps the backoff of probes while open at 4 × the open interval.
+const maxOpenBackoffShift = 2
+
 // SetOpenInterval sets how soon the checker probes once the breaker has opened: after d,
-// then 2d, 4d, … up to the breaker's open timeout, each wait stretched by a random 0–50% so
+// then 2d, then every 4d (never more than the breaker's open timeout), each wait stretched by a random 0–50% so
 // the workers of a fleet do not probe in step. A provider that recovers is then found within
 // about one probe interval, where the seed's 60 s interval (kept while the breaker is closed)
 // would leave an outage of 10 s costing a minute. d <= 0 keeps the default (1 s). Call it
@@ -115,8 +118,10 @@ func (h *HealthChecker) next() time.Duration {
 		h.openProbes = 0
 		return h.interval
 	}
-	d := h.openInterval << min(h.openProbes, 20)
-	if ot := h.g.openTimeout; ot > 0 && (d > ot || d <= 0) {
+	// Back off to at most maxOpenBackoff × the open interval (and the open timeout): a
+	// recovery is then seen within a few seconds however long the outage lasted.
+	d := h.openInterval << min(h.openProbes, maxOpenBackoffShift)
+	if ot := h.g.openTimeout; ot > 0 && d > ot {
 		d = ot
 	}
 	h.openProbes++

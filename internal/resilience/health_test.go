@@ -360,8 +360,8 @@ func TestSettingsErrorOpensAtOnceAndOnlyARealCallClosesIt(t *testing.T) {
 	}
 }
 
-// While the breaker is open the checker probes at 1 s, 2 s, 4 s … (capped by the open
-// timeout), so a provider that comes back is seen within about one probe interval instead of
+// While the breaker is open the checker probes at 1 s, 2 s, then every 4 s (capped by the
+// open timeout), so a provider that comes back is seen within about one probe interval instead of
 // the 60 s health interval; once closed it returns to the interval.
 func TestHealthCheckerProbesOftenWhileOpen(t *testing.T) {
 	t.Parallel()
@@ -381,20 +381,20 @@ func TestHealthCheckerProbesOftenWhileOpen(t *testing.T) {
 			return 0
 		}
 	}
-	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
 		if d := next(); d != want {
 			t.Fatalf("wait %d = %s, want %s", i+1, d, want)
 		}
 		b.c.Add(want)
 		waitFor(t, "the next open probe", func() bool { return b.h.Stats().Probes == uint64(2+i) })
 	}
-	// The provider recovers: the next probe, 16 s later, closes the breaker, and the
+	// The provider recovers: the next probe, 4 s later, closes the breaker, and the
 	// checker goes back to the 60 s interval.
 	b.p.set(nil, false)
-	if d := next(); d != 16*time.Second {
-		t.Fatalf("wait 5 = %s, want 16s", d)
+	if d := next(); d != 4*time.Second {
+		t.Fatalf("wait 5 = %s, want 4s (the backoff's cap)", d)
 	}
-	b.c.Add(16 * time.Second)
+	b.c.Add(4 * time.Second)
 	waitFor(t, "the breaker to close", func() bool { return b.g.State() == StateClosed })
 	if d := next(); d != time.Minute {
 		t.Fatalf("wait after closing = %s, want the 1m interval", d)
