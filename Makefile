@@ -28,6 +28,7 @@ chaos: ## Chaos suite at full size: real nats-server, 3 workers, kills, outages,
 bench: ## Micro-benchmarks, then the end-to-end worker vs bare JetStream consumer (BENCH_SCALE=0.1 for a quick run)
 	BENCH_E2E= $(GO) test -run '^$$' -bench . -benchmem ./...
 	BENCH_E2E=1 $(GO) test -run '^$$' -bench '^BenchmarkEndToEnd$$' -benchtime 1x -timeout 60m ./internal/bench/
+	BENCH_E2E=1 $(GO) test -run '^$$' -bench '^BenchmarkEnqueueMillion$$' -benchtime 1x -timeout 30m ./internal/queue/
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
@@ -36,7 +37,7 @@ lint: ## gofmt and go vet
 FUZZTIME ?= 30s
 # package:target, every fuzz target of the project; `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := \
-	contact:FuzzReader contact:FuzzDecode config:FuzzSetting config:FuzzLocateEnvError config:FuzzLoadEnvFile \
+	contact:FuzzReader contact:FuzzDecode contact:FuzzValidJSON config:FuzzSetting config:FuzzLocateEnvError config:FuzzLoadEnvFile \
 	fault:FuzzParseRetryAfter redact:FuzzText queue:FuzzParseDeadLetter queue:FuzzDeadLetterRoundTrip \
 	provider/elevenlabs:FuzzParseError provider/openai:FuzzParseError provider/crm:FuzzErrorAnswer \
 	alert:FuzzDecodeEvent alert:FuzzDecodeNotification alert/telegram:FuzzNotifyAnswer alert/slack:FuzzNotifyAnswer \

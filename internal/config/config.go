@@ -315,7 +315,7 @@ type Worker struct {
 
 // Publisher tunes the publisher.
 type Publisher struct {
-	// Window (PUBLISH_WINDOW, default 256; publisher only) is the most
+	// Window (PUBLISH_WINDOW, default 4096; publisher only) is the most
 	// asynchronous publishes awaiting their ack, 1 to 65536.
 	Window int
 }

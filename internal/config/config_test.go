@@ -70,7 +70,7 @@ func TestDefaults(t *testing.T) {
 			AckWait: 30 * time.Second, MaxDeliver: 5, MaxAckPending: 256,
 		},
 		Worker:    config.Worker{Concurrency: 16, PullBatch: 8, ShutdownGrace: 25 * time.Second, OnBreakerOpen: config.OnBreakerOpenHold},
-		Publisher: config.Publisher{Window: 256},
+		Publisher: config.Publisher{Window: 4096},
 		Retry: config.Retry{
 			InitialDelay: 5 * time.Second, MaxAttempts: 3, Multiplier: 2, MaxDelay: 60 * time.Second,
 			RetryAfterCap: 30 * time.Second,
@@ -562,8 +562,8 @@ func TestScopes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("worker Load with an invalid publisher setting: %v", err)
 	}
-	if wrk.Publisher.Window != 256 {
-		t.Errorf("Publisher.Window = %d, want the default 256", wrk.Publisher.Window)
+	if wrk.Publisher.Window != 4096 {
+		t.Errorf("Publisher.Window = %d, want the default 4096", wrk.Publisher.Window)
 	}
 
 	fs := pflag.NewFlagSet("publisher", pflag.ContinueOnError)

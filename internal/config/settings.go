@@ -165,7 +165,7 @@ var table = finish([]setting{
 		"What happens to a contact whose provider's breaker is open: hold (delay it in the queue) or deadletter (skip it).",
 		enumField(func(c *Config) *string { return &c.Worker.OnBreakerOpen }, "policy", false, func() []string { return BreakerOpenPolicies })),
 
-	row("PUBLISH_WINDOW", "256", p,
+	row("PUBLISH_WINDOW", "4096", p,
 		"Most asynchronous publishes awaiting their ack, 1 to 65536.",
 		intField(func(c *Config) *int { return &c.Publisher.Window }, between(1, 65536))),
 

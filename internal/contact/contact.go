@@ -84,20 +84,32 @@ func (c Contact) problems(skip map[string]bool) []FieldProblem {
 			quote(c.Language)), ErrInvalidValue)
 	}
 	if n := len(c.Variables); n > MaxVariables {
-		add("variables", fmt.Sprintf("has %d entries, at most %d allowed", n, MaxVariables), ErrInvalidValue)
+		vp := tooManyVariables(n)
+		add(vp.Field, vp.Problem, vp.Err)
 	}
 	for k, v := range c.Variables { // sortProblems orders them
-		if !validVariableName(k) {
-			add(variablePath(k), fmt.Sprintf("is not a valid variable name (expected a letter or '_', then up to %d letters, digits or '_')",
-				MaxVariableNameLen-1), ErrInvalidValue)
-			continue
-		}
-		if msg, err := checkText(v, MaxVariableValueLen, false); err != nil {
-			add(variablePath(k), msg, err)
+		if vp, ok := variableProblem(k, v); ok {
+			add(vp.Field, vp.Problem, vp.Err)
 		}
 	}
 	sortProblems(ps)
 	return ps
+}
+
+func tooManyVariables(n int) FieldProblem {
+	return FieldProblem{Field: "variables", Problem: fmt.Sprintf("has %d entries, at most %d allowed", n, MaxVariables), Err: ErrInvalidValue}
+}
+
+// variableProblem is the rule problem of variable k with value v, if any.
+func variableProblem(k, v string) (FieldProblem, bool) {
+	if !validVariableName(k) {
+		return FieldProblem{Field: variablePath(k), Problem: fmt.Sprintf("is not a valid variable name (expected a letter or '_', then up to %d letters, digits or '_')",
+			MaxVariableNameLen-1), Err: ErrInvalidValue}, true
+	}
+	if msg, err := checkText(v, MaxVariableValueLen, false); err != nil {
+		return FieldProblem{Field: variablePath(k), Problem: msg, Err: err}, true
+	}
+	return FieldProblem{}, false
 }
 
 func checkID(id string) (string, error) {
@@ -198,7 +210,9 @@ func validLanguage(s string) bool {
 	if len(s) < MinLanguageLen || len(s) > MaxLanguageLen {
 		return false
 	}
-	for i, sub := range strings.Split(s, "-") {
+	// SplitSeq, unlike Split, allocates nothing; i numbers the subtags.
+	i := 0
+	for sub := range strings.SplitSeq(s, "-") {
 		if len(sub) < 1 || len(sub) > 8 || i == 0 && len(sub) < 2 {
 			return false
 		}
@@ -209,6 +223,7 @@ func validLanguage(s string) bool {
 				return false
 			}
 		}
+		i++
 	}
 	return true
 }

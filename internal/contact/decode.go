@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Decode decodes and validates one contact from a message payload: exactly one
@@ -15,7 +16,7 @@ import (
 // payload that is not well-formed JSON has one problem with Err [ErrMalformed].
 // On error the returned Contact is the zero value.
 func Decode(payload []byte) (Contact, error) {
-	if !json.Valid(payload) {
+	if !validJSON(payload) {
 		msg := "payload is not well-formed JSON"
 		se := jsonSyntaxError(payload)
 		switch {
@@ -54,12 +55,34 @@ func jsonSyntaxError(data []byte) *json.SyntaxError {
 // parseValue decodes one well-formed JSON value into a contact and returns it
 // with every problem, in report order. The value must be an object.
 func parseValue(data []byte) (Contact, []FieldProblem) {
+	return parse(data, nil)
+}
+
+// checkValue finds the same problems as parseValue without building the contact, for
+// validating a file: the strings of the returned Contact share memory with data (copy ID to
+// keep it) and its Variables are left out. sc is memory reused from one record to the next.
+func checkValue(data []byte, sc *scratch) (Contact, []FieldProblem) {
+	return parse(data, sc)
+}
+
+func parse(data []byte, sc *scratch) (Contact, []FieldProblem) {
 	if kind := jsonKind(data); kind != "object" {
 		return Contact{}, []FieldProblem{{Problem: "must be a JSON object, not " + article(kind), Err: ErrWrongType}}
 	}
-	p := parser{}
+	p := parser{check: sc}
 	p.object(data)
 	ps := append(p.problems, p.c.problems(p.bad)...)
+	if sc != nil && p.vars > 0 {
+		// What Contact.problems finds in the variables, from what p.checkVariables kept.
+		if p.vars > MaxVariables && !p.bad["variables"] {
+			ps = append(ps, tooManyVariables(p.vars))
+		}
+		for _, vp := range sc.problems {
+			if !p.bad[vp.Field] {
+				ps = append(ps, vp)
+			}
+		}
+	}
 	sortProblems(ps)
 	return p.c, ps
 }
@@ -70,6 +93,69 @@ type parser struct {
 	problems []FieldProblem
 	bad      map[string]bool // field paths with a decoding problem: not validated
 	repeats  map[string]bool // field paths reported as given more than once
+
+	check *scratch // not nil: validate only (see checkValue)
+	vars  int      // check: the number of variables
+}
+
+// scratch is the memory a Reader lends the parser from one record to the next when it only
+// validates.
+type scratch struct {
+	keys     []string            // variable names of the record, sharing its memory
+	set      map[string]struct{} // the same, once there are many
+	problems []FieldProblem      // rule problems of the record's variables
+}
+
+// maxListedKeys is how many variable names are compared one by one before a map is worth it.
+const maxListedKeys = 16
+
+func (sc *scratch) reset() {
+	clear(sc.keys)
+	sc.keys, sc.set, sc.problems = sc.keys[:0], nil, sc.problems[:0]
+}
+
+// add adds a variable name and reports whether it was there already.
+func (sc *scratch) add(k string) (repeated bool) {
+	if sc.set != nil {
+		if _, ok := sc.set[k]; ok {
+			return true
+		}
+		sc.set[k] = struct{}{}
+		return false
+	}
+	for _, x := range sc.keys {
+		if x == k {
+			return true
+		}
+	}
+	sc.keys = append(sc.keys, k)
+	if len(sc.keys) > maxListedKeys {
+		sc.set = make(map[string]struct{}, 2*len(sc.keys))
+		for _, x := range sc.keys {
+			sc.set[x] = struct{}{}
+		}
+	}
+	return false
+}
+
+func (sc *scratch) count() int {
+	if sc.set != nil {
+		return len(sc.set)
+	}
+	return len(sc.keys)
+}
+
+// alias is the string of b without a copy: it must not outlive b's contents.
+func alias(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// unquote decodes a JSON string literal; when validating only, a plain one is not copied.
+func (p *parser) unquote(raw []byte) (string, error) {
+	if p.check != nil {
+		if inner := raw[1 : len(raw)-1]; plainString(inner) {
+			return alias(inner), nil
+		}
+	}
+	return unquote(raw)
 }
 
 func (p *parser) fail(field, problem string, err error) {
@@ -105,18 +191,19 @@ func (p *parser) object(data []byte) {
 			}
 			seen |= bit
 		}
-		switch key := string(rawKey); key {
+		switch string(rawKey) { // constant field names: no string is allocated for the key
 		case "id":
-			p.str(key, raw, &p.c.ID)
+			p.str("id", raw, &p.c.ID)
 		case "name":
-			p.str(key, raw, &p.c.Name)
+			p.str("name", raw, &p.c.Name)
 		case "phone":
-			p.str(key, raw, &p.c.Phone)
+			p.str("phone", raw, &p.c.Phone)
 		case "language":
-			p.str(key, raw, &p.c.Language)
+			p.str("language", raw, &p.c.Language)
 		case "variables":
 			p.variables(raw)
 		default:
+			key := string(rawKey)
 			if !unknown[key] { // a repeated unknown key is reported once
 				if unknown == nil {
 					unknown = make(map[string]bool)
@@ -136,7 +223,7 @@ func (p *parser) str(field string, raw json.RawMessage, dst *string) {
 	switch kind := jsonKind(raw); kind {
 	case "null":
 	case "string":
-		s, err := unquote(raw)
+		s, err := p.unquote(raw)
 		if err != nil {
 			p.fail(field, "invalid JSON string: "+err.Error(), ErrMalformed)
 		}
@@ -156,6 +243,10 @@ func (p *parser) variables(raw json.RawMessage) {
 	case "object":
 	default:
 		p.fail("variables", "must be an object of strings, not "+article(kind), ErrWrongType)
+		return
+	}
+	if p.check != nil {
+		p.checkVariables(raw)
 		return
 	}
 	vars := make(map[string]string)
@@ -185,8 +276,40 @@ func (p *parser) variables(raw json.RawMessage) {
 	}
 }
 
+// checkVariables is variables when validating only: the names go to p.check.keys instead of
+// a map, and the rule problems that Contact.problems would find in the map are kept in
+// p.check.problems (parse drops those of names that turn out to have a decoding problem,
+// as Contact.problems skips them).
+func (p *parser) checkVariables(raw json.RawMessage) {
+	sc := p.check
+	sc.reset()
+	err := members(raw, func(rawKey []byte, val json.RawMessage) {
+		key := alias(rawKey)
+		if sc.add(key) {
+			p.repeated(variablePath(key))
+			return
+		}
+		if kind := jsonKind(val); kind != "string" {
+			p.fail(variablePath(key), "must be a string, not "+article(kind), ErrWrongType)
+			return
+		}
+		s, err := p.unquote(val)
+		if err != nil {
+			p.fail(variablePath(key), "invalid JSON string: "+err.Error(), ErrMalformed)
+			return
+		}
+		if vp, ok := variableProblem(key, s); ok {
+			sc.problems = append(sc.problems, vp)
+		}
+	})
+	if err != nil {
+		p.fail("variables", "invalid JSON: "+err.Error(), ErrMalformed)
+	}
+	p.vars = sc.count()
+}
+
 // members calls fn with each key and raw value of the JSON object data, in
-// document order. data must be well-formed JSON (checked before, by json.Valid
+// document order. data must be well-formed JSON (checked before, by validJSON
 // or json.Decoder): members only walks it, which is several times faster than
 // json.Decoder.Token. It still fails rather than panics on malformed input.
 //
@@ -264,21 +387,22 @@ func (w *walker) string() ([]byte, bool) {
 	if !w.take('"') {
 		return nil, false
 	}
-	for w.i < len(w.data) {
-		j := bytes.IndexAny(w.data[w.i:], `"\\`)
+	for {
+		j := bytes.IndexByte(w.data[w.i:], '"')
 		if j < 0 {
-			break
+			w.i = len(w.data)
+			return nil, false
 		}
-		w.i += j
-		if w.data[w.i] == '\\' {
-			w.i += 2
-			continue
+		w.i += j + 1
+		// The quote ends the string unless an odd number of backslashes precede it.
+		k := w.i - 1
+		for k > start+1 && w.data[k-1] == '\\' {
+			k--
 		}
-		w.i++
-		return w.data[start:w.i], true
+		if (w.i-1-k)%2 == 0 {
+			return w.data[start:w.i], true
+		}
 	}
-	w.i = len(w.data)
-	return nil, false
 }
 
 // value returns the value at the position.
@@ -339,7 +463,7 @@ func unquote(raw []byte) (string, error) {
 
 // jsonKind names the JSON type of the well-formed value data.
 func jsonKind(data []byte) string {
-	data = bytes.TrimLeft(data, " \t\r\n")
+	data = trimSpace(data)
 	if len(data) == 0 {
 		return "nothing"
 	}
@@ -356,6 +480,16 @@ func jsonKind(data []byte) string {
 		return "null"
 	}
 	return "number"
+}
+
+// trimSpace drops the JSON whitespace at the start of data (bytes.TrimLeft with a cutset
+// costs more than the rest of a short value's checks).
+func trimSpace(data []byte) []byte {
+	i := 0
+	for i < len(data) && isSpace(data[i]) {
+		i++
+	}
+	return data[i:]
 }
 
 // article puts "a" or "an" before a JSON type name ("null" and "nothing" stay bare).

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -35,6 +36,9 @@ func FuzzReader(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := NewReader(bytes.NewReader(data))
+		checker := NewReader(bytes.NewReader(data)) // Check must find what Next finds
+		skimmer := NewReader(bytes.NewReader(data)) // Skim must frame records as Next does
+		skimmer.IgnoreRepeatedIDs()
 		lines := bytes.Count(data, []byte("\n")) + 1
 		prevLine := 0
 		for calls := 0; ; calls++ {
@@ -42,8 +46,21 @@ func FuzzReader(f *testing.F) {
 				t.Fatalf("Next called %d times on %d bytes without a final error", calls, len(data))
 			}
 			c, pos, err := r.Next()
+			checkPos, checkErr := checker.Check()
+			if checkPos != pos || !sameError(checkErr, err) {
+				t.Fatalf("Check = %v, %v; Next = %v, %v", checkPos, checkErr, pos, err)
+			}
+			if !bytes.Equal(checker.Raw(), r.Raw()) {
+				t.Fatalf("Check's Raw %q, Next's %q", checker.Raw(), r.Raw())
+			}
 			var invalid *InvalidError
 			var se *SyntaxError
+			if err == nil || errors.As(err, &invalid) {
+				id, skimPos, skimErr := skimmer.Skim()
+				if skimErr != nil || skimPos != pos || !bytes.Equal(skimmer.Raw(), r.Raw()) || err == nil && id != c.ID {
+					t.Fatalf("Skim = %q, %v, %v, raw %q; Next = %+v, %v, %v, raw %q", id, skimPos, skimErr, skimmer.Raw(), c, pos, err, r.Raw())
+				}
+			}
 			switch {
 			case err == nil || errors.As(err, &invalid):
 				if pos.Index != calls || pos.Line < prevLine || pos.Line < 1 || pos.Line > lines {
@@ -87,6 +104,29 @@ func FuzzReader(f *testing.F) {
 			return
 		}
 	})
+}
+
+// sameError reports whether Check's error a is Next's error b: the same kind, position and
+// problems (the order of problems on one field path may differ: two long invalid variable
+// names can share a path).
+func sameError(a, b error) bool {
+	var ia, ib *InvalidError
+	if errors.As(a, &ia) && errors.As(b, &ib) {
+		if ia.Pos != ib.Pos || ia.ID != ib.ID || len(ia.Problems) != len(ib.Problems) {
+			return false
+		}
+		var pa, pb []string
+		for i := range ia.Problems {
+			pa, pb = append(pa, ia.Problems[i].String()), append(pb, ib.Problems[i].String())
+		}
+		slices.Sort(pa)
+		slices.Sort(pb)
+		return slices.Equal(pa, pb)
+	}
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Error() == b.Error()
 }
 
 // checkAccepted checks that a file read to io.EOF is well-formed for its format.

@@ -77,8 +77,8 @@ func liveHeap() uint64 {
 }
 
 // TestReaderLargeInputBoundedMemory reads 200,000 contacts (a 50 MB stream) and
-// checks that the live heap never grows by more than 16 MiB: the id hashes take
-// about 4.6 MiB, while keeping the file would take 50 MB and keeping the
+// checks that the live heap never grows by more than 16 MiB: the id index takes
+// about 4–6 MiB, while keeping the file would take 50 MB and keeping the
 // contacts about 24 MB.
 func TestReaderLargeInputBoundedMemory(t *testing.T) {
 	const (

@@ -6,9 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
-	"math"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -44,7 +43,7 @@ func (f Format) String() string {
 
 // Reader streams the contacts of a contacts file (a JSON array or NDJSON, see
 // the package documentation), one at a time, with constant memory apart from
-// about 24 bytes per contact for finding repeated ids. It is not safe for
+// 15–21 bytes per contact for finding repeated ids. It is not safe for
 // concurrent use.
 type Reader struct {
 	br     *bufio.Reader
@@ -66,19 +65,30 @@ type Reader struct {
 	off       int64 // file offset of the next line's bytes
 	lineStart int64 // file offset where the next line starts (before off for the first)
 
-	seed maphash.Seed
-	seen map[uint64]uint64 // hash of an id → packed position of its first contact
+	last    []byte   // the record last returned by Next
+	ids     *idIndex // nil: repeated ids are not looked for
+	scratch *scratch // for Check
 }
 
 // NewReader returns a Reader of the contacts file r. It reads nothing before
 // the first call to Next.
 func NewReader(r io.Reader) *Reader {
 	return &Reader{
-		br:   bufio.NewReaderSize(r, 64<<10),
-		seed: maphash.MakeSeed(),
-		seen: make(map[uint64]uint64),
+		br:  bufio.NewReaderSize(r, 64<<10),
+		ids: newIDIndex(),
 	}
 }
+
+// IgnoreRepeatedIDs makes the reader keep nothing per contact and no longer report an id
+// repeated within the file: for a second pass over a file whose first pass found the repeats.
+// Call it before the first record is read.
+func (r *Reader) IgnoreRepeatedIDs() { r.ids = nil }
+
+// Raw returns the JSON text of the record last returned by Next, Check or Skim, contact
+// or [*InvalidError], as it is in the file (an NDJSON line without its line end, an array
+// element without the whitespace around it). It is valid until the next call; nil before
+// the first record, at the end and after a fatal error.
+func (r *Reader) Raw() []byte { return r.last }
 
 // Format returns the format of the file, known after the first call to Next.
 func (r *Reader) Format() Format { return r.format }
@@ -91,6 +101,40 @@ func (r *Reader) Format() Format { return r.format }
 // [*SyntaxError], [ErrEmpty] or an error reading the file is fatal: Next returns
 // it again on every later call.
 func (r *Reader) Next() (Contact, Position, error) {
+	return r.next(decodeRecord)
+}
+
+// Check is Next without the contact, for a pass that only validates: the same records,
+// positions and errors, several allocations a contact fewer.
+func (r *Reader) Check() (Position, error) {
+	_, pos, err := r.next(checkRecord)
+	return pos, err
+}
+
+// Skim reads the next record without validating it, for a second pass over a file that a
+// first pass validated (see [Reader.IgnoreRepeatedIDs]): records, positions and the end of
+// the file are found as Next finds them, but a record is neither checked nor decoded beyond
+// its id, read leniently ("" when the record has no string id), so that the caller can
+// publish [Reader.Raw] as it is. The caller must make sure the record is the one validated
+// (by comparing a hash of Raw, say). A record that is not well-formed JSON is returned
+// as it is in NDJSON and is a fatal *SyntaxError in a JSON array (the array cannot be
+// followed past it).
+func (r *Reader) Skim() (id string, pos Position, err error) {
+	c, pos, err := r.next(skimRecord)
+	return c.ID, pos, err
+}
+
+// readMode is what Next, Check and Skim do with a record.
+type readMode uint8
+
+const (
+	decodeRecord readMode = iota // validate and decode
+	checkRecord                  // validate
+	skimRecord                   // read the id only
+)
+
+func (r *Reader) next(mode readMode) (Contact, Position, error) {
+	r.last = nil
 	if r.err != nil {
 		return Contact{}, Position{}, r.err
 	}
@@ -102,12 +146,12 @@ func (r *Reader) Next() (Contact, Position, error) {
 	switch {
 	case r.format == FormatUnknown:
 		if err = r.start(); err == nil {
-			return r.Next()
+			return r.next(mode)
 		}
 	case r.format == JSONArray:
-		c, pos, err = r.nextElement()
+		c, pos, err = r.nextElement(mode)
 	default:
-		c, pos, err = r.nextLine()
+		c, pos, err = r.nextLine(mode)
 	}
 	if err != nil && !isInvalid(err) {
 		r.err = err
@@ -180,7 +224,7 @@ func (r *Reader) start() error {
 }
 
 // nextElement reads the next element of a JSON array.
-func (r *Reader) nextElement() (Contact, Position, error) {
+func (r *Reader) nextElement(mode readMode) (Contact, Position, error) {
 	if !r.opened {
 		if _, err := r.dec.Token(); err != nil { // the '[' seen by start
 			return Contact{}, Position{}, r.arrayError(err, r.dec.InputOffset())
@@ -209,8 +253,8 @@ func (r *Reader) nextElement() (Contact, Position, error) {
 	line, _ := r.lr.locate(start)
 	pos := Position{Index: r.index, Line: line}
 	r.index++
-	c, ps := parseValue(raw)
-	return r.finish(c, ps, pos)
+	r.last = raw
+	return r.record(raw, pos, mode)
 }
 
 // closeArray reads the ']' (or fails), then makes sure only whitespace follows.
@@ -306,7 +350,7 @@ func (r *Reader) syntaxError(at int64, err error) *SyntaxError {
 }
 
 // nextLine reads the next non-blank NDJSON line.
-func (r *Reader) nextLine() (Contact, Position, error) {
+func (r *Reader) nextLine(mode readMode) (Contact, Position, error) {
 	for {
 		if !r.sc.Scan() {
 			err := r.sc.Err()
@@ -329,11 +373,16 @@ func (r *Reader) nextLine() (Contact, Position, error) {
 		segment, lineStart := r.off, r.lineStart
 		r.off += int64(r.advance)
 		r.lineStart = r.off
-		if len(bytes.TrimLeft(data, " \t\r\n")) == 0 {
+		if len(trimSpace(data)) == 0 {
 			continue
 		}
 		pos := Position{Index: r.index, Line: r.line}
-		if !json.Valid(data) {
+		if mode == skimRecord {
+			r.index++
+			r.last = data
+			return r.record(data, pos, mode)
+		}
+		if !validJSON(data) {
 			var cause error = errors.New("malformed JSON")
 			at := segment
 			if se := jsonSyntaxError(data); se != nil {
@@ -347,41 +396,94 @@ func (r *Reader) nextLine() (Contact, Position, error) {
 			return Contact{}, pos, &SyntaxError{Pos: pos, Column: int(at-lineStart) + 1, Offset: at, Err: cause}
 		}
 		r.index++
-		c, ps := parseValue(data)
-		return r.finish(c, ps, pos)
+		r.last = data
+		return r.record(data, pos, mode)
 	}
+}
+
+// record reads the well-formed record data (or any record, to skim it) at pos.
+func (r *Reader) record(data []byte, pos Position, mode readMode) (Contact, Position, error) {
+	switch mode {
+	case skimRecord:
+		return Contact{ID: skimID(data)}, pos, nil
+	case checkRecord:
+		if r.scratch == nil {
+			r.scratch = new(scratch)
+		}
+		c, ps := checkValue(data, r.scratch)
+		_, pos, err := r.finish(c, ps, pos, true)
+		return Contact{}, pos, err
+	}
+	c, ps := parseValue(data)
+	return r.finish(c, ps, pos, false)
 }
 
 // finish records the contact's id for finding repeats and returns the contact,
 // or an InvalidError with its problems.
-func (r *Reader) finish(c Contact, ps []FieldProblem, pos Position) (Contact, Position, error) {
-	if c.ID != "" {
-		h := maphash.String(r.seed, c.ID)
-		if packed, ok := r.seen[h]; ok {
-			first := unpack(packed)
+// When aliased, c's strings share memory with the record (see checkValue): the id is copied
+// into the errors.
+func (r *Reader) finish(c Contact, ps []FieldProblem, pos Position, aliased bool) (Contact, Position, error) {
+	id := func() string {
+		if aliased {
+			return strings.Clone(c.ID)
+		}
+		return c.ID
+	}
+	if r.ids != nil {
+		if first, repeated := r.ids.add(c.ID, pos); repeated {
 			ps = append(ps, FieldProblem{
 				Field:   "id",
 				Problem: fmt.Sprintf("%s repeats %s", quote(c.ID), first),
-				Err:     &DuplicateIDError{ID: c.ID, First: first},
+				Err:     &DuplicateIDError{ID: id(), First: first},
 			})
 			sortProblems(ps)
-		} else {
-			r.seen[h] = pack(pos)
 		}
 	}
 	if len(ps) > 0 {
-		return Contact{}, pos, &InvalidError{Pos: pos, ID: c.ID, Problems: ps}
+		return Contact{}, pos, &InvalidError{Pos: pos, ID: id(), Problems: ps}
 	}
 	return c, pos, nil
 }
 
-// pack stores a position in 64 bits (index and line saturate at 2³²−1).
-func pack(p Position) uint64 {
-	return uint64(min(p.Index, math.MaxUint32))<<32 | uint64(min(p.Line, math.MaxUint32))
+// skimID returns the string value of the first top-level "id" key of a record, or "". It
+// walks the record's members up to that key only (the id comes first in most files).
+func skimID(data []byte) string {
+	w := walker{data: data}
+	w.space()
+	if !w.take('{') {
+		return ""
+	}
+	for {
+		w.space()
+		rawKey, ok := w.string()
+		if !ok {
+			return ""
+		}
+		if w.space(); !w.take(':') {
+			return ""
+		}
+		w.space()
+		val, ok := w.value()
+		if !ok {
+			return ""
+		}
+		if string(rawKey) == `"id"` || bytes.IndexByte(rawKey, '\\') >= 0 && unquoted(rawKey) == "id" {
+			if len(val) >= 2 && val[0] == '"' {
+				id, _ := unquote(val)
+				return id
+			}
+			return ""
+		}
+		if w.space(); !w.take(',') {
+			return ""
+		}
+	}
 }
 
-func unpack(v uint64) Position {
-	return Position{Index: int(v >> 32), Line: int(v & math.MaxUint32)}
+// unquoted is the string of a JSON string literal, or "" when it is malformed.
+func unquoted(raw []byte) string {
+	s, _ := unquote(raw)
+	return s
 }
 
 func isInvalid(err error) bool {
