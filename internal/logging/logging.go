@@ -107,7 +107,7 @@ func New(opts Options) (*logrus.Logger, io.Closer, error) {
 	logger := logrus.New()
 	logger.SetOutput(console)
 	logger.SetLevel(level)
-	logger.SetFormatter(&redactingFormatter{red: red, inner: consoleFormatter{}})
+	logger.SetFormatter(consoleFormatter{red: red})
 
 	if opts.File == "" {
 		return logger, nopCloser{}, nil
@@ -123,7 +123,7 @@ func New(opts Options) (*logrus.Logger, io.Closer, error) {
 		return nil, nil, fmt.Errorf("close log file %q after creating it: %w", opts.File, err)
 	}
 	hook := &fileHook{
-		formatter: &redactingFormatter{red: red, inner: jsonFormatter{}, fields: true},
+		formatter: jsonFormatter{red: red},
 		out: &lumberjack.Logger{
 			Filename:   opts.File,
 			MaxSize:    opts.MaxSizeMB,
@@ -154,7 +154,7 @@ func parseLevel(s string) (logrus.Level, error) {
 // rotated file. Logrus fires hooks without holding its own lock, so the hook
 // serialises writes itself.
 type fileHook struct {
-	formatter logrus.Formatter
+	formatter jsonFormatter
 
 	mu     sync.Mutex
 	out    *lumberjack.Logger
@@ -165,12 +165,25 @@ type fileHook struct {
 func (h *fileHook) Levels() []logrus.Level { return logrus.AllLevels }
 
 // Fire formats the entry as a JSON line and appends it to the file. After
-// Close it drops the entry, so a late log line cannot reopen the file.
+// Close it drops the entry, so a late log line cannot reopen the file. The line
+// is encoded into a pooled buffer, reused once the line is written.
 func (h *fileHook) Fire(e *logrus.Entry) error {
-	line, err := h.formatter.Format(e)
+	buf := linePool.Get().(*[]byte)
+	line, err := h.formatter.appendEntry((*buf)[:0], e)
 	if err != nil {
+		linePool.Put(buf)
 		return err
 	}
+	err = h.write(line)
+	if cap(line) <= maxPooledLine {
+		*buf = line[:0]
+		linePool.Put(buf)
+	}
+	return err
+}
+
+// write appends one line to the file, unless the hook is closed.
+func (h *fileHook) write(line []byte) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {

@@ -39,9 +39,10 @@ var phonePattern = regexp.MustCompile(`\+[1-9]\d{6,14}`)
 type shape struct {
 	re   *regexp.Regexp
 	repl string
-	// may reports whether s can hold a match at all: a cheap scan that spares the regular
-	// expression (most of the cost of logging) on the lines that cannot.
-	may func(s string) bool
+	// may reports, from what one pass over a line found (scan), whether the line can hold
+	// a match at all: a cheap test that spares the regular expression (most of the cost
+	// of logging) on the lines that cannot.
+	may func(h hints) bool
 }
 
 // shapes are applied in order, after the registered secrets and before the
@@ -49,25 +50,131 @@ type shape struct {
 var shapes = []shape{
 	// Authorization headers and their values: "Bearer abc", "Basic abc".
 	{regexp.MustCompile(`(?i)\b((?:bearer|basic)\s+)[A-Za-z0-9\-._~+/]+=*`), "${1}" + Placeholder,
-		func(s string) bool { return containsFold(s, "bearer") || containsFold(s, "basic") }},
+		func(h hints) bool { return h&hintAuth != 0 }},
 	// key=value and "key": "value" pairs whose key names a credential:
 	// xi-api-key, x-api-key, api_key, apikey, access_token, client_secret,
 	// password, ... The value ends at whitespace, a quote or a separator.
 	{regexp.MustCompile(`(?i)\b((?:[a-z0-9]+[_-])*(?:api[_-]?key|token|secret|password|passwd)["']?\s*[:=]\s*["']?)[^\s"'&,;}<]+`), "${1}" + Placeholder,
-		func(s string) bool {
-			return strings.ContainsAny(s, ":=") && (containsFold(s, "key") || containsFold(s, "token") ||
-				containsFold(s, "secret") || containsFold(s, "passw"))
-		}},
+		func(h hints) bool { return h&(hintColon|hintEquals) != 0 && h&hintCredWord != 0 }},
 	// Telegram bot tokens, bare or in an API URL (".../bot123456:AA.../sendMessage").
 	{regexp.MustCompile(`(bot)?\d{6,}:[A-Za-z0-9_-]{30,}`), "${1}" + Placeholder,
-		func(s string) bool { return strings.IndexByte(s, ':') >= 0 && hasDigitRun(s, 6) }},
+		func(h hints) bool { return h&hintColon != 0 && h&hintDigits6 != 0 }},
 	// OpenAI-style "sk-..." (including sk-proj-, sk-ant-) and ElevenLabs-style
 	// "sk_..." keys.
 	{regexp.MustCompile(`\bsk[-_][A-Za-z0-9_-]{16,}`), Placeholder,
-		func(s string) bool { return strings.Contains(s, "sk-") || strings.Contains(s, "sk_") }},
+		func(h hints) bool { return h&hintSk != 0 }},
 	// Passwords in URLs: scheme://user:password@host.
 	{regexp.MustCompile(`(://[^/\s:@]+:)[^/\s@]+@`), "${1}" + Placeholder + "@",
-		func(s string) bool { return strings.Contains(s, "://") && strings.IndexByte(s, '@') >= 0 }},
+		func(h hints) bool { return h&hintScheme != 0 && h&hintAt != 0 }},
+}
+
+// hints are what scan found in a line: the conditions of the shapes' prefilters.
+type hints uint16
+
+const (
+	hintNonASCII hints = 1 << iota // a byte >= 0x80
+	hintAuth                       // "bearer" or "basic", in any ASCII case
+	hintCredWord                   // "key", "token", "secret" or "passw", in any ASCII case
+	hintColon                      // ':'
+	hintEquals                     // '='
+	hintDigits6                    // six ASCII digits in a row
+	hintSk                         // "sk-" or "sk_"
+	hintScheme                     // "://"
+	hintAt                         // '@'
+)
+
+// scan finds in one pass over s every condition the shapes' prefilters test. It stops at
+// the first non-ASCII byte: (?i) also folds a few non-ASCII letters (ſ, K), so such a line
+// gets every expression anyway.
+func scan(s string) hints {
+	var h hints
+	run := 0 // ASCII digits in a row
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch scanClass[c] {
+		case classOther:
+			run = 0
+			continue
+		case classDigit:
+			if run++; run >= 6 {
+				h |= hintDigits6
+			}
+			continue
+		case classNonASCII:
+			return h | hintNonASCII
+		}
+		run = 0
+		switch c | 0x20 { // lower case; ':' '=' '@' stay apart: they become ':' '=' '`'
+		case ':':
+			h |= hintColon
+			if strings.HasPrefix(s[i:], "://") {
+				h |= hintScheme
+			}
+		case '=':
+			h |= hintEquals
+		case '`':
+			h |= hintAt
+		case 'b':
+			if hasPrefixFold(s[i:], "bearer") || hasPrefixFold(s[i:], "basic") {
+				h |= hintAuth
+			}
+		case 'k':
+			if hasPrefixFold(s[i:], "key") {
+				h |= hintCredWord
+			}
+		case 't':
+			if hasPrefixFold(s[i:], "token") {
+				h |= hintCredWord
+			}
+		case 'p':
+			if hasPrefixFold(s[i:], "passw") {
+				h |= hintCredWord
+			}
+		case 's':
+			if hasPrefixFold(s[i:], "secret") {
+				h |= hintCredWord
+			}
+			if c == 's' && i+2 < len(s) && s[i+1] == 'k' && (s[i+2] == '-' || s[i+2] == '_') {
+				h |= hintSk
+			}
+		}
+	}
+	return h
+}
+
+// Classes of bytes for scan: most bytes start nothing a prefilter looks for.
+const (
+	classOther    = iota // starts nothing scan looks for
+	classDigit           // '0'-'9'
+	classNonASCII        // >= 0x80
+	classStart           // ':' '=' '@' and the first letters of the words scan looks for
+)
+
+var scanClass = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = classDigit
+	}
+	for c := 0x80; c < 0x100; c++ {
+		t[c] = classNonASCII
+	}
+	for _, c := range ":=@bBkKtTpPsS" {
+		t[c] = classStart
+	}
+	return t
+}()
+
+// hasPrefixFold reports whether s starts with prefix (lower-case ASCII letters) in any
+// ASCII case.
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		if s[i]|0x20 != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Phone masks a phone number for logs: "+14155550123" becomes "+14*******23".
@@ -187,11 +294,14 @@ func (r *Redactor) Text(s string) string {
 			s = replaceSecrets(s, *p)
 		}
 	}
-	// The prefilters scan ASCII; (?i) also folds a few non-ASCII letters (ſ, K), so a line
-	// with any non-ASCII byte gets every expression.
-	ascii := isASCII(s)
+	// The prefilters test ASCII; (?i) also folds a few non-ASCII letters (ſ, K), so a line
+	// with any non-ASCII byte gets every expression. The hints are found once, before any
+	// shape is redacted: redacting only removes text and inserts Placeholder, whose '<' and
+	// '>' cannot join the text around it into a word a prefilter looks for, so what the
+	// later shapes would find in the redacted line the hints already hold.
+	h := scan(s)
 	for _, sh := range shapes {
-		if !ascii || sh.may(s) {
+		if h&hintNonASCII != 0 || sh.may(h) {
 			s = sh.re.ReplaceAllString(s, sh.repl)
 		}
 	}
@@ -201,41 +311,58 @@ func (r *Redactor) Text(s string) string {
 	return phonePattern.ReplaceAllStringFunc(s, Phone)
 }
 
-// containsFold reports whether s contains sub (lower-case ASCII) in any case, without
-// allocating.
-func containsFold(s, sub string) bool {
-	n := len(sub)
-	for i := 0; i+n <= len(s); i++ {
-		if c := s[i] | 0x20; c == sub[0] && strings.EqualFold(s[i:i+n], sub) {
-			return true
+// MaxPlainLen is the longest value Plain accepts.
+const MaxPlainLen = 64
+
+// Plain reports, cheaply, that Text would return s as it is, for the short name-like
+// values a program logs (provider names, error categories, breaker states, ids): s has at
+// most MaxPlainLen bytes, all ASCII letters, digits, spaces or "_-.()", holds neither
+// "sk-"/"sk_" nor "bearer"/"basic" (in any case) and no registered secret. Such text
+// cannot hold a phone number (no '+') nor any credential shape: every shape needs a
+// character outside that set (':', '=', '/', '@', a quote) or one of those words. False
+// says nothing: Text may still leave s as it is.
+//
+// Plain must stay exact when a shape is added: TestPlainIsExact checks it.
+func (r *Redactor) Plain(s string) bool {
+	if len(s) > MaxPlainLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case !plainByte[c]:
+			return false
+		case (c == '-' || c == '_') && i >= 2 && s[i-2] == 's' && s[i-1] == 'k':
+			return false
+		case c|0x20 == 'b' && (hasPrefixFold(s[i:], "bearer") || hasPrefixFold(s[i:], "basic")):
+			return false
 		}
 	}
-	return false
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
+	if r == nil {
+		return true
+	}
+	if p := r.secrets.Load(); p != nil {
+		for _, sec := range *p {
+			if len(sec) <= len(s) && strings.Contains(s, sec) {
+				return false
+			}
 		}
 	}
 	return true
 }
 
-// hasDigitRun reports whether s holds n or more ASCII digits in a row.
-func hasDigitRun(s string, n int) bool {
-	run := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] >= '0' && s[i] <= '9' {
-			if run++; run >= n {
-				return true
-			}
-		} else {
-			run = 0
-		}
+// plainByte are the bytes Plain accepts.
+var plainByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
 	}
-	return false
-}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range " _-.()" {
+		t[c] = true
+	}
+	return t
+}()
 
 // replaceSecrets replaces every occurrence of every secret with Placeholder.
 // Occurrences that overlap or touch (one secret inside or across another) are
