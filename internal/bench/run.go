@@ -365,15 +365,11 @@ func (e *Env) RunWorker(ctx context.Context, sc Scenario, cs []contact.Contact) 
 	if res.Dead, err = e.streamMsgs(ctx, cfg.Topology.DeadLetterStream); err != nil {
 		return res, err
 	}
-	if kv, err := e.JS.KeyValue(ctx, cfg.Topology.CompletedBucket); err == nil {
-		st, err := kv.Status(ctx)
-		if err != nil {
-			return res, err
-		}
-		res.Completed = int64(st.Values())
-	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+	completed, err := queue.CountCompleted(ctx, e.JS, cfg.Topology)
+	if err != nil {
 		return res, err
 	}
+	res.Completed = int64(completed)
 	res.Fakes, err = e.Fakes.Stats(ctx)
 	return res, err
 }

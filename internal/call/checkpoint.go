@@ -95,18 +95,27 @@ type Claim interface {
 	// Release gives the contact up (Owner cleared), recording a failure at failedAt if it is
 	// not zero.
 	Release(ctx context.Context, failedAt time.Time) error
+	// Complete records the contact as completed with rec and ends the claim. A completed
+	// contact is never claimed again (Claim returns ErrCompleted); completing twice is not an
+	// error (the first record stays).
+	Complete(ctx context.Context, rec Record) error
 }
 
 // CheckpointStore keeps claims, step checkpoints and audio.
 type CheckpointStore interface {
-	// Claim takes contactID for worker for lease and returns its saved progress; a
-	// *ClaimHeldError when another worker holds a live claim.
+	// Claim takes contactID for worker for lease and returns its saved progress;
+	// ErrCompleted when the contact was completed, a *ClaimHeldError when another worker
+	// holds a live claim.
 	Claim(ctx context.Context, contactID, worker string, lease time.Duration) (Claim, error)
-	// PutAudio stores the audio of contactID and returns its reference.
-	PutAudio(ctx context.Context, contactID string, a Audio) (ref string, err error)
-	// StoredAudio returns the reference and format of audio already stored for contactID (a
-	// run that stored it but could not record it in the checkpoint), ok false when none.
-	StoredAudio(ctx context.Context, contactID string) (ref, format string, ok bool, err error)
+	// PutAudio stores the audio of contactID with its step's provider, duration and spend
+	// (taken from step, see TakeResults), and returns its reference. replace is false when
+	// no audio can be stored for it yet (its first run past the LLM), so nothing needs to be
+	// looked up first.
+	PutAudio(ctx context.Context, contactID string, a Audio, step Checkpoint, replace bool) (ref string, err error)
+	// StoredAudio returns the audio result stored for contactID by PutAudio (AudioRef,
+	// AudioFormat and the step's provider, duration and spend): a run that stored it but did
+	// not complete. ok is false when there is none.
+	StoredAudio(ctx context.Context, contactID string) (result Checkpoint, ok bool, err error)
 	// KeepResult writes a step result that was paid for into contactID's checkpoint whoever
 	// holds the claim now (it is for a worker whose Save failed with ErrClaimLost): update is
 	// applied to the current checkpoint (an empty one when there is none, which is then
@@ -116,6 +125,9 @@ type CheckpointStore interface {
 	// result in on its next write (see Claim), and its delivery uses it instead of paying again.
 	KeepResult(ctx context.Context, contactID string, update func(*Checkpoint) bool) (kept bool, err error)
 }
+
+// ErrCompleted means the contact is recorded as completed: nothing is left to do.
+var ErrCompleted = errors.New("contact already completed")
 
 // ErrClaimLost means another worker took over the contact (our lease had expired): this
 // worker must stop working on it and leave its message alone.

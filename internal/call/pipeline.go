@@ -8,6 +8,7 @@
 package call
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +38,14 @@ type Script struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
+// GetText is the script's text; "" for no script.
+func (s *Script) GetText() string {
+	if s == nil {
+		return ""
+	}
+	return s.Text
+}
+
 // Audio is step 2's product, with what it cost.
 type Audio struct {
 	Data   []byte
@@ -58,14 +67,6 @@ type ScriptWriter interface {
 // Synthesizer is text-to-speech: it turns the script into audio.
 type Synthesizer interface {
 	Synthesize(ctx context.Context, c contact.Contact, script string) (Audio, error)
-}
-
-// CompletionStore records completed contacts so that no contact is called twice.
-type CompletionStore interface {
-	// IsCompleted reports whether id was already recorded as completed.
-	IsCompleted(ctx context.Context, id string) (bool, error)
-	// MarkCompleted records id as completed with record; recording twice is not an error.
-	MarkCompleted(ctx context.Context, id string, record any) error
 }
 
 // Backend is one provider of a step behind its own guard (breaker, bulkhead).
@@ -128,7 +129,6 @@ type Pipeline struct {
 	// CRM records each completed call; empty when no CRM is configured.
 	CRM         Step[Recorder]
 	Retrier     *resilience.Retrier
-	Store       CompletionStore
 	Checkpoints CheckpointStore
 	// Lease is how long a claim holds without renewal (the consumer's AckWait).
 	Lease time.Duration
@@ -202,23 +202,24 @@ const (
 // result was saved is never paid for again, nor one whose result a worker that lost the
 // contact kept there (see keepResult; a run resuming a claim taken earlier re-reads the
 // checkpoint for it first). It claims the contact first, so two workers never run its steps
-// at once. On error the caller decides what becomes of the contact (the worker's outcome
-// table) and releases claim.
+// at once; the claim also finds a contact completed before. On error the caller decides
+// what becomes of the contact (the worker's outcome table) and releases claim.
+//
+// On a first delivery the JetStream writes are: the claim, the script (sent while the TTS
+// call runs, and waited for before the audio is stored), the audio, and the completed
+// record. Nothing is read.
 func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progress) (Outcome, error) {
 	log := p.Log.WithField("contact_id", c.ID)
-	done, err := p.Store.IsCompleted(ctx, c.ID)
-	if err != nil {
-		return 0, fmt.Errorf("check completed record: %w", err)
-	}
-	if done {
-		log.Infof("%s already completed; nothing to do", c.DisplayName())
-		return AlreadyCompleted, nil
-	}
 	claim := prog.Claim()
 	var cp Checkpoint
 	if claim == nil {
 		var err error
-		if claim, err = p.Checkpoints.Claim(ctx, c.ID, p.Worker, p.Lease); err != nil {
+		claim, err = p.Checkpoints.Claim(ctx, c.ID, p.Worker, p.Lease)
+		if errors.Is(err, ErrCompleted) {
+			log.Infof("%s already completed; nothing to do", c.DisplayName())
+			return AlreadyCompleted, nil
+		}
+		if err != nil {
 			return 0, err
 		}
 		prog.setClaim(claim)
@@ -234,39 +235,57 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 	// Only a run that got past the LLM before can have left audio behind.
 	resumed := cp.Script != nil
 
-	if cp.Script == nil {
+	// scriptSaved, when set, delivers the result of saving the script written just now; the
+	// write runs while the TTS call does, and is waited for before anything else is stored.
+	var scriptSaved chan error
+	script := cp.Script
+	if script == nil {
 		log.Info("Step 1: Generating response with LLM")
-		var script Script
+		var written Script
 		served, took, err := runStep(ctx, p, log, StepLLM, p.LLM, func(ctx context.Context, llm ScriptWriter) error {
 			var err error
-			script, err = llm.WriteScript(ctx, c)
+			written, err = llm.WriteScript(ctx, c)
 			return err
 		})
 		if err != nil {
 			return 0, err
 		}
+		script = &written
 		log.WithField("service", served).Info("LLM API call successful")
-		spend := scriptSpend(served, script)
+		spend := scriptSpend(served, written)
 		p.observeSpend(spend)
-		result := Checkpoint{Script: &script}
+		result := Checkpoint{Script: script}
 		setStep(&result, StepLLM, served, took)
 		setSpend(&result, StepLLM, spend)
-		if err := p.keepResult(ctx, log, c.ID, claim, "script", result); err != nil {
-			return 0, fmt.Errorf("checkpoint the script: %w", err)
-		}
+		scriptSaved = make(chan error, 1)
+		go func() { scriptSaved <- p.keepResult(ctx, log, c.ID, claim, "script", result) }()
 	} else {
 		log.Info("Step 1: script already written (checkpoint); not calling the LLM again")
+	}
+	// waitScript returns the script write's error; from here on nothing may be stored, and no
+	// failure handed to the caller, before the script is (the hold and retry paths resume
+	// from it).
+	waitScript := func() error {
+		if scriptSaved == nil {
+			return nil
+		}
+		err := <-scriptSaved
+		scriptSaved = nil
+		if err != nil {
+			return fmt.Errorf("checkpoint the script: %w", err)
+		}
+		return nil
 	}
 
 	cp = claim.Checkpoint()
 	if cp.AudioRef == "" && resumed {
 		// An earlier run may have stored the audio and died before recording it.
-		ref, format, ok, err := p.Checkpoints.StoredAudio(ctx, c.ID)
+		stored, ok, err := p.Checkpoints.StoredAudio(ctx, c.ID)
 		if err != nil {
 			return 0, err
 		}
 		if ok {
-			if err := p.keepResult(ctx, log, c.ID, claim, "audio", Checkpoint{AudioRef: ref, AudioFormat: format}); err != nil {
+			if err := p.keepResult(ctx, log, c.ID, claim, "audio", stored); err != nil {
 				return 0, fmt.Errorf("checkpoint the audio: %w", err)
 			}
 			cp = claim.Checkpoint()
@@ -277,33 +296,45 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 		var audio Audio
 		served, took, err := runStep(ctx, p, log, StepTTS, p.TTS, func(ctx context.Context, tts Synthesizer) error {
 			var err error
-			audio, err = tts.Synthesize(ctx, c, cp.Script.Text)
+			audio, err = tts.Synthesize(ctx, c, script.Text)
 			return err
 		})
-		if err != nil {
-			return 0, err
+		serr := waitScript()
+		if err != nil || (serr != nil && !errors.Is(serr, ErrClaimLost)) {
+			return 0, cmp.Or(serr, err)
 		}
 		spend := audioSpend(served, audio)
 		p.observeSpend(spend)
+		var step Checkpoint
+		setStep(&step, StepTTS, served, took)
+		setSpend(&step, StepTTS, spend)
 		var ref string
 		if err := keep(ctx, func(ctx context.Context) error {
 			var err error
-			ref, err = p.Checkpoints.PutAudio(ctx, c.ID, audio)
+			ref, err = p.Checkpoints.PutAudio(ctx, c.ID, audio, step, resumed || serr != nil)
 			return err
 		}); err != nil {
 			return 0, fmt.Errorf("checkpoint the audio: %w", err)
 		}
-		result := Checkpoint{AudioRef: ref, AudioFormat: audio.Format}
-		setStep(&result, StepTTS, served, took)
-		setSpend(&result, StepTTS, spend)
-		if err := p.keepResult(ctx, log, c.ID, claim, "audio", result); err != nil {
-			return 0, fmt.Errorf("checkpoint the audio: %w", err)
+		step.AudioRef, step.AudioFormat = ref, audio.Format
+		if serr != nil {
+			// The claim was lost while the audio was being paid for: keep it in the checkpoint
+			// for the worker holding the contact now, as the script was.
+			_ = p.keepResult(ctx, log, c.ID, claim, "audio", step)
+			return 0, serr
 		}
+		// The audio result goes into the completed record, not the checkpoint: it is stored
+		// with what it cost, and a run that dies before completing finds it (StoredAudio).
+		cp = claim.Checkpoint()
+		cp.TakeResults(step)
 	} else {
+		if err := waitScript(); err != nil {
+			return 0, err
+		}
+		cp = claim.Checkpoint()
 		log.Info("Step 2: audio already synthesized (checkpoint); not calling text-to-speech again")
 	}
 
-	cp = claim.Checkpoint()
 	if len(p.CRM) > 0 {
 		result := p.result(c, cp)
 		log.Infof("Step 3: Recording the call in the CRM (%s)", p.CRM[0].Guard.Provider())
@@ -316,12 +347,8 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 		setStep(&cp, StepCRM, served, took)
 	}
 
-	if err := p.Store.MarkCompleted(ctx, c.ID, p.record(c, cp)); err != nil {
+	if err := keep(ctx, func(ctx context.Context) error { return claim.Complete(ctx, p.record(c, cp)) }); err != nil {
 		return 0, fmt.Errorf("record completion: %w", err)
-	}
-	if err := claim.Release(ctx, time.Time{}); err != nil {
-		// The contact is recorded as completed; a stale claim only delays nobody.
-		log.WithError(err).Debug("releasing the claim after completion")
 	}
 	log.Infof("Call completed for %s", c.DisplayName())
 	return Completed, nil
@@ -516,7 +543,7 @@ func (p *Pipeline) record(c contact.Contact, cp Checkpoint) Record {
 		Status:      "completed",
 		Worker:      p.Worker,
 		CompletedAt: p.now().UTC(),
-		ScriptChars: len(cp.Script.Text),
+		ScriptChars: len(cp.Script.GetText()),
 		AudioRef:    cp.AudioRef,
 		AudioFormat: cp.AudioFormat,
 		Providers:   cp.Providers,
@@ -529,7 +556,7 @@ func (p *Pipeline) result(c contact.Contact, cp Checkpoint) CallResult {
 	return CallResult{
 		ContactID:   c.ID,
 		Status:      "completed",
-		Script:      cp.Script.Text,
+		Script:      cp.Script.GetText(),
 		AudioRef:    cp.AudioRef,
 		AudioFormat: cp.AudioFormat,
 		Providers:   cp.Providers,

@@ -2,14 +2,12 @@ package call_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sirupsen/logrus"
 
 	"github.com/callagent/resilience/internal/call"
@@ -36,8 +34,6 @@ func (f ttsFunc) Synthesize(ctx context.Context, c contact.Contact, s string) (c
 type bundle struct {
 	pipeline    *call.Pipeline
 	checkpoints *queue.Checkpoints
-	completions *queue.Completions
-	completed   jetstream.KeyValue
 }
 
 func setup(t *testing.T, llm []call.Backend[call.ScriptWriter], tts []call.Backend[call.Synthesizer]) bundle {
@@ -50,19 +46,12 @@ func setup(t *testing.T, llm []call.Backend[call.ScriptWriter], tts []call.Backe
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := queue.EnsureCompletedBucket(ctx, js, topo)
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := logrus.New()
 	log.Out = io.Discard
-	completions := queue.NewCompletions(kv)
 	return bundle{
 		pipeline: &call.Pipeline{LLM: llm, TTS: tts, Retrier: resilience.NewRetrier(resilience.RetryPolicy{MaxAttempts: 1}, nil, log),
-			Store: completions, Checkpoints: cps, Lease: time.Minute, Worker: "w", Log: log},
+			Checkpoints: cps, Lease: time.Minute, Worker: "w", Log: log},
 		checkpoints: cps,
-		completions: completions,
-		completed:   kv,
 	}
 }
 
@@ -104,9 +93,11 @@ func TestAudioStoredButNotRecordedIsNotPaidAgain(t *testing.T) {
 	})
 	b := setup(t, []call.Backend[call.ScriptWriter]{{Provider: llm, Guard: guard("LLM")}},
 		[]call.Backend[call.Synthesizer]{{Provider: tts, Guard: guard("TTS")}})
-	// A worker saved the script, stored the audio and died before recording the audio in its
-	// checkpoint.
+	// A worker saved the script, stored the audio and died before completing the contact.
 	ctx := context.Background()
+	paidTTS := call.Spend{Provider: "TTS", Model: "eleven_flash_v2_5", Characters: 5, RequestID: "r1"}
+	paidStep := call.Checkpoint{Providers: map[string]string{call.StepTTS: "TTS"}, StepMillis: map[string]int64{call.StepTTS: 420},
+		Spend: map[string]call.Spend{call.StepTTS: paidTTS}}
 	earlier, err := b.checkpoints.Claim(ctx, "c1", "earlier-worker", time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +105,7 @@ func TestAudioStoredButNotRecordedIsNotPaidAgain(t *testing.T) {
 	if err := earlier.Save(ctx, func(cp *call.Checkpoint) { cp.Script = &call.Script{Text: "hello"} }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.checkpoints.PutAudio(ctx, "c1", call.Audio{Data: []byte("mp3"), Format: "mp3_44100_128"}); err != nil {
+	if _, err := b.checkpoints.PutAudio(ctx, "c1", call.Audio{Data: []byte("mp3"), Format: "mp3_44100_128"}, paidStep, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := earlier.Release(ctx, time.Time{}); err != nil { // its lease lapsed
@@ -125,6 +116,12 @@ func TestAudioStoredButNotRecordedIsNotPaidAgain(t *testing.T) {
 	}
 	if n := ttsCalls.Load(); n != 0 {
 		t.Fatalf("TTS called %d times for audio already stored", n)
+	}
+	// What the audio cost was stored with it, so the completed record still has it.
+	rec, ok, err := b.checkpoints.Completed(ctx, "c1")
+	if err != nil || !ok || rec.Spend[call.StepTTS] != paidTTS || rec.Providers[call.StepTTS] != "TTS" ||
+		rec.StepMillis[call.StepTTS] != 420 || rec.AudioRef != "audio/c1" || rec.AudioFormat != "mp3_44100_128" {
+		t.Fatalf("completed record = %+v (%v, %v), want the stored audio's step and spend", rec, ok, err)
 	}
 }
 
@@ -202,16 +199,12 @@ func TestSpendIsRecordedPerStep(t *testing.T) {
 		t.Fatalf("observed spend = %+v", obs.spent)
 	}
 	cp, _, err := b.checkpoints.Get(context.Background(), "c1")
-	if err != nil || cp.Spend["llm"] != wantLLM || cp.Spend["tts"] != wantTTS {
+	if err != nil || cp.Spend["llm"] != wantLLM {
 		t.Fatalf("checkpoint spend = %+v (%v)", cp.Spend, err)
 	}
-	e, err := b.completed.Get(context.Background(), "c1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec call.Record
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		t.Fatal(err)
+	rec, ok, err := b.checkpoints.Completed(context.Background(), "c1")
+	if err != nil || !ok {
+		t.Fatalf("completed record: %v, %v", ok, err)
 	}
 	if rec.Spend["llm"] != wantLLM || rec.Spend["tts"] != wantTTS {
 		t.Fatalf("completed record spend = %+v", rec.Spend)

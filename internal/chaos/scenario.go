@@ -15,7 +15,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/provider/providertest"
+	"github.com/callagent/resilience/internal/queue"
 )
 
 // Credentials the workers get. The secret scan looks for every one of them (and every phone
@@ -29,10 +31,11 @@ const (
 
 // JetStream names: the workers run with the defaults.
 const (
-	contactsStream   = "CONTACTS"
-	consumerName     = "workers"
-	completedBucket  = "completed"
-	checkpointBucket = "checkpoints"
+	contactsStream = "CONTACTS"
+	consumerName   = "workers"
+	// checkpointBucket holds each contact's progress and completed records (see
+	// queue.ProgressKey and queue.CompletedKey).
+	checkpointBucket = "contact-records"
 	audioBucket      = "audio"
 	deadLetterStream = "DEAD_LETTERS"
 	alertsStream     = "ALERTS"
@@ -256,18 +259,16 @@ func (s *Scenario) StopWorkers() {
 func (s *Scenario) kept(step, contact string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if kv, err := s.JS.KeyValue(ctx, completedBucket); err == nil {
-		if _, err := kv.Get(ctx, contact); err == nil {
-			return true
-		}
+	kv, err := s.JS.KeyValue(ctx, checkpointBucket)
+	if err != nil {
+		return false
+	}
+	if _, err := kv.Get(ctx, queue.CompletedKey(contact)); err == nil {
+		return true
 	}
 	switch step {
 	case StepLLM:
-		kv, err := s.JS.KeyValue(ctx, checkpointBucket)
-		if err != nil {
-			return false
-		}
-		e, err := kv.Get(ctx, contact)
+		e, err := kv.Get(ctx, queue.ProgressKey(contact))
 		if err != nil {
 			return false
 		}
@@ -390,28 +391,24 @@ func (s *Scenario) WatchPhones(phones ...string) { s.otherPhones = append(s.othe
 func (s *Scenario) Completed() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	kv, err := s.JS.KeyValue(ctx, completedBucket)
+	n, err := queue.CountCompleted(ctx, s.JS, config.Topology{CheckpointBucket: checkpointBucket})
 	if err != nil {
 		return 0
 	}
-	st, err := kv.Status(ctx)
-	if err != nil {
-		return 0
-	}
-	return int(st.Values())
+	return int(n)
 }
 
 // CompletedOf counts the contacts of cs that are recorded as completed.
 func (s *Scenario) CompletedOf(cs []Contact) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	kv, err := s.JS.KeyValue(ctx, completedBucket)
+	kv, err := s.JS.KeyValue(ctx, checkpointBucket)
 	if err != nil {
 		return 0
 	}
 	n := 0
 	for _, c := range cs {
-		if _, err := kv.Get(ctx, c.ID); err == nil {
+		if _, err := kv.Get(ctx, queue.CompletedKey(c.ID)); err == nil {
 			n++
 		}
 	}

@@ -249,18 +249,17 @@ type Topology struct {
 	// Consumer (CONSUMER_NAME, default workers; worker only) is the durable
 	// pull consumer every worker replica shares; same rule as a stream name.
 	Consumer string
-	// CompletedBucket (COMPLETED_BUCKET, default completed) is the KV bucket
-	// of completed contacts: letters, digits, '_', '-'.
-	CompletedBucket string
-	// CheckpointBucket (CHECKPOINT_BUCKET, default checkpoints) is the KV
-	// bucket of per-contact claims and step results (the LLM script), so a
-	// redelivered contact resumes instead of paying again.
+	// CheckpointBucket (CHECKPOINT_BUCKET, default contact-records) is the KV
+	// bucket of per-contact records: the progress of a contact being worked on
+	// (claim, paid step results, so a redelivered contact resumes instead of
+	// paying again) and, once done, its completed record (never call twice).
 	CheckpointBucket string
 	// AudioBucket (AUDIO_BUCKET, default audio) is the Object Store bucket of
 	// synthesized audio, the TTS step's checkpoint.
 	AudioBucket string
-	// CheckpointTTL (CHECKPOINT_TTL, default 168h) is how long checkpoints
-	// and audio are kept. Must be > 0.
+	// CheckpointTTL (CHECKPOINT_TTL, default 168h) is how long an unfinished
+	// contact's progress and its audio are kept after their last write;
+	// completed records are kept. Must be > 0.
 	CheckpointTTL time.Duration
 	// DeadLetterStream (DEAD_LETTER_STREAM, default DEAD_LETTERS) keeps
 	// written-off contacts with their reason; same rule as a stream name.

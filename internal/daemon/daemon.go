@@ -151,7 +151,6 @@ func Run(ctx context.Context, opts Options) error {
 		TTS:         tts.backends,
 		CRM:         crmStep.backends,
 		Retrier:     resilience.NewRetrier(retryPolicy(cfg), nil, log),
-		Store:       t.completions,
 		Checkpoints: t.checkpoints,
 		Lease:       cfg.Topology.AckWait,
 		Worker:      cfg.Worker.ID,
@@ -185,7 +184,7 @@ func Run(ctx context.Context, opts Options) error {
 		goBackground(checker.Run)
 	}
 	sweeper := &exhaustedSweeper{w: w, advisories: t.advisories, contacts: t.contacts,
-		completions: t.completions, checkpoints: t.checkpoints}
+		checkpoints: t.checkpoints}
 	goBackground(sweeper.run)
 	goBackground(func(ctx context.Context) {
 		if err := alerts.dispatcher.Run(ctx); err != nil {
@@ -231,7 +230,6 @@ type topology struct {
 	consumer    jetstream.Consumer
 	contacts    jetstream.Stream
 	advisories  jetstream.Consumer
-	completions *queue.Completions
 	checkpoints *queue.Checkpoints
 	fleet       jetstream.KeyValue
 }
@@ -245,11 +243,6 @@ func ensureTopology(ctx context.Context, js jetstream.JetStream, cfg config.Conf
 	if t.contacts, err = queue.EnsureContactsStream(ctx, js, cfg.Topology); err != nil {
 		return t, err
 	}
-	kv, err := queue.EnsureCompletedBucket(ctx, js, cfg.Topology)
-	if err != nil {
-		return t, err
-	}
-	t.completions = queue.NewCompletions(kv)
 	if t.consumer, err = queue.EnsureConsumer(ctx, js, cfg.Topology); err != nil {
 		return t, err
 	}

@@ -31,7 +31,6 @@ type exhaustedSweeper struct {
 	w           *worker
 	advisories  jetstream.Consumer
 	contacts    jetstream.Stream
-	completions *queue.Completions
 	checkpoints *queue.Checkpoints
 }
 
@@ -120,7 +119,7 @@ func (s *exhaustedSweeper) handle(ctx context.Context, msg jetstream.Msg) error 
 	// Only a usable id can have a completed record or a claim: looking up anything else
 	// would fail for ever (an invalid key) and keep the contact from its dead letter.
 	if lookupID(head.ID) {
-		done, err := s.completions.IsCompleted(ctx, head.ID)
+		done, err := s.checkpoints.IsCompleted(ctx, head.ID)
 		if err != nil {
 			return err
 		}

@@ -436,11 +436,7 @@ func TestTheSweeperWaitsForALiveClaimAndSeesTheContactComplete(t *testing.T) {
 		t.Fatalf("dead-lettered while another worker held the claim: %+v", st)
 	}
 	// The cut-off worker reconnects and completes the contact; the sweeper then removes it.
-	kv, err := queue.EnsureCompletedBucket(ctx, js, cfg.Topology)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := queue.NewCompletions(kv).MarkCompleted(ctx, "c-0000", map[string]string{"status": "completed"}); err != nil {
+	if err := checkpoints.MarkCompleted(ctx, "c-0000", call.Record{ContactID: "c-0000", Status: "completed"}); err != nil {
 		t.Fatal(err)
 	}
 	stream, err := js.Stream(ctx, cfg.Topology.ContactsStream)

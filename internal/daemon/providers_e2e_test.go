@@ -17,6 +17,7 @@ import (
 	"github.com/callagent/resilience/internal/natsembed"
 	"github.com/callagent/resilience/internal/natstest"
 	"github.com/callagent/resilience/internal/provider/providertest"
+	"github.com/callagent/resilience/internal/queue"
 	"github.com/callagent/resilience/internal/redact"
 )
 
@@ -97,11 +98,11 @@ func startRealWorker(t *testing.T, cfg config.Config, out *syncBuffer) {
 // completedProviders reads which provider served each step of a completed contact.
 func completedProviders(t *testing.T, js jetstream.JetStream, cfg config.Config, id string) map[string]string {
 	t.Helper()
-	kv, err := js.KeyValue(context.Background(), cfg.Topology.CompletedBucket)
+	kv, err := js.KeyValue(context.Background(), cfg.Topology.CheckpointBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := kv.Get(context.Background(), id)
+	e, err := kv.Get(context.Background(), queue.CompletedKey(id))
 	if err != nil {
 		t.Fatalf("completed record of %s: %v", id, err)
 	}

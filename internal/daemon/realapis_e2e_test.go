@@ -13,6 +13,7 @@ import (
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/natstest"
 	"github.com/callagent/resilience/internal/provider/providertest"
+	"github.com/callagent/resilience/internal/queue"
 )
 
 // completedRecord reads a completed contact's record.
@@ -61,12 +62,12 @@ func TestPrimaryLLMConfigurationErrorHandsOverToTheFallback(t *testing.T) {
 	if st := statusOf(t, js, cfg); st.DeadLettered != 0 {
 		t.Fatalf("a configuration error of the primary dead-lettered contacts: %+v", st)
 	}
-	kv, err := js.KeyValue(context.Background(), cfg.Topology.CompletedBucket)
+	kv, err := js.KeyValue(context.Background(), cfg.Topology.CheckpointBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	get := func(id string) ([]byte, error) {
-		e, err := kv.Get(context.Background(), id)
+		e, err := kv.Get(context.Background(), queue.CompletedKey(id))
 		if err != nil {
 			return nil, err
 		}

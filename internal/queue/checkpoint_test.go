@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +97,94 @@ func TestClaimsAreExclusiveUntilTheLeaseExpires(t *testing.T) {
 	}
 	if !cp.FirstFailure.Equal(first) || !cp.LastFailure.Equal(first.Add(time.Minute)) || cp.Failures != 2 || cp.Owner != "" {
 		t.Fatalf("checkpoint after two failed deliveries = %+v", cp)
+	}
+}
+
+// A contact's first claim is one write and nothing else (no read), and every later claim
+// finds the completed record first.
+func TestAFirstClaimIsOneWriteAndACompletedContactIsNeverClaimedAgain(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := context.Background()
+	topo := config.Defaults().Topology
+	store, err := queue.EnsureCheckpoints(ctx, js, topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inMsgs := func() int64 {
+		v, err := srv.Raw().Varz(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.InMsgs
+	}
+	before := inMsgs()
+	a, err := store.Claim(ctx, "c-1", "worker-a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := inMsgs() - before; n != 1 {
+		t.Fatalf("a first claim sent %d messages to the server, want 1 (the write)", n)
+	}
+	// The progress record expires CHECKPOINT_TTL after its last write.
+	stream, err := js.Stream(ctx, "KV_"+topo.CheckpointBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := stream.GetLastMsgForSubject(ctx, "$KV."+topo.CheckpointBucket+"."+queue.ProgressKey("c-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := raw.Header.Get("Nats-TTL"), fmt.Sprint(int64(topo.CheckpointTTL/time.Second)); got != want {
+		t.Fatalf("progress record's Nats-TTL = %q, want %q", got, want)
+	}
+
+	if err := a.Complete(ctx, call.Record{ContactID: "c-1", Status: "completed"}); err != nil {
+		t.Fatal(err)
+	}
+	// Completing twice is not an error, and the first record stays.
+	if err := store.MarkCompleted(ctx, "c-1", call.Record{ContactID: "c-1", Status: "second"}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, ok, err := store.Completed(ctx, "c-1"); err != nil || !ok || rec.Status != "completed" {
+		t.Fatalf("completed record = %+v (%v, %v), want the first", rec, ok, err)
+	}
+	if _, err := store.Claim(ctx, "c-1", "worker-b", time.Minute); !errors.Is(err, call.ErrCompleted) {
+		t.Fatalf("claim of a completed contact = %v, want ErrCompleted", err)
+	}
+	// Also once its progress record is gone (expired).
+	kv, err := js.KeyValue(ctx, topo.CheckpointBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Purge(ctx, queue.ProgressKey("c-1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Claim(ctx, "c-1", "worker-b", time.Minute); !errors.Is(err, call.ErrCompleted) {
+		t.Fatalf("claim of a completed contact without progress = %v, want ErrCompleted", err)
+	}
+
+	// A lapsed claim is taken over, unless the contact was completed meanwhile.
+	if _, err := store.Claim(ctx, "c-2", "worker-a", -time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.Claim(ctx, "c-2", "worker-b", time.Minute)
+	if err != nil {
+		t.Fatalf("take-over of a lapsed claim: %v", err)
+	}
+	if err := b.Complete(ctx, call.Record{ContactID: "c-2", Status: "completed"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"c-3", "c-4"} {
+		if _, err := store.Claim(ctx, id, "worker-a", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := queue.CountCompleted(ctx, js, topo); err != nil || n != 2 {
+		t.Fatalf("CountCompleted = %d, %v; want 2 (c-1, c-2; not the claims of c-3, c-4)", n, err)
+	}
+	if st, err := queue.ReadStatus(ctx, js, topo); err == nil || st.Completed != 0 {
+		// No contacts stream yet: ReadStatus says so before counting.
+		t.Fatalf("ReadStatus without a contacts stream = %+v, %v", st, err)
 	}
 }

@@ -247,7 +247,7 @@ func TestKeepResultCreatesAMissingCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := kv.Delete(ctx, "deleted"); err != nil {
+	if err := kv.Delete(ctx, queue.ProgressKey("deleted")); err != nil {
 		t.Fatal(err)
 	}
 	paid := scriptResult("from a", "OpenAI")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -30,7 +31,8 @@ func (s Status) Idle() bool { return s.Pending == 0 && s.InProgress == 0 }
 // worker has started against this server.
 var ErrNotSetUp = errors.New("the contacts stream does not exist yet (enqueue contacts or start a worker first)")
 
-// ReadStatus reads the counts from the stream, the consumer and the completed bucket.
+// ReadStatus reads the counts from the stream, the consumer, the checkpoint bucket and the
+// dead-letter stream.
 func ReadStatus(ctx context.Context, js jetstream.JetStream, t config.Topology) (Status, error) {
 	var st Status
 	stream, err := js.Stream(ctx, t.ContactsStream)
@@ -58,17 +60,8 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, t config.Topology) 
 		st.Pending = info.NumPending
 		st.InProgress = uint64(info.NumAckPending)
 	}
-	kv, err := js.KeyValue(ctx, t.CompletedBucket)
-	switch {
-	case errors.Is(err, jetstream.ErrBucketNotFound):
-	case err != nil:
-		return st, fmt.Errorf("read KV bucket %s: %w", t.CompletedBucket, err)
-	default:
-		kvs, err := kv.Status(ctx)
-		if err != nil {
-			return st, fmt.Errorf("read KV bucket %s: %w", t.CompletedBucket, err)
-		}
-		st.Completed = kvs.Values()
+	if st.Completed, err = CountCompleted(ctx, js, t); err != nil {
+		return st, err
 	}
 	dlq, err := js.Stream(ctx, t.DeadLetterStream)
 	switch {
@@ -83,4 +76,31 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, t config.Topology) 
 		st.DeadLettered = info.State.Msgs
 	}
 	return st, nil
+}
+
+// CountCompleted counts the contacts with a completed record (0 when the bucket does not
+// exist yet). The server counts them: a short-lived consumer over the completed keys, one
+// message per key, whose pending count is the answer; nothing is read.
+func CountCompleted(ctx context.Context, js jetstream.JetStream, t config.Topology) (uint64, error) {
+	stream, err := js.Stream(ctx, "KV_"+t.CheckpointBucket)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read KV bucket %s: %w", t.CheckpointBucket, err)
+	}
+	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     "$KV." + t.CheckpointBucket + "." + completedPrefix + ">",
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count completed contacts in KV bucket %s: %w", t.CheckpointBucket, err)
+	}
+	n := cons.CachedInfo().NumPending
+	// An error here leaves a consumer that the server removes after InactiveThreshold.
+	_ = stream.DeleteConsumer(context.WithoutCancel(ctx), cons.CachedInfo().Name)
+	return n, nil
 }

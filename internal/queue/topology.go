@@ -52,18 +52,6 @@ func ConsumerConfig(t config.Topology) jetstream.ConsumerConfig {
 	}
 }
 
-// CompletedBucketConfig is the KV bucket that records each completed contact, keyed by id.
-// It is the source of the status command's completed count and of "never call twice".
-func CompletedBucketConfig(t config.Topology) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      t.CompletedBucket,
-		Description: "completed contacts, keyed by contact id",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    t.Replicas,
-	}
-}
-
 // EnsureContactsStream creates the contacts stream or updates it to the wanted settings.
 func EnsureContactsStream(ctx context.Context, js jetstream.JetStream, t config.Topology) (jetstream.Stream, error) {
 	s, err := js.CreateOrUpdateStream(ctx, ContactsStreamConfig(t))
@@ -80,13 +68,4 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, t config.Topolo
 		return nil, fmt.Errorf("ensure consumer %s on stream %s: %w", t.Consumer, t.ContactsStream, err)
 	}
 	return c, nil
-}
-
-// EnsureCompletedBucket creates or updates the completed-contacts KV bucket.
-func EnsureCompletedBucket(ctx context.Context, js jetstream.JetStream, t config.Topology) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, CompletedBucketConfig(t))
-	if err != nil {
-		return nil, fmt.Errorf("ensure KV bucket %s: %w", t.CompletedBucket, err)
-	}
-	return kv, nil
 }
