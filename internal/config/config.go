@@ -363,9 +363,10 @@ type Health struct {
 	// Timeout (HEALTH_CHECK_TIMEOUT, default 5s) bounds one check. Must be
 	// > 0 and not more than Interval.
 	Timeout time.Duration
-	// OpenInterval (HEALTH_CHECK_OPEN_INTERVAL, default 1s) is the first wait between checks
-	// while a provider's breaker is open, doubling to at most 4 times this, so a recovery
-	// is seen within about one probe interval. Must be > 0.
+	// OpenInterval (HEALTH_CHECK_OPEN_INTERVAL, default 1s) is the wait between checks while
+	// a provider's breaker is open, for the first 10 intervals of the outage; then a tenth of
+	// the outage's age (at most the open timeout). A recovery is seen within the longer of
+	// one interval and 10% of the outage. Must be > 0.
 	OpenInterval time.Duration
 }
 

@@ -199,7 +199,7 @@ var table = finish([]setting{
 		"Time between two health checks of a provider; > 0.",
 		durationField(func(c *Config) *time.Duration { return &c.Health.Interval }, positive)),
 	row("HEALTH_CHECK_OPEN_INTERVAL", "1s", w,
-		"First wait between health checks while a breaker is open, doubling to at most 4 times this (and BREAKER_OPEN_TIMEOUT), with up to 50% jitter; > 0.",
+		"Wait between health checks while a breaker is open: the first after half to one interval, then every interval for the first 10 intervals of the outage, then a tenth of the outage's age, at most BREAKER_OPEN_TIMEOUT; > 0.",
 		durationField(func(c *Config) *time.Duration { return &c.Health.OpenInterval }, positive)),
 	row("HEALTH_CHECK_TIMEOUT", "5s", w,
 		"Bound on one health check; > 0 and not more than HEALTH_CHECK_INTERVAL.",

@@ -168,3 +168,112 @@ func TestBulkheadStressWithCancellation(t *testing.T) {
 		t.Fatalf("over the largest limit %d times; in use %d, waiting %d", over.Load(), b.InUse(), b.waiting())
 	}
 }
+
+// While its guard's breaker is open the bulkhead refuses: waiters wake with ErrBreakerOpen,
+// Acquire and TryAcquire fail fast; admit lets calls in again at a window of 1, slowStart
+// likewise, and SetLimit moves a full window with the ceiling but not one in slow start.
+func TestBulkheadRefusesWhileOpenAndWindow(t *testing.T) {
+	t.Parallel()
+	b := NewBulkhead(4)
+	if b.Window() != 4 {
+		t.Fatalf("a bare bulkhead's window is %d, want its limit 4", b.Window())
+	}
+	for range 4 {
+		if err := b.Acquire(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { errs <- b.Acquire(context.Background()) }()
+	}
+	waitFor(t, "three waiters", func() bool { return b.waiting() == 3 })
+	b.refuseAll()
+	for range 3 {
+		if err := <-errs; !errors.Is(err, ErrBreakerOpen) {
+			t.Fatalf("waiter woke with %v, want ErrBreakerOpen", err)
+		}
+	}
+	if err := b.Acquire(context.Background()); !errors.Is(err, ErrBreakerOpen) || b.TryAcquire() {
+		t.Fatalf("Acquire while refusing = %v (or TryAcquire succeeded)", err)
+	}
+	for range 4 {
+		b.release(success) // the calls in flight end; nobody is admitted, the window stays
+	}
+	if b.InUse() != 0 || b.Window() != 1 {
+		t.Fatalf("in use %d, window %d while refusing; want 0, 1", b.InUse(), b.Window())
+	}
+	b.admit() // HALF_OPEN: one probe
+	if !b.TryAcquire() || b.TryAcquire() {
+		t.Fatal("after admit, want exactly one slot (window 1)")
+	}
+	b.release(success)
+	if b.Window() != 2 {
+		t.Fatalf("window %d after a success, want 2", b.Window())
+	}
+	b.refuseAll()
+	b.slowStart() // CLOSED after the outage
+	if b.Window() != 1 || !b.TryAcquire() {
+		t.Fatalf("after slowStart: window %d, or no slot", b.Window())
+	}
+	b.Release() // neutral: no growth
+	b.SetLimit(8)
+	if b.Limit() != 8 || b.Window() != 1 {
+		t.Fatalf("SetLimit in slow start: limit %d, window %d; want 8, 1", b.Limit(), b.Window())
+	}
+	for range 3 {
+		if !b.TryAcquire() {
+			t.Fatal("no slot")
+		}
+		b.release(success)
+	}
+	if b.Window() != 8 {
+		t.Fatalf("window %d after three successes, want 8", b.Window())
+	}
+	b.SetLimit(3) // a full window follows the ceiling, down and up
+	b.SetLimit(6)
+	if b.Window() != 6 {
+		t.Fatalf("window %d, want the ceiling 6", b.Window())
+	}
+}
+
+// Waiters granted, refused and cancelled at random, the window moving: no slot leaks, none
+// is granted over the ceiling, and nobody is stranded.
+func TestBulkheadStressWithWindowAndRefusals(t *testing.T) {
+	t.Parallel()
+	const ceiling = 6
+	b := NewBulkhead(ceiling)
+	var inside, over atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 400 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rand.IntN(300))*time.Microsecond)
+			defer cancel()
+			switch i % 50 {
+			case 0:
+				b.refuseAll()
+			case 10:
+				b.admit()
+			case 20:
+				b.slowStart()
+			}
+			if err := b.Acquire(ctx); err != nil {
+				if !errors.Is(err, ErrBreakerOpen) && !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("Acquire = %v", err)
+				}
+				return
+			}
+			if inside.Add(1) > ceiling {
+				over.Add(1)
+			}
+			inside.Add(-1)
+			b.release(outcome(i % 3))
+		}()
+	}
+	wg.Wait()
+	if over.Load() != 0 || b.InUse() != 0 || b.waiting() != 0 {
+		t.Fatalf("over the ceiling %d times; in use %d, waiting %d", over.Load(), b.InUse(), b.waiting())
+	}
+}

@@ -7,7 +7,8 @@
 //	Retrier.Run(ctx, log, guard, op)          retry-go: attempts, backoff, Retry-After
 //	  └─ Guard.Do(ctx, op)                    one attempt
 //	       ├─ breaker admission               mercari/go-circuitbreaker; fails fast with *OpenError
-//	       ├─ bulkhead slot                   at most MaxConcurrency calls to the provider
+//	       ├─ bulkhead slot                   at most the adaptive window (≤ MaxConcurrency) in flight;
+//	       │                                  refused at once when the breaker opens meanwhile
 //	       └─ op(ctx)                         the provider call
 //
 // Retry is outside the breaker, so every attempt counts: with the defaults, a 503 three times
@@ -37,6 +38,26 @@
 // concurrency_limit (our concurrency, not the provider's health), errors after the caller's
 // ctx ended, and errors that are not *fault.ServiceError (cancellations, bugs). Counted:
 // every other kind, including authentication and quota.
+//
+// # Adaptive concurrency
+//
+// The bulkhead's window runs a slow start: a new Guard, and a Guard whose breaker has just
+// closed, let FailureThreshold calls through (as many as it takes to open the breaker); each
+// success doubles the window up to MaxConcurrency (the ceiling, which an ElevenLabs plan
+// limit or a concurrency_limit refusal may lower), and each counted failure drops it to one.
+// So a provider that is down when the worker starts sees FailureThreshold calls before the
+// breaker opens, instead of one call per contact in flight; one that fails under load sees
+// the calls already in flight, and no more. Calls waiting for a slot when the breaker opens wake at once with *OpenError, and a
+// call granted a slot checks the breaker again before calling. Sporadic failures cost little:
+// the calls still in flight double the window back as they succeed.
+//
+// # Health probes while open
+//
+// A HealthChecker probes an open breaker's provider half an interval to an interval after
+// the opening, then every HEALTH_CHECK_OPEN_INTERVAL (1 s) for the first ten intervals of the
+// outage, then every tenth of the outage's age, at most the open timeout: a recovery is seen
+// within max(1 s, 10% of the outage), for 10 probes in a 10 s outage and about 155 in an hour.
+// Its probe success resets the breaker; the half-open probe is its next scheduled one.
 //
 // # mercari/go-circuitbreaker v0.0.2 traps handled here
 //

@@ -56,7 +56,9 @@ type BreakerSettings struct {
 type GuardOptions struct {
 	Breaker BreakerSettings
 	// MaxConcurrency caps concurrent calls to the provider from this process
-	// (default 5; ElevenLabs plans allow 2–15).
+	// (default 5; ElevenLabs plans allow 2–15): the ceiling of the bulkhead's adaptive
+	// window, which starts at the failure threshold, drops to 1 on a failure and doubles
+	// with each success (see Bulkhead).
 	MaxConcurrency int
 	// Clock drives the breaker's open timeout; nil means the real clock.
 	Clock clock.Clock
@@ -154,6 +156,9 @@ func NewGuard(provider string, o GuardOptions) *Guard {
 		halfOpen:    make(chan struct{}, 1),
 		opened:      make(chan struct{}, 1),
 	}
+	// Slow start (see Bulkhead): as many calls as it takes to open the breaker.
+	g.bulkhead.start = o.Breaker.FailureThreshold
+	g.bulkhead.window = min(o.Breaker.FailureThreshold, o.MaxConcurrency)
 	g.state.Store(&closedState)
 	g.cb = circuitbreaker.New(
 		circuitbreaker.WithClock(c),
@@ -228,33 +233,84 @@ func (g *Guard) Reset() { g.cb.Reset() }
 
 // Do runs op as ONE attempt against the provider: it fails fast with *OpenError when the
 // breaker refuses, waits for a bulkhead slot (or returns ctx's error wrapped), calls
-// op(ctx), and records the outcome in the breaker.
+// op(ctx), and records the outcome in the breaker and the bulkhead's window.
+//
+// A call waiting for its slot when the breaker opens wakes at once with *OpenError, and a
+// call granted a slot checks the breaker again before it calls the provider: no call waits
+// out an outage in the bulkhead only to call a provider known to be down.
+//
+// The bulkhead's window adapts (see Bulkhead): a new Guard, and a Guard whose breaker just
+// closed, let FailureThreshold calls through, and each success doubles the calls allowed in
+// flight up to MaxConcurrency; a counted failure drops them to one. So a provider that is
+// down when the worker starts sees FailureThreshold calls before the breaker opens, and one
+// that fails later the calls already in flight, and no more.
 //
 // op's error comes back as it was, except that a bare transport error (deadline, net.Error,
 // EOF) is classified as a *fault.ServiceError for the provider. A concurrency_limit error
-// also lowers the bulkhead's limit to one below the calls in flight. Do does not log a
+// also lowers the bulkhead's ceiling to one below the calls in flight. Do does not log a
 // refusal; Retrier.Run does, with the contact's fields.
 func (g *Guard) Do(ctx context.Context, op func(ctx context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	probe, err := g.admit()
+	probe, err := g.enter(ctx)
 	if err != nil {
 		return err
 	}
 	if probe {
 		defer g.probing.Store(false)
 	}
-	if err := g.bulkhead.Acquire(ctx); err != nil {
-		return fmt.Errorf("wait for a %s concurrency slot: %w", g.provider, err)
-	}
-	defer g.bulkhead.Release()
+	result := neutral
+	defer func() { g.bulkhead.release(result) }()
 	err = g.normalize(ctx, op(ctx))
 	if err != nil && fault.KindOf(err) == fault.KindConcurrencyLimit {
 		g.lowerConcurrency(err)
 	}
-	g.record(ctx, err)
+	if g.record(ctx, err) {
+		result = failure
+	} else if err == nil {
+		result = success
+	}
 	return err
+}
+
+// enter admits a call and takes its bulkhead slot; probe is true when it is the HALF_OPEN
+// probe and must clear g.probing when done. A call that waited for its slot is admitted
+// again once it has one: the breaker may have opened, or gone half-open with the probe
+// another's, during the wait. A call refused only because the breaker closed again while
+// it woke (a Reset right after the opening) starts over.
+func (g *Guard) enter(ctx context.Context) (probe bool, err error) {
+	for {
+		probe, err = g.admit()
+		if err != nil {
+			return false, err
+		}
+		err = g.bulkhead.Acquire(ctx)
+		if err == nil {
+			st := g.State()
+			if st == StateClosed || (probe && st == StateHalfOpen) {
+				return probe, nil
+			}
+			g.bulkhead.Release()
+		} else if err != ErrBreakerOpen {
+			if probe {
+				g.probing.Store(false)
+			}
+			return false, fmt.Errorf("wait for a %s concurrency slot: %w", g.provider, err)
+		}
+		if probe {
+			g.probing.Store(false)
+		}
+		switch st := g.State(); st {
+		case StateOpen:
+			return false, g.openError()
+		case StateHalfOpen:
+			return false, &OpenError{Provider: g.provider, State: st, RetryAt: g.clock.Now()}
+		}
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+	}
 }
 
 // admit decides whether a call may start; probe is true when it is the HALF_OPEN probe and
@@ -299,10 +355,11 @@ func (g *Guard) normalize(ctx context.Context, err error) error {
 	return classified
 }
 
-// record tells the breaker how the attempt went. What counts as a provider failure is
-// decided here, not by mercari's ctx sniffing; Ignore is applied unwrapped so Done sees it.
-func (g *Guard) record(ctx context.Context, err error) {
-	counted := err != nil && countsAsFailure(ctx, err)
+// record tells the breaker how the attempt went, and reports whether err counted as a
+// failure. What counts as a provider failure is decided here, not by mercari's ctx sniffing;
+// Ignore is applied unwrapped so Done sees it.
+func (g *Guard) record(ctx context.Context, err error) (counted bool) {
+	counted = err != nil && countsAsFailure(ctx, err)
 	if err != nil && !counted {
 		err = circuitbreaker.Ignore(err)
 	}
@@ -312,6 +369,7 @@ func (g *Guard) record(ctx context.Context, err error) {
 	g.tripNow.Store(settings)
 	_ = g.cb.Done(ctx, err)
 	g.tripNow.Store(false)
+	return counted
 }
 
 // isSettingsError reports whether err says the provider refused our settings rather than
@@ -388,7 +446,21 @@ func (g *Guard) onStateChange(_, to circuitbreaker.State) {
 		// is already open changes nothing (no transition).
 		g.settingsOpen.Store(g.tripNow.Load())
 	}
+	// The bulkhead follows the breaker: refusing while OPEN (waiters wake with *OpenError),
+	// admitting the probe when HALF_OPEN, and in slow start once CLOSED, so the calls held
+	// during the outage do not all hit the provider at once. It refuses after the state is
+	// OPEN, and admits before the state leaves OPEN, so a woken caller reads the state that
+	// woke it.
+	switch *next {
+	case StateHalfOpen:
+		g.bulkhead.admit()
+	case StateClosed:
+		g.bulkhead.slowStart()
+	}
 	g.state.Store(next)
+	if *next == StateOpen {
+		g.bulkhead.refuseAll()
+	}
 	if *next == StateOpen {
 		g.retryAt = now.Add(g.openTimeout)
 	} else {

@@ -331,6 +331,7 @@ func TestConcurrencyLimitLowersBulkheadNotBreaker(t *testing.T) {
 	t.Parallel()
 	l := newLogs()
 	g := NewGuard(eleven, GuardOptions{MaxConcurrency: 4, Clock: clock.NewMock(), Logger: l.logger})
+	warm(t, g)
 	release := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 3 {
@@ -372,6 +373,7 @@ func TestConcurrencyLimitLowersBulkheadNotBreaker(t *testing.T) {
 func TestGuardBulkheadCapsProviderCalls(t *testing.T) {
 	t.Parallel()
 	g := NewGuard(eleven, GuardOptions{MaxConcurrency: 2, Clock: clock.NewMock()})
+	warm(t, g)
 	var inOp, maxInOp, calls atomic.Int32
 	gate := make(chan struct{})
 	var wg sync.WaitGroup
@@ -540,5 +542,306 @@ func TestOwnLimitDoesNotCountAgainstTheBreaker(t *testing.T) {
 	}
 	if g.State() != StateOpen {
 		t.Fatalf("real failures did not open it: %s", g.State())
+	}
+}
+
+// countingOp is a provider call that counts its calls and the most in flight at once, waits
+// for gate (when set), and returns err.
+type countingOp struct {
+	gate             chan struct{}
+	err              error
+	calls, in, maxIn atomic.Int32
+}
+
+func (o *countingOp) op(ctx context.Context) error {
+	o.calls.Add(1)
+	n := o.in.Add(1)
+	defer o.in.Add(-1)
+	for {
+		m := o.maxIn.Load()
+		if n <= m || o.maxIn.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	if o.gate != nil {
+		select {
+		case <-o.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return o.err
+}
+
+// callers runs n goroutines that each make one g.Do(op) and returns a func that waits for
+// them (failing t if they do not return within 5 s) and returns their errors.
+func callers(t *testing.T, g *Guard, n int, op func(context.Context) error) func() []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = g.Do(context.Background(), op)
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	return func() []error {
+		t.Helper()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("callers still in Do after 5s")
+		}
+		return errs
+	}
+}
+
+// countOpen counts the *OpenErrors in errs.
+func countOpen(errs []error) int {
+	n := 0
+	for _, err := range errs {
+		var open *OpenError
+		if errors.As(err, &open) {
+			n++
+		}
+	}
+	return n
+}
+
+// A provider that is down when the worker starts: 64 contacts reach it at once, but a new
+// guard is in slow start: FailureThreshold calls test it while the others wait in the
+// bulkhead, and exactly those reach it before the breaker opens. The 61 others wake with
+// *OpenError without calling it.
+func TestSlowStartFailingProviderSeesThresholdCalls(t *testing.T) {
+	t.Parallel()
+	g := NewGuard(eleven, GuardOptions{MaxConcurrency: 64, Clock: clock.NewMock()})
+	if g.Bulkhead().Window() != DefaultFailureThreshold || g.Bulkhead().Limit() != 64 {
+		t.Fatalf("a new guard: window %d, limit %d; want %d of 64 (slow start)", g.Bulkhead().Window(), g.Bulkhead().Limit(), DefaultFailureThreshold)
+	}
+	o := &countingOp{gate: make(chan struct{}), err: unavailable()}
+	wait := callers(t, g, 64, o.op)
+	waitFor(t, "three calls in flight and 61 waiting", func() bool {
+		return g.Bulkhead().InUse() == DefaultFailureThreshold && g.Bulkhead().waiting() == 64-DefaultFailureThreshold
+	})
+	close(o.gate)
+	errs := wait()
+	if got := o.calls.Load(); got != DefaultFailureThreshold {
+		t.Fatalf("%d calls reached the failing provider, want %d", got, DefaultFailureThreshold)
+	}
+	if o.maxIn.Load() != DefaultFailureThreshold {
+		t.Fatalf("%d calls in flight at once, want %d", o.maxIn.Load(), DefaultFailureThreshold)
+	}
+	if n := countOpen(errs); n != 64-DefaultFailureThreshold || g.State() != StateOpen {
+		t.Fatalf("%d callers refused with OpenError, state %s; want %d, OPEN", n, g.State(), 64-DefaultFailureThreshold)
+	}
+	if g.Bulkhead().InUse() != 0 || g.Bulkhead().waiting() != 0 {
+		t.Fatalf("in use %d, waiting %d after the opening", g.Bulkhead().InUse(), g.Bulkhead().waiting())
+	}
+}
+
+// A guard at full concurrency when the provider fails: the calls in flight fail (they were
+// already sent), and the callers waiting for a slot wake at the opening with *OpenError
+// instead of calling the provider: no call beyond those in flight.
+func TestFailureWithCallsInFlightWakesWaitersAtOpening(t *testing.T) {
+	t.Parallel()
+	g := NewGuard(eleven, GuardOptions{MaxConcurrency: 16, Clock: clock.NewMock()})
+	warm(t, g)
+	o := &countingOp{gate: make(chan struct{}), err: unavailable()}
+	wait := callers(t, g, 40, o.op)
+	waitFor(t, "16 calls in flight and 24 waiting", func() bool {
+		return g.Bulkhead().InUse() == 16 && g.Bulkhead().waiting() == 24
+	})
+	close(o.gate)
+	errs := wait()
+	if got := o.calls.Load(); got != 16 {
+		t.Fatalf("%d calls reached the failing provider, want the 16 in flight", got)
+	}
+	if n := countOpen(errs); n != 24 || g.State() != StateOpen {
+		t.Fatalf("%d waiters refused with OpenError, state %s; want 24, OPEN", n, g.State())
+	}
+	if w := g.Bulkhead().Window(); w != 1 {
+		t.Fatalf("window %d after the failures, want 1", w)
+	}
+}
+
+// Callers waiting for a slot wake as soon as the breaker opens, even while the call holding
+// the slot hangs: they do not wait out the outage (or the hanging call) in the bulkhead.
+func TestWaitersWakeWhenBreakerOpensWhileASlotHangs(t *testing.T) {
+	t.Parallel()
+	g := NewGuard(eleven, GuardOptions{MaxConcurrency: 2, Breaker: BreakerSettings{FailureThreshold: 1}, Clock: clock.NewMock()})
+	warm(t, g)
+	hang := &countingOp{gate: make(chan struct{})}
+	waitHang := callers(t, g, 1, hang.op)
+	defer func() {
+		close(hang.gate)
+		waitHang()
+	}()
+	waitFor(t, "the hanging call", func() bool { return hang.in.Load() == 1 })
+	fail := &countingOp{gate: make(chan struct{}), err: unavailable()}
+	waitFail := callers(t, g, 1, fail.op)
+	waitFor(t, "the failing call", func() bool { return fail.in.Load() == 1 })
+	never := &countingOp{}
+	waitRest := callers(t, g, 5, never.op)
+	waitFor(t, "five waiters", func() bool { return g.Bulkhead().waiting() == 5 })
+	close(fail.gate)
+	waitFail()
+	if n := countOpen(waitRest()); n != 5 || never.calls.Load() != 0 {
+		t.Fatalf("%d waiters refused, %d calls made; want 5 refused without a call", n, never.calls.Load())
+	}
+	if hang.in.Load() != 1 {
+		t.Fatal("the hanging call ended: the waiters did not wake on their own")
+	}
+	if err := g.Bulkhead().Acquire(context.Background()); !errors.Is(err, ErrBreakerOpen) {
+		t.Fatalf("Acquire while open = %v, want ErrBreakerOpen", err)
+	}
+}
+
+// A caller granted its slot checks the breaker again before calling: here the breaker went
+// half-open (the probe another's) while it waited.
+func TestGrantedWaiterRechecksBreaker(t *testing.T) {
+	t.Parallel()
+	g := NewGuard(eleven, GuardOptions{MaxConcurrency: 1, Clock: clock.NewMock()})
+	hold := &countingOp{gate: make(chan struct{})}
+	waitHold := callers(t, g, 1, hold.op)
+	waitFor(t, "the slot to be taken", func() bool { return hold.in.Load() == 1 })
+	next := &countingOp{}
+	waitNext := callers(t, g, 1, next.op)
+	waitFor(t, "a waiter", func() bool { return g.Bulkhead().waiting() == 1 })
+	g.cb.SetState(circuitbreaker.StateHalfOpen) // mercari's CLOSED→HALF_OPEN race
+	g.probing.Store(true)                       // the probe is taken
+	close(hold.gate)
+	waitHold()
+	var open *OpenError
+	if err := waitNext()[0]; !errors.As(err, &open) || open.State != StateHalfOpen || next.calls.Load() != 0 {
+		t.Fatalf("waiter = %v, calls %d; want a half-open OpenError without a call", err, next.calls.Load())
+	}
+	if g.Bulkhead().InUse() != 0 {
+		t.Fatalf("the refused waiter kept its slot: in use %d", g.Bulkhead().InUse())
+	}
+}
+
+// Slow start: the window starts at the failure threshold, each success doubles it up to the
+// limit, a counted failure drops it to 1, an error that says nothing about the provider's
+// health leaves it, and closing the breaker after an outage starts it over.
+func TestWindowGrowsWithSuccessesAndDropsOnFailure(t *testing.T) {
+	t.Parallel()
+	c := clock.NewMock()
+	g := NewGuard(eleven, GuardOptions{MaxConcurrency: 20, Clock: c})
+	window := func() int { return g.Bulkhead().Window() }
+	var got []int
+	for range 5 {
+		got = append(got, window())
+		_ = g.Do(context.Background(), ok)
+	}
+	if fmt.Sprint(got) != "[3 6 12 20 20]" {
+		t.Fatalf("window before each success: %v, want [3 6 12 20 20]", got)
+	}
+	_ = g.Do(context.Background(), always(kindErr(fault.KindInvalidPayload)))
+	ctx, cancel := context.WithCancel(context.Background())
+	_ = g.Do(ctx, func(context.Context) error { cancel(); return context.Canceled })
+	if window() != 20 {
+		t.Fatalf("window %d after errors that are not the provider's, want 20", window())
+	}
+	_ = g.Do(context.Background(), always(unavailable()))
+	if window() != 1 {
+		t.Fatalf("window %d after a counted failure, want 1", window())
+	}
+	got = nil
+	for range 6 {
+		_ = g.Do(context.Background(), ok)
+		got = append(got, window())
+	}
+	if fmt.Sprint(got) != "[2 4 8 16 20 20]" {
+		t.Fatalf("window after each success: %v, want [2 4 8 16 20 20]", got)
+	}
+	openGuard(t, g)
+	g.Reset()
+	if window() != DefaultFailureThreshold || g.State() != StateClosed {
+		t.Fatalf("window %d, state %s after the outage; want %d, CLOSED", window(), g.State(), DefaultFailureThreshold)
+	}
+	// Through HALF_OPEN too: the probe's successes close the breaker, in slow start.
+	warm(t, g)
+	openGuard(t, g)
+	c.Add(30 * time.Second)
+	for g.State() != StateClosed {
+		if err := g.Do(context.Background(), ok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if window() > 2*DefaultFailureThreshold {
+		t.Fatalf("window %d right after closing from HALF_OPEN, want slow start", window())
+	}
+}
+
+// After an outage, the calls held meanwhile come back at once; the provider sees three in
+// flight, then more as they succeed, not all of them at once.
+func TestSlowStartAfterReset(t *testing.T) {
+	t.Parallel()
+	g := NewGuard(eleven, GuardOptions{MaxConcurrency: 32, Clock: clock.NewMock()})
+	warm(t, g)
+	openGuard(t, g)
+	g.Reset()
+	o := &countingOp{gate: make(chan struct{})}
+	wait := callers(t, g, 32, o.op)
+	waitFor(t, "three calls in flight and 29 waiting", func() bool {
+		return o.in.Load() == DefaultFailureThreshold && g.Bulkhead().waiting() == 32-DefaultFailureThreshold
+	})
+	close(o.gate)
+	for _, err := range wait() {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o.calls.Load() != 32 || g.Bulkhead().Window() != 32 {
+		t.Fatalf("calls %d, window %d; want 32, 32", o.calls.Load(), g.Bulkhead().Window())
+	}
+}
+
+// A concurrency_limit refusal lowers the ceiling the window grows to; the window stays under
+// it, and a raised ceiling is reached through successes.
+func TestConcurrencyLimitCapsTheWindow(t *testing.T) {
+	t.Parallel()
+	g := NewGuard(eleven, GuardOptions{MaxConcurrency: 8, Clock: clock.NewMock()})
+	warm(t, g)
+	hold := &countingOp{gate: make(chan struct{})}
+	wait := callers(t, g, 3, hold.op)
+	waitFor(t, "three calls in flight", func() bool { return hold.in.Load() == 3 })
+	limit := fault.Classify(fault.Facts{Provider: eleven, Status: 429, Code: "too_many_concurrent_requests", Message: "Too many concurrent requests"})
+	_ = g.Do(context.Background(), always(limit))
+	close(hold.gate)
+	wait()
+	if l, w := g.Bulkhead().Limit(), g.Bulkhead().Window(); l != 3 || w != 3 {
+		t.Fatalf("limit %d, window %d after a refusal with 4 in flight; want 3, 3", l, w)
+	}
+	for range 5 {
+		_ = g.Do(context.Background(), ok)
+	}
+	if w := g.Bulkhead().Window(); w != 3 {
+		t.Fatalf("window %d grew past the ceiling of 3", w)
+	}
+	_ = g.Do(context.Background(), always(unavailable()))
+	g.Bulkhead().SetLimit(12) // the plan allows more
+	if l, w := g.Bulkhead().Limit(), g.Bulkhead().Window(); l != 12 || w != 1 {
+		t.Fatalf("limit %d, window %d; want 12, and the window still in slow start", l, w)
+	}
+	for range 4 {
+		_ = g.Do(context.Background(), ok)
+	}
+	if w := g.Bulkhead().Window(); w != 12 {
+		t.Fatalf("window %d after four successes, want the new ceiling 12", w)
+	}
+}
+
+// Do stays free of allocations on the happy path, slow start included.
+func TestGuardDoDoesNotAllocate(t *testing.T) {
+	g := NewGuard(eleven, GuardOptions{MaxConcurrency: 64})
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(1000, func() { _ = g.Do(ctx, providerCall) }); n != 0 {
+		t.Fatalf("Do allocates %g times per call", n)
 	}
 }

@@ -46,13 +46,16 @@ type HealthStats struct {
 // provider is healthy again, so recovery never depends on real traffic (the worker stops
 // taking contacts while a breaker is open).
 //
-// It probes at once, then every interval. When the breaker goes HALF_OPEN it probes at once
-// and is the half-open probe: while it runs, the Guard refuses real calls in HALF_OPEN. A
-// successful probe while OPEN or HALF_OPEN logs "<provider> is healthy" and resets the
-// breaker; a failed half-open probe re-opens it (it counts like a real call); a failed probe
-// while CLOSED is logged and counted but does not trip the breaker. A probe refused only for
-// a missing permission (fault.KindPermission: the key is known but scoped, e.g. without
-// ElevenLabs' models_read) is healthy, warned about once. Run one HealthChecker per Guard.
+// It probes at once, then every interval while the breaker is closed, and on the open
+// schedule (see SetOpenInterval) while it is not. It is the half-open probe: when the breaker
+// goes HALF_OPEN its next scheduled probe (at once, when it has none) tests the provider, and
+// meanwhile the Guard refuses real calls in HALF_OPEN. A successful probe while OPEN or
+// HALF_OPEN logs "<provider> is healthy" and resets the breaker (whose bulkhead then
+// restarts in slow start); a failed half-open probe re-opens it (it counts like a real
+// call); a failed probe while CLOSED is logged and counted but does not trip the breaker. A
+// probe refused only for a missing permission (fault.KindPermission: the key is known but
+// scoped, e.g. without ElevenLabs' models_read) is healthy, warned about once. Run one
+// HealthChecker per Guard.
 type HealthChecker struct {
 	g         *Guard
 	p         Prober
@@ -64,7 +67,7 @@ type HealthChecker struct {
 
 	openInterval time.Duration
 	jitter       func() float64      // in [0, 1); spreads the probes of many workers
-	openProbes   int                 // probes since the breaker left CLOSED; only Run's goroutine touches it
+	outageStart  time.Time           // when next first saw the breaker not closed; zero while on the interval; only Run's goroutine touches it
 	scheduled    func(time.Duration) // test hook: told each wait the timer was set to; nil in production
 
 	healthy                                   bool // last probe succeeded; only Run's goroutine touches it
@@ -96,14 +99,22 @@ func NewHealthChecker(g *Guard, p Prober, interval, timeout time.Duration, c clo
 	}
 }
 
-// maxOpenBackoffShift caps the backoff of probes while open at 4 × the open interval.
-const maxOpenBackoffShift = 2
+// openBackoffDivisor sets how the open-breaker probes back off: the wait between two probes
+// is at least the open interval and at most a tenth of the outage so far, so a provider that
+// recovers is seen within max(open interval, 10% of the outage's length).
+const openBackoffDivisor = 10
 
-// SetOpenInterval sets how soon the checker probes once the breaker has opened: after d,
-// then 2d, then every 4d (never more than the breaker's open timeout), each wait stretched by a random 0–50% so
-// the workers of a fleet do not probe in step. A provider that recovers is then found within
-// about one probe interval, where the seed's 60 s interval (kept while the breaker is closed)
-// would leave an outage of 10 s costing a minute. d <= 0 keeps the default (1 s). Call it
+// SetOpenInterval sets how often the checker probes while the breaker is not closed: the
+// first probe of an outage comes a random d/2 to d after the breaker opened (the random part
+// keeps the workers of a fleet from probing in step), then one every d, until the outage has
+// lasted 10 × d; from then on the wait is a tenth of the outage so far, at most the breaker's
+// open timeout. With d = 1 s a provider that comes back is seen within about one second for
+// the first 10 s of an outage, and within 10% of the outage's length after that (3 s after
+// a 30 s outage), at a cost of 10 probes for the first 10 s, about 30 for the first minute
+// and 155 for an hour (a fixed 1 s would be 3,600, the seed's 60 s interval 60 but a minute's
+// delay). At most one probe per wait: the half-open transition does not add one (the next
+// scheduled probe is the half-open probe), and a breaker that re-opens after a failed
+// half-open probe keeps the schedule of its outage. d <= 0 keeps the default (1 s). Call it
 // before Run.
 func (h *HealthChecker) SetOpenInterval(d time.Duration) {
 	if d > 0 {
@@ -111,22 +122,33 @@ func (h *HealthChecker) SetOpenInterval(d time.Duration) {
 	}
 }
 
-// next is the wait before the next probe: the interval while CLOSED, the backed-off open
-// interval otherwise.
+// next is the wait before the next probe: the interval while CLOSED, the open schedule (see
+// SetOpenInterval) otherwise. It starts an outage's schedule when it first sees the breaker
+// not closed, and ends it when it sees the breaker closed.
 func (h *HealthChecker) next() time.Duration {
 	if h.g.State() == StateClosed || h.openInterval <= 0 { // <= 0: only the interval (tests)
-		h.openProbes = 0
+		h.outageStart = time.Time{}
 		return h.interval
 	}
-	// Back off to at most maxOpenBackoff × the open interval (and the open timeout): a
-	// recovery is then seen within a few seconds however long the outage lasted.
-	d := h.openInterval << min(h.openProbes, maxOpenBackoffShift)
+	now := h.clock.Now()
+	d := h.openInterval
 	if ot := h.g.openTimeout; ot > 0 && d > ot {
 		d = ot
 	}
-	h.openProbes++
-	return d + time.Duration(float64(d)*0.5*h.jitter())
+	if h.outageStart.IsZero() {
+		h.outageStart = now
+		return d/2 + time.Duration(float64(d/2)*h.jitter())
+	}
+	wait := max(d, now.Sub(h.outageStart)/openBackoffDivisor)
+	if ot := h.g.openTimeout; ot > 0 && wait > ot {
+		wait = ot
+	}
+	return wait
 }
+
+// onSchedule reports whether the timer is set on an outage's schedule: its next probe is
+// at most one wait away, and it will be the half-open probe if the breaker gets there first.
+func (h *HealthChecker) onSchedule() bool { return !h.outageStart.IsZero() }
 
 // Stats returns the probe counters; safe to call at any time.
 func (h *HealthChecker) Stats() HealthStats {
@@ -170,11 +192,19 @@ func (h *HealthChecker) Run(ctx context.Context) {
 			h.check(ctx)
 			reset()
 		case <-h.g.opened:
-			// Probe soon: the sooner a recovery is seen, the shorter the outage.
-			h.openProbes = 0
-			reset()
+			// Probe soon: the sooner a recovery is seen, the shorter the outage. A breaker
+			// that re-opens after its half-open probe keeps its outage's schedule.
+			if !h.onSchedule() && h.g.State() != StateClosed {
+				reset()
+			}
 		case <-h.g.halfOpen:
-			h.check(ctx)
+			// The checker owns the half-open probe. On an outage's schedule it is the next
+			// scheduled probe, at most one wait away: probing now as well would probe twice
+			// in one wait.
+			if !h.onSchedule() {
+				h.check(ctx)
+				reset()
+			}
 		}
 	}
 }

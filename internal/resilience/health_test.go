@@ -360,43 +360,197 @@ func TestSettingsErrorOpensAtOnceAndOnlyARealCallClosesIt(t *testing.T) {
 	}
 }
 
-// While the breaker is open the checker probes at 1 s, 2 s, then every 4 s (capped by the
-// open timeout), so a provider that comes back is seen within about one probe interval instead of
-// the 60 s health interval; once closed it returns to the interval.
+// nextWait returns the next wait the checker set its timer to (fast bundles only).
+func (b *checkerBundle) nextWait(t *testing.T) time.Duration {
+	t.Helper()
+	select {
+	case d := <-b.scheduled:
+		return d
+	case <-time.After(5 * time.Second):
+		t.Fatal("the checker did not schedule its next probe")
+		return 0
+	}
+}
+
+// waitProbe waits for the checker's n-th probe and fails if it made more.
+func (b *checkerBundle) waitProbe(t *testing.T, n uint64) {
+	t.Helper()
+	waitFor(t, "the next probe", func() bool { return b.h.Stats().Probes >= n })
+	if got := b.h.Stats().Probes; got != n {
+		t.Fatalf("%d probes, want %d: one wait, one probe", got, n)
+	}
+}
+
+// While the breaker is open the checker probes d/2 to d after the opening, then every d
+// (1 s) until the outage is 10 s old, then every tenth of the outage's age, capped by the open
+// timeout; once closed it returns to the interval. One probe per wait, so a provider that
+// recovers is seen within one wait.
 func TestHealthCheckerProbesOftenWhileOpen(t *testing.T) {
 	t.Parallel()
-	b := startChecker(t, GuardOptions{Breaker: BreakerSettings{OpenTimeout: 10 * time.Minute}}, func(b *checkerBundle) {
+	b := startChecker(t, GuardOptions{}, func(b *checkerBundle) { // open timeout 30s
 		b.fast = true
 		b.p.set(unavailable(), false)
 	})
 	waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
 	openGuard(t, b.g)
-	next := func() time.Duration {
+	var waits []time.Duration
+	var age time.Duration // of the outage, on the mock clock
+	probe := func(d time.Duration) {
 		t.Helper()
-		select {
-		case d := <-b.scheduled:
-			return d
-		case <-time.After(5 * time.Second):
-			t.Fatal("the checker did not schedule its next probe")
-			return 0
+		before := b.h.Stats().Probes
+		b.c.Add(d)
+		age += d
+		b.waitProbe(t, before+1)
+	}
+	for age < 10*time.Minute {
+		d := b.nextWait(t)
+		waits = append(waits, d)
+		probe(d)
+	}
+	// Jitter 0: the first probe half an interval after the opening, then every second.
+	want := []time.Duration{500 * time.Millisecond}
+	for range 10 {
+		want = append(want, time.Second)
+	}
+	for i, w := range want {
+		if waits[i] != w {
+			t.Fatalf("wait %d = %s, want %s (waits %v)", i+1, waits[i], w, waits[:len(want)])
 		}
 	}
-	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
-		if d := next(); d != want {
-			t.Fatalf("wait %d = %s, want %s", i+1, d, want)
+	// From 10 s on, a tenth of the outage's age (the waits grow by 10% each), up to the open
+	// timeout: 30 s from an age of 5 minutes.
+	at := waits[0]
+	for i, w := range waits[1:] {
+		if want := min(max(time.Second, at/10), 30*time.Second); w != want {
+			t.Fatalf("wait %d at age %s = %s, want %s", i+2, at, w, want)
 		}
-		b.c.Add(want)
-		waitFor(t, "the next open probe", func() bool { return b.h.Stats().Probes == uint64(2+i) })
+		at += w
 	}
-	// The provider recovers: the next probe, 4 s later, closes the breaker, and the
-	// checker goes back to the 60 s interval.
+	if n := len(waits); n < 50 || n > 70 {
+		t.Fatalf("%d probes in the first 10 minutes of an outage, want 50 to 70", n)
+	}
+	if b.logs.count("Circuit breaker HALF_OPEN") == 0 {
+		t.Fatal("the breaker never went half-open: the half-open probes were not exercised")
+	}
+
+	// The provider recovers: the next probe closes the breaker, and the checker goes back to
+	// the 60 s interval.
 	b.p.set(nil, false)
-	if d := next(); d != 4*time.Second {
-		t.Fatalf("wait 5 = %s, want 4s (the backoff's cap)", d)
+	if d := b.nextWait(t); d != 30*time.Second {
+		t.Fatalf("wait after 10 minutes = %s, want the 30s open timeout", d)
 	}
-	b.c.Add(4 * time.Second)
+	probe(30 * time.Second)
 	waitFor(t, "the breaker to close", func() bool { return b.g.State() == StateClosed })
-	if d := next(); d != time.Minute {
+	if d := b.nextWait(t); d != time.Minute {
 		t.Fatalf("wait after closing = %s, want the 1m interval", d)
+	}
+
+	// A new outage starts a new schedule: its first probe half an interval after it opens.
+	b.p.set(unavailable(), false)
+	openGuard(t, b.g)
+	if d := b.nextWait(t); d != 500*time.Millisecond {
+		t.Fatalf("first wait of the second outage = %s, want 500ms", d)
+	}
+}
+
+// The first probe of an outage comes d/2 to d after the opening, spread by the jitter.
+func TestHealthCheckerFirstOpenProbeJitter(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		jitter float64
+		want   time.Duration
+	}{{0, 500 * time.Millisecond}, {0.5, 750 * time.Millisecond}, {0.999, 999500 * time.Microsecond}} {
+		b := startChecker(t, GuardOptions{}, func(b *checkerBundle) { b.fast = true })
+		b.h.jitter = func() float64 { return tt.jitter }
+		waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
+		openGuard(t, b.g)
+		if d := b.nextWait(t); d != tt.want {
+			t.Fatalf("jitter %g: first wait %s, want %s", tt.jitter, d, tt.want)
+		}
+		b.stop()
+	}
+}
+
+// A provider down for 10 s, as in the benchmark's scenario (c): the breaker closes at the
+// first probe after the recovery, within one interval, after 11 probes.
+func TestHealthCheckerSeesRecoveryWithinOneInterval(t *testing.T) {
+	t.Parallel()
+	b := startChecker(t, GuardOptions{}, func(b *checkerBundle) {
+		b.fast = true
+		b.p.set(unavailable(), false)
+	})
+	b.h.jitter = func() float64 { return 0.9 }
+	waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
+	openGuard(t, b.g)
+	const outage = 10 * time.Second
+	var age time.Duration
+	for b.g.State() != StateClosed {
+		d := b.nextWait(t)
+		if age < outage && age+d >= outage {
+			b.p.set(nil, false) // recovered while the checker waits
+		}
+		before := b.h.Stats().Probes
+		b.c.Add(d)
+		age += d
+		b.waitProbe(t, before+1)
+		if age > time.Minute {
+			t.Fatal("the breaker is still open a minute into a 10s outage")
+		}
+	}
+	if late := age - outage; late > time.Second {
+		t.Fatalf("closed %s after the recovery, want within the 1s interval", late)
+	}
+	if st := b.h.Stats(); st.Probes-1 != 11 || st.Resets != 1 {
+		t.Fatalf("stats %+v, want 11 probes during the outage and one reset", st)
+	}
+}
+
+// The half-open transition adds no probe when the checker is on an outage's schedule: its
+// next scheduled probe is the half-open probe. A failed half-open probe re-opens the breaker
+// without restarting the schedule, so the checker still probes once per interval.
+func TestHealthCheckerOneProbePerIntervalAcrossHalfOpen(t *testing.T) {
+	t.Parallel()
+	b := startChecker(t, GuardOptions{Breaker: BreakerSettings{OpenTimeout: 5 * time.Second}}, func(b *checkerBundle) {
+		b.fast = true
+		b.p.set(unavailable(), false)
+	})
+	waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
+	openGuard(t, b.g)
+	var waits []time.Duration
+	halfOpens := 0
+	for range 16 { // 15.5 s: the open timer fires at 5 s and, after re-opening at 5.5 s, at 10.5 s and 15.5 s
+		d := b.nextWait(t)
+		waits = append(waits, d)
+		before := b.h.Stats().Probes
+		b.c.Add(d)
+		b.waitProbe(t, before+1)
+		if b.logs.count("Circuit breaker HALF_OPEN") > halfOpens {
+			halfOpens = b.logs.count("Circuit breaker HALF_OPEN")
+		}
+		waitFor(t, "the breaker to re-open", func() bool { return b.g.State() == StateOpen })
+	}
+	if halfOpens < 2 {
+		t.Fatalf("the breaker went half-open %d times, want at least 2", halfOpens)
+	}
+	for i, d := range waits {
+		want := time.Second
+		if i == 0 {
+			want = 500 * time.Millisecond
+		}
+		if i >= 10 {
+			want = 0 // growing from here; checked only for not restarting
+		}
+		if want != 0 && d != want {
+			t.Fatalf("wait %d = %s, want %s: %v", i+1, d, want, waits)
+		}
+		if i > 0 && d < time.Second {
+			t.Fatalf("wait %d = %s: the schedule restarted: %v", i+1, d, waits)
+		}
+	}
+	if d := b.nextWait(t); d < time.Second {
+		t.Fatalf("the wait after the 16th probe is %s, want at least 1s", d)
+	}
+	if st := b.h.Stats(); st.Probes != 17 {
+		t.Fatalf("%d probes in 16 waits (and the start), want 17", st.Probes)
 	}
 }

@@ -138,6 +138,20 @@ func always(err error) func(context.Context) error {
 
 func ok(context.Context) error { return nil }
 
+// warm makes successful calls until g's bulkhead has left slow start (its window at the
+// limit), as a guard that has served for a while.
+func warm(t *testing.T, g *Guard) {
+	t.Helper()
+	for i := 0; g.Bulkhead().Window() < g.Bulkhead().Limit(); i++ {
+		if i > 64 {
+			t.Fatalf("the window stays at %d of %d after %d successes", g.Bulkhead().Window(), g.Bulkhead().Limit(), i)
+		}
+		if err := g.Do(context.Background(), ok); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // openGuard fails g's op threshold times so the breaker opens.
 func openGuard(t *testing.T, g *Guard) {
 	t.Helper()
