@@ -22,7 +22,8 @@
 //	BENCH_SYNC=always    nats-server fsync: "default" (the server's own 2-minute interval,
 //	                     the default here: the figures are then CPU, not the disk's fsync
 //	                     latency) or "always" (deploy/nats.conf's sync_interval)
-//	BENCH_LOG_FILE=1     the worker also writes its JSON log file (LOG_FILE), in a temp dir
+//	BENCH_LOG_FILE=0     the worker writes no JSON log file (by default it writes LOG_FILE, as
+//	                     the project's defaults do, in a temp dir)
 //	BENCH_BREAKDOWN=1    also counts what each consumer sends to the server, by kind (pull,
 //	                     ack, KV write, Object Store chunk, …), with a subscriber on ">";
 //	                     that doubles the server's fan-out, so use it for the counts only

@@ -74,7 +74,7 @@ func readSettings(b *testing.B) settings {
 		}
 		s.sync = v
 	}
-	s.logFile = os.Getenv("BENCH_LOG_FILE") == "1"
+	s.logFile = os.Getenv("BENCH_LOG_FILE") != "0" // the project's default writes LOG_FILE
 	s.breakdown = os.Getenv("BENCH_BREAKDOWN") == "1"
 	if v := os.Getenv("BENCH_RUN_TIMEOUT"); v != "" {
 		if s.runTimeout, err = time.ParseDuration(v); err != nil || s.runTimeout <= 0 {

@@ -80,12 +80,6 @@ func (e *Env) Connect() error {
 	return nil
 }
 
-func (e *Env) progress(format string, args ...any) {
-	if e.Progress != nil {
-		e.Progress(format, args...)
-	}
-}
-
 // Contacts are the scenario's data: the same for both consumers. Each has a "ref" variable
 // (its id) that the fake LLM reads back.
 func Contacts(n int) []contact.Contact {
@@ -376,7 +370,7 @@ func (e *Env) RunWorker(ctx context.Context, sc Scenario, cs []contact.Contact) 
 
 // workerLogger is the worker binary's logger: the console at the default level (info),
 // written to /dev/null so the formatting and the write are paid but nothing floods the
-// benchmark's output; with BENCH_LOG_FILE=1 also the JSON log file.
+// benchmark's output; unless BENCH_LOG_FILE=0 also the JSON log file, as by default.
 func (e *Env) workerLogger(red *redact.Redactor, sc Scenario) (*logrus.Logger, interface{ Close() error }, error) {
 	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
