@@ -41,7 +41,9 @@ FUZZ_TARGETS := \
 	fault:FuzzParseRetryAfter redact:FuzzText queue:FuzzParseDeadLetter queue:FuzzDeadLetterRoundTrip \
 	provider/elevenlabs:FuzzParseError provider/openai:FuzzParseError provider/crm:FuzzErrorAnswer \
 	alert:FuzzDecodeEvent alert:FuzzDecodeNotification alert/telegram:FuzzNotifyAnswer alert/slack:FuzzNotifyAnswer \
-	alert/pagerduty:FuzzNotifyAnswer alert/webhook:FuzzNotifyAnswer alert/webhook:FuzzSignVerify sheets:FuzzRefusal
+	alert/pagerduty:FuzzNotifyAnswer alert/webhook:FuzzNotifyAnswer alert/webhook:FuzzSignVerify sheets:FuzzRefusal \
+	logging:FuzzAppendString logging:FuzzAppendFloat logging:FuzzSensitiveKey logging:FuzzMatchesLegacy \
+	redact:FuzzPrefilters redact:FuzzPlain metrics:FuzzLabelChecks
 
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s): parsers of contacts, settings, provider and channel answers, dead letters
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"sync"
 	"time"
 
@@ -448,22 +447,47 @@ func Category(err error) string {
 	return fault.KindOf(fault.Classify(fault.Facts{Err: err})).String()
 }
 
-// labelPattern is what a label value chosen by the code looks like: a short name.
-var labelPattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_. -]{0,39}$`)
+// isLabelName reports whether s looks like a label value chosen by the code, a short name:
+// ^[A-Za-z][A-Za-z0-9_. -]{0,39}$ (checked by hand: it runs on every provider call).
+func isLabelName(s string) bool {
+	if len(s) == 0 || len(s) > 40 || !isLetter(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isLetter(c) && !isDigit(c) && c != '_' && c != '.' && c != ' ' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// isModelName reports whether s looks like a model name as providers spell them ("gpt-4o-mini",
+// "eleven_flash_v2_5", "meta-llama/Llama-3.1-8B", "llama3:8b"):
+// ^[A-Za-z0-9][A-Za-z0-9_.:/ -]{0,79}$.
+func isModelName(s string) bool {
+	if len(s) == 0 || len(s) > 80 || (!isLetter(s[0]) && !isDigit(s[0])) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isLetter(c) && !isDigit(c) && c != '_' && c != '.' && c != ':' && c != '/' && c != ' ' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isLetter(c byte) bool { return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' }
+func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
 
 // name returns s when it looks like a name chosen by the code, else "other": a contact id or
 // an error message passed by mistake must not create one series per value. Contact ids in
 // this project are free-form, so a short id-like value can still pass; callers pass constants.
 func name(s string) string {
-	if labelPattern.MatchString(s) && !hasLongDigitRun(s) {
+	if isLabelName(s) && !hasLongDigitRun(s) {
 		return s
 	}
 	return other
 }
-
-// modelPattern admits model names as providers spell them: "gpt-4o-mini",
-// "eleven_flash_v2_5", "meta-llama/Llama-3.1-8B", "llama3:8b".
-var modelPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:/ -]{0,79}$`)
 
 // modelLabel is name for model names: a model reported by a provider is kept if it looks
 // like one, "unknown" when empty, "other" otherwise.
@@ -471,7 +495,7 @@ func modelLabel(s string) string {
 	switch {
 	case s == "":
 		return "unknown"
-	case modelPattern.MatchString(s):
+	case isModelName(s):
 		return s
 	}
 	return other
