@@ -30,9 +30,13 @@ bench: ## Micro-benchmarks, then the end-to-end worker vs bare JetStream consume
 	BENCH_E2E=1 $(GO) test -run '^$$' -bench '^BenchmarkEndToEnd$$' -benchtime 1x -timeout 60m ./internal/bench/
 	BENCH_E2E=1 $(GO) test -run '^$$' -bench '^BenchmarkEnqueueMillion$$' -benchtime 1x -timeout 30m ./internal/queue/
 
-lint: ## gofmt and go vet
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+# staticcheck is pinned as a tool in go.mod (go get -tool honnef.co/go/tools/cmd/staticcheck@vX)
+# and runs with its default checks: no configuration file.
+lint: ## gofmt, go vet and staticcheck (what CI runs after the tests)
+	@unformatted=$$(gofmt -l .); \
+		test -z "$$unformatted" || { echo "gofmt -w needed:"; echo "$$unformatted"; exit 1; }
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 
 FUZZTIME ?= 30s
 # package:target, every fuzz target of the project; `make fuzz` runs each for FUZZTIME.

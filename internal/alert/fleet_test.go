@@ -23,12 +23,12 @@ import (
 	"github.com/callagent/resilience/internal/alert/pagerduty"
 	"github.com/callagent/resilience/internal/alert/slack"
 	"github.com/callagent/resilience/internal/alert/webhook"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/natstest"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
 	"github.com/callagent/resilience/internal/resilience"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // Credentials of the fleet test. Every one must stay out of every payload.
@@ -91,7 +91,7 @@ func (f *fakes) settings() channels.Settings {
 		Email:    channels.Email{Enabled: true, Options: emailOptions(f.smtp)},
 		Telegram: channels.Telegram{Enabled: true, BotToken: botToken, ChatID: "-1001", APIURL: f.telegram.URL},
 		Webhook:  channels.Webhook{Enabled: true, URL: f.webhook.URL + "/alerts", Secret: webhookSecret},
-		Slack:    channels.Slack{Enabled: true, WebhookURL: config.Secret(f.slack.URL + slackPath)},
+		Slack:    channels.Slack{Enabled: true, WebhookURL: secret.Secret(f.slack.URL + slackPath)},
 		PagerDuty: channels.PagerDuty{Enabled: true, RoutingKey: routingKey, URL: f.pagerduty.URL + "/v2/enqueue",
 			Source: "callagent-test"},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/callagent/resilience/internal/config/field"
 	"slices"
 	"strings"
 	"time"
@@ -80,32 +81,56 @@ func (t Topology) WithDefaults() Topology {
 	return t
 }
 
-// Validate reports the first invalid field of t (after WithDefaults); errors wrap
-// ErrInvalidTopology.
+// Validate reports every invalid field of t (after WithDefaults), each a *field.Error naming
+// the field; the error matches ErrInvalidTopology.
 func (t Topology) Validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrInvalidTopology, fmt.Sprintf(format, args...))
+	var l field.List
+	if !validName(t.Stream) {
+		l.Addf("Stream", "stream name %q must be letters, digits, '_' or '-' (at most 64)", t.Stream)
 	}
-	switch {
-	case !validName(t.Stream):
-		return bad("stream name %q must be letters, digits, '_' or '-'", t.Stream)
-	case !validPrefix(t.SubjectPrefix):
-		return bad("subject prefix %q must be dot-separated tokens without wildcards or spaces", t.SubjectPrefix)
-	case !validName(t.Consumer):
-		return bad("consumer name %q must be letters, digits, '_' or '-'", t.Consumer)
-	case !validName(t.Bucket):
-		return bad("bucket name %q must be letters, digits, '_' or '-'", t.Bucket)
-	case t.MaxAge < time.Minute:
-		return bad("max age must be at least 1m, got %s", t.MaxAge)
-	case t.MaxBytes < 1<<20:
-		return bad("max bytes must be at least 1 MiB, got %d", t.MaxBytes)
-	case t.Duplicates <= 0 || t.Duplicates > t.MaxAge:
-		return bad("dedupe window must be positive and at most the max age, got %s", t.Duplicates)
-	case t.Replicas < 1 || t.Replicas > 5:
-		return bad("replicas must be 1 to 5, got %d", t.Replicas)
+	if !validPrefix(t.SubjectPrefix) {
+		l.Addf("SubjectPrefix", "subject prefix %q must be dot-separated tokens without wildcards or spaces (and no token notify)", t.SubjectPrefix)
+	}
+	if !validName(t.Consumer) {
+		l.Addf("Consumer", "consumer name %q must be letters, digits, '_' or '-' (at most 64)", t.Consumer)
+	}
+	if !validName(t.Bucket) {
+		l.Addf("Bucket", "bucket name %q must be letters, digits, '_' or '-' (at most 64)", t.Bucket)
+	}
+	if t.MaxAge < time.Minute {
+		l.Addf("MaxAge", "max age must be at least 1m, got %s", t.MaxAge)
+	}
+	if t.MaxBytes < 1<<20 {
+		l.Addf("MaxBytes", "max bytes must be at least 1 MiB, got %d", t.MaxBytes)
+	}
+	if t.Duplicates <= 0 || t.Duplicates > t.MaxAge {
+		l.Addf("Duplicates", "dedupe window must be positive and at most the max age, got %s", t.Duplicates)
+	}
+	if t.Replicas < 1 || t.Replicas > 5 {
+		l.Addf("Replicas", "replicas must be 1 to 5, got %d", t.Replicas)
+	}
+	if err := l.Err(); err != nil {
+		return invalidTopology{err}
 	}
 	return nil
 }
+
+// invalidTopology is Validate's error: the joined field errors, matching ErrInvalidTopology.
+// Each problem names what is wrong in words ("stream name ..."), so the message reads
+// without the Go field names.
+type invalidTopology struct{ err error }
+
+func (e invalidTopology) Error() string {
+	fields, _ := field.Errors(e.err)
+	problems := make([]string, len(fields))
+	for i, f := range fields {
+		problems[i] = f.Problem
+	}
+	return ErrInvalidTopology.Error() + ": " + strings.Join(problems, "; ")
+}
+
+func (e invalidTopology) Is(target error) bool { return target == ErrInvalidTopology }
+func (e invalidTopology) Unwrap() []error      { return []error{e.err} }
 
 func validName(s string) bool {
 	if s == "" || len(s) > 64 {

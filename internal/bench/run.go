@@ -23,6 +23,7 @@ import (
 	"github.com/callagent/resilience/internal/logging"
 	"github.com/callagent/resilience/internal/queue"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // Scenario is one of issue 12's workloads.
@@ -268,8 +269,8 @@ func (e *Env) WorkerConfig(sc Scenario) config.Config {
 	cfg.Topology.MaxAckPending = max(cfg.Topology.MaxAckPending, sc.Concurrency)
 	cfg.Bulkhead.LLM, cfg.Bulkhead.TTS, cfg.Bulkhead.CRM = sc.Concurrency, sc.Concurrency, sc.Concurrency
 	cfg.Sim.Scenario = ""
-	cfg.LLM.APIKey, cfg.LLM.BaseURL = config.Secret(fakeLLMKey), e.Fakes.LLMURL+"/v1"
-	cfg.ElevenLabs.APIKey, cfg.ElevenLabs.VoiceID, cfg.ElevenLabs.BaseURL = config.Secret(fakeTTSKey), fakeVoice, e.Fakes.TTSURL
+	cfg.LLM.APIKey, cfg.LLM.BaseURL = secret.Secret(fakeLLMKey), e.Fakes.LLMURL+"/v1"
+	cfg.ElevenLabs.APIKey, cfg.ElevenLabs.VoiceID, cfg.ElevenLabs.BaseURL = secret.Secret(fakeTTSKey), fakeVoice, e.Fakes.TTSURL
 	cfg.TTSFallback.Kind = config.TTSFallbackNone
 	cfg.CRM.WebhookURL, cfg.CRM.HealthURL = "", ""
 	cfg.Log.File = ""

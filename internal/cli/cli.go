@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -26,6 +27,7 @@ type Env func(string) (string, bool)
 // stderr: configuration problems in full, other errors as one line.
 func Execute(cmd *cobra.Command, args []string, stderr io.Writer) int {
 	cmd.SetArgs(args)
+	cmd.SetErr(stderr)
 	cmd.SilenceUsage = true
 	cmd.SilenceErrors = true
 	err := cmd.Execute()
@@ -41,6 +43,30 @@ func Execute(cmd *cobra.Command, args []string, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "%s: %v\n", cmd.Name(), err)
 	return 1
+}
+
+// loadConfig loads the configuration with l, prints its warnings (unknown names in .env or
+// the environment) on stderr, and turns every problem into one report and exit 2.
+func loadConfig(l *config.Loader, env Env, stderr io.Writer) (config.Config, error) {
+	l.EnvNames = func() []string {
+		var names []string
+		for _, kv := range os.Environ() {
+			if k, _, _ := strings.Cut(kv, "="); k != "" {
+				if _, ok := env(k); ok { // env is os.LookupEnv in the mains, a map in tests
+					names = append(names, k)
+				}
+			}
+		}
+		return names
+	}
+	cfg, err := l.Load(env)
+	for _, w := range l.Warnings() {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if err != nil {
+		return config.Config{}, &ExitError{Code: 2, Err: err}
+	}
+	return cfg, nil
 }
 
 // ExitError ends a command with a specific exit code; Err (if any) is printed.

@@ -30,9 +30,9 @@ whole worker fleet. Every setting comes from a flag, the environment or a .env f
 	loader := config.Register(root.PersistentFlags(), config.ScopePublisher)
 	app := &publisherApp{stdout: stdout, stderr: stderr}
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := loader.Load(env)
+		cfg, err := loadConfig(loader, env, stderr)
 		if err != nil {
-			return &ExitError{Code: 2, Err: err}
+			return err
 		}
 		app.cfg = cfg
 		return nil

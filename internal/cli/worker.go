@@ -21,15 +21,17 @@ func NewWorkerCommand(env Env, stdout io.Writer) *cobra.Command {
 		Long: `worker consumes contacts from the JetStream contacts stream with a bounded pool and runs
 each through the call pipeline with retries, per-provider circuit breakers, bulkheads and
 health checks. Several workers share one durable consumer. Every setting comes from a flag,
-the environment or a .env file (in that order of precedence); see the README.`,
+the environment or a .env file (in that order of precedence); secrets are never flags: set
+them in the environment or .env, or name a file holding one with <SETTING>_FILE. Every bad
+setting is reported at once (exit 2); see the README.`,
 		Version: Version,
 		Args:    cobra.NoArgs,
 	}
 	loader := config.Register(cmd.Flags(), config.ScopeWorker)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := loader.Load(env)
+		cfg, err := loadConfig(loader, env, cmd.ErrOrStderr())
 		if err != nil {
-			return &ExitError{Code: 2, Err: err}
+			return err
 		}
 		// One redactor for the log and the providers: every key a provider is given is
 		// masked in every log line.

@@ -11,6 +11,8 @@ package config
 
 import (
 	"time"
+
+	"github.com/callagent/resilience/internal/provider/openai"
 )
 
 // Config is the whole configuration of both binaries. Each field's comment
@@ -461,9 +463,15 @@ const (
 // TTSFallbacks lists the accepted TTS_FALLBACK values.
 var TTSFallbacks = []string{TTSFallbackNone, TTSFallbackElevenLabs, TTSFallbackOpenAI}
 
-// SpeechFormats lists the accepted OPENAI_TTS_FORMAT values.
-var SpeechFormats = []string{"mp3", "opus", "aac", "flac", "wav", "pcm"}
+// SpeechFormats lists the accepted OPENAI_TTS_FORMAT values: the speech client's.
+var SpeechFormats = openai.SpeechFormats
 
 // TokenParams are the values of LLM_TOKEN_PARAM: "auto" picks by endpoint; the others force
 // the request field.
-var TokenParams = []string{"auto", "max_tokens", "max_completion_tokens"}
+var TokenParams = func() []string {
+	out := make([]string, len(openai.TokenParams))
+	for i, p := range openai.TokenParams {
+		out[i] = string(p)
+	}
+	return out
+}()

@@ -30,6 +30,7 @@ func load(t *testing.T, scope config.Scope, args []string, e env) (config.Config
 	t.Helper()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	l := config.Register(fs, scope)
+	config.SkipComponents(l)
 	if err := fs.Parse(args); err != nil {
 		t.Fatalf("parse flags %v: %v", args, err)
 	}
@@ -174,6 +175,7 @@ func TestDefaultEnvFileMayBeMissing(t *testing.T) {
 	// Not parallel: it changes the working directory.
 	t.Chdir(t.TempDir())
 	l := config.Register(pflag.NewFlagSet("test", pflag.ContinueOnError), config.ScopeWorker)
+	config.SkipComponents(l)
 	if _, err := l.Load(env{}.lookup); err != nil {
 		t.Fatalf("Load without .env: %v", err)
 	}
@@ -590,6 +592,12 @@ func TestFlags(t *testing.T) {
 	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
 	config.Register(fs, config.ScopeWorker)
 	for _, s := range config.Settings(config.ScopeWorker) {
+		if s.Secret {
+			if s.Flag != "" || fs.Lookup(strings.ReplaceAll(strings.ToLower(s.Env), "_", "-")) != nil {
+				t.Errorf("%s is a flag: command lines show in ps", s.Env)
+			}
+			continue
+		}
 		f := fs.Lookup(s.Flag)
 		if f == nil {
 			t.Errorf("no flag --%s for %s", s.Flag, s.Env)
@@ -626,6 +634,7 @@ func TestFlags(t *testing.T) {
 	// A boolean flag alone means true; parse errors never come from pflag.
 	fs2 := pflag.NewFlagSet("w", pflag.ContinueOnError)
 	l2 := config.Register(fs2, config.ScopeWorker)
+	config.SkipComponents(l2)
 	if err := fs2.Parse([]string{"--embedded-nats", "--worker-concurrency", "not-a-number"}); err != nil {
 		t.Fatalf("flag parse rejected a value Load should report: %v", err)
 	}
@@ -644,6 +653,7 @@ func TestFlags(t *testing.T) {
 func TestNilFlagSetAndEnvironment(t *testing.T) {
 	t.Parallel()
 	l := config.Register(nil, config.ScopeWorker)
+	config.SkipComponents(l)
 	cfg, err := l.Load(env{"ENV_FILE": "", "PULL_BATCH": "4"}.lookup)
 	if err != nil || cfg.Worker.PullBatch != 4 {
 		t.Fatalf("Load without flags: PullBatch=%d err=%v, want 4, nil", cfg.Worker.PullBatch, err)
@@ -691,7 +701,7 @@ func TestSettingsComplete(t *testing.T) {
 	all := config.Settings(config.ScopeAll)
 	byField := map[string][]string{}
 	for _, s := range all {
-		if s.Flag != strings.ReplaceAll(strings.ToLower(s.Env), "_", "-") {
+		if want := strings.ReplaceAll(strings.ToLower(s.Env), "_", "-"); s.Flag != want && (!s.Secret || s.Flag != "") {
 			t.Errorf("%s: flag %q is not the env name lower-cased with - for _", s.Env, s.Flag)
 		}
 		if s.Description == "" || s.Scope == 0 {
@@ -787,5 +797,66 @@ func TestSheetsNeedsCredentialsAndASheet(t *testing.T) {
 	if len(ve.Problems) != 2 || ve.Problems[0].Setting != "SHEETS_CREDENTIALS_FILE" || ve.Problems[1].Setting != "SHEETS_SPREADSHEET_ID" ||
 		ve.Problems[0].Reason != "is required when SHEETS_ENABLED is true" {
 		t.Fatalf("problems = %+v", ve.Problems)
+	}
+}
+
+// Unknown names in .env, and project-prefixed environment variables that name no setting,
+// are warnings with the closest setting, not errors; a shared .env may hold the other
+// binary's settings and a secret's _FILE.
+func TestUnknownNamesWarn(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "w.env")
+	if err := os.WriteFile(path, []byte("WORKER_CONCURENCY=4\nPUBLISH_WINDOW=10\nLLM_API_KEY_FILE=/dev/null\nZZZ_UNRELATED=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := config.Register(nil, config.ScopeWorker)
+	config.SkipComponents(l)
+	l.EnvNames = func() []string { return []string{"HOME", "LLM_MODLE", "SLACK_ENABLED", "OPENAI_API_KEY"} }
+	e := env{"ENV_FILE": path, "LLM_MODLE": "x", "SLACK_ENABLED": "false", "HOME": "/root", "OPENAI_API_KEY": "k"}
+	cfg, err := l.Load(e.lookup)
+	if err != nil || cfg.Worker.Concurrency != 16 {
+		t.Fatalf("Load = %v, concurrency %d", err, cfg.Worker.Concurrency)
+	}
+	want := []string{
+		"WORKER_CONCURENCY in " + path + " is not a setting; did you mean WORKER_CONCURRENCY?",
+		"ZZZ_UNRELATED in " + path + " is not a setting",
+		"LLM_MODLE in the environment is not a setting; did you mean LLM_MODEL?",
+	}
+	if got := l.Warnings(); !slices.Equal(got, want) {
+		t.Errorf("warnings =\n%q\nwant\n%q", got, want)
+	}
+}
+
+// A secret comes from X or from the file X_FILE names, trimmed: the environment before the
+// .env file, X before X_FILE in each.
+func TestSecretFromFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	if err := os.WriteFile(keyFile, []byte("  key-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dotenv := filepath.Join(dir, "x.env")
+	if err := os.WriteFile(dotenv, []byte("LLM_API_KEY=key-from-dotenv\nCRM_TOKEN_FILE="+keyFile+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := load(t, config.ScopeWorker, nil, env{"ENV_FILE": dotenv, "LLM_API_KEY_FILE": keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.LLM.APIKey.Reveal() != "key-from-file" || cfg.CRM.Token.Reveal() != "key-from-file" {
+		t.Errorf("LLM key %q, CRM token %q; want both from the file", cfg.LLM.APIKey.Reveal(), cfg.CRM.Token.Reveal())
+	}
+	cfg, err = load(t, config.ScopeWorker, nil, env{"ENV_FILE": dotenv, "LLM_API_KEY_FILE": keyFile, "LLM_API_KEY": "key-from-env"})
+	if err != nil || cfg.LLM.APIKey.Reveal() != "key-from-env" {
+		t.Errorf("LLM_API_KEY beside LLM_API_KEY_FILE: %q, %v", cfg.LLM.APIKey.Reveal(), err)
+	}
+	_, err = load(t, config.ScopeWorker, nil, env{"ENV_FILE": "", "EMAIL_PASSWORD_FILE": filepath.Join(dir, "nope")})
+	ve := validationError(t, err)
+	want := config.Problem{Setting: "EMAIL_PASSWORD_FILE", Source: config.SourceEnvironment, Value: filepath.Join(dir, "nope"),
+		Reason: "cannot read the file: no such file or directory"}
+	if len(ve.Problems) != 1 || ve.Problems[0] != want {
+		t.Errorf("problems = %+v, want [%+v]", ve.Problems, want)
 	}
 }

@@ -24,8 +24,12 @@ func MarkdownTable() string {
 		if s.Env == "WORKER_ID" {
 			def = "`<hostname>-<pid>`"
 		}
+		flag := "`--" + s.Flag + "`"
+		if s.Flag == "" {
+			flag = "(none; `" + s.Env + "_FILE`)"
+		}
 		desc := strings.ReplaceAll(s.Description, "|", "\\|")
-		fmt.Fprintf(&b, "| `%s` | `--%s` | %s | %s | %s |\n", s.Env, s.Flag, def, s.Scope, desc)
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", s.Env, flag, def, s.Scope, desc)
 	}
 	return b.String()
 }

@@ -96,13 +96,26 @@ func (e *EnvFileError) Unwrap() error { return e.Err }
 // .env file and the defaults. Create it with Register before the flags are
 // parsed; call Load after.
 type Loader struct {
+	// EnvNames, when set, lists the names of the environment's variables: Load warns about
+	// those with a prefix of this project's settings that name no setting. The mains set it
+	// (from os.Environ); nil skips the check.
+	EnvNames func() []string
+
 	fs       *pflag.FlagSet
 	scope    Scope
 	table    []setting
 	flags    map[string]*rawValue // by environment name
 	hostname func() (string, error)
 	pid      func() int
+	readFile func(string) ([]byte, error)
+	warnings []string
+	// skipComponents leaves out the components' own validation (tests of the table alone).
+	skipComponents bool
 }
+
+// Warnings returns the warnings of the last Load: unknown names in the .env file and in
+// the environment, each with the closest setting. The mains print them on stderr.
+func (l *Loader) Warnings() []string { return l.warnings }
 
 // Register adds a flag for every setting in scope (and --env-file) to fs and
 // returns the Loader that reads them. The flags are string-valued: bad values
@@ -121,15 +134,16 @@ func register(fs *pflag.FlagSet, scope Scope, rows []setting) *Loader {
 		flags:    map[string]*rawValue{},
 		hostname: os.Hostname,
 		pid:      os.Getpid,
+		readFile: os.ReadFile,
 	}
 	if fs == nil {
 		return l
 	}
 	for _, s := range rows {
-		if s.Scope&scope == 0 {
-			continue
+		if s.Scope&scope == 0 || s.Secret {
+			continue // secrets are never flags: the command line shows in ps
 		}
-		v := &rawValue{s: s.Default, typ: s.bind.typ, secret: s.Secret}
+		v := &rawValue{s: s.Default, typ: s.bind.typ}
 		if v.typ == "" {
 			v.typ = "string"
 		}
@@ -144,18 +158,12 @@ func register(fs *pflag.FlagSet, scope Scope, rows []setting) *Loader {
 
 // rawValue is a flag that keeps its text for Load to parse.
 type rawValue struct {
-	s      string
-	typ    string
-	secret bool
+	s   string
+	typ string
 }
 
-// String returns the text, or "<secret>" for a non-empty secret.
-func (v *rawValue) String() string {
-	if v.secret && v.s != "" {
-		return secretMask
-	}
-	return v.s
-}
+// String returns the text.
+func (v *rawValue) String() string { return v.s }
 
 // Set stores the text; it never fails, so every problem is reported by Load.
 func (v *rawValue) Set(s string) error { v.s = s; return nil }
@@ -167,7 +175,15 @@ func (v *rawValue) Type() string { return v.typ }
 // precedence, a flag given on the command line, the environment (through
 // lookupEnv; nil means an empty environment), the .env file and the default,
 // then validates them all. Settings outside the scope keep their defaults.
-// An empty Worker.ID is computed as <hostname>-<pid>.
+// An empty Worker.ID is computed as <hostname>-<pid>. A secret is never a
+// flag; its value may also be the trimmed content of the file X_FILE names.
+//
+// Validation is every setting's own rule, then the options of every component
+// built from them, before anything connects: the alert topology, and in the
+// worker the provider clients (SIMULATE unset) and the enabled alert channels.
+// Each component names its bad options by field; Load reports each under its
+// setting and source, once. Unknown names in .env and in EnvNames are not
+// errors: they are in Warnings.
 //
 // It returns a *ValidationError listing every invalid value, or an
 // *EnvFileError when the .env file cannot be read or parsed. The .env file is
@@ -177,10 +193,12 @@ func (l *Loader) Load(lookupEnv func(string) (string, bool)) (Config, error) {
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
+	l.warnings = nil
 	dotenv, dotenvPath, err := l.readEnvFile(lookupEnv)
 	if err != nil {
 		return Config{}, err
 	}
+	l.warnUnknown(dotenv, dotenvPath)
 
 	var c Config
 	// Problems are redacted once every secret value is known (see redactSecrets).
@@ -198,7 +216,11 @@ func (l *Loader) Load(lookupEnv func(string) (string, bool)) (Config, error) {
 			}
 			continue
 		}
-		raw, source := l.lookup(s, lookupEnv, dotenv, dotenvPath)
+		raw, source, fileErr := l.lookup(s, lookupEnv, dotenv, dotenvPath)
+		if fileErr != nil {
+			pending = append(pending, *fileErr)
+			continue
+		}
 		if s.Secret {
 			secrets = append(secrets, raw)
 		}
@@ -220,6 +242,13 @@ func (l *Loader) Load(lookupEnv func(string) (string, bool)) (Config, error) {
 		}
 	}
 
+	if !l.skipComponents {
+		pending = append(pending, l.componentProblems(&c, pending, func(env string) (string, string, bool) {
+			v, found := ok[env]
+			return v.raw, v.source, found
+		})...)
+	}
+
 	if len(pending) > 0 {
 		red := redactSecrets(secrets)
 		problems := make([]Problem, 0, len(pending))
@@ -229,6 +258,7 @@ func (l *Loader) Load(lookupEnv func(string) (string, bool)) (Config, error) {
 		order := map[string]int{}
 		for i, s := range l.table {
 			order[s.Env] = i
+			order[s.Env+fileSuffix] = i
 		}
 		// Stable: a setting's own problem comes before a cross-rule one.
 		slices.SortStableFunc(problems, func(a, b Problem) int { return order[a.Setting] - order[b.Setting] })
@@ -259,18 +289,47 @@ func (l *Loader) row(env string) (setting, bool) {
 	return setting{}, false
 }
 
-// lookup returns a setting's raw text and where it came from.
-func (l *Loader) lookup(s setting, lookupEnv func(string) (string, bool), dotenv map[string]string, dotenvPath string) (raw, source string) {
+// fileSuffix names the setting that gives a secret's value as a file: LLM_API_KEY_FILE.
+const fileSuffix = "_FILE"
+
+// lookup returns a setting's raw text and where it came from. A secret is never a flag; it
+// may come from X or from the file X_FILE names (trimmed), in the environment or the .env
+// file; an empty X_FILE is not set. A file that cannot be read is a problem of X_FILE.
+func (l *Loader) lookup(s setting, lookupEnv func(string) (string, bool), dotenv map[string]string, dotenvPath string) (raw, source string, fileErr *pendingProblem) {
 	if v, found := l.flags[s.Env]; found && l.fs.Lookup(s.Flag).Changed {
-		return v.s, sourceFlagPrefix + s.Flag
+		return v.s, sourceFlagPrefix + s.Flag, nil
+	}
+	fromFile := func(path, where string) (string, string, *pendingProblem) {
+		fileSetting := s
+		fileSetting.Env, fileSetting.Secret = s.Env+fileSuffix, false
+		b, err := l.readFile(path)
+		if err != nil {
+			return "", where, &pendingProblem{fileSetting, where, path, "cannot read the file: " + pathError(err)}
+		}
+		return strings.TrimSpace(string(b)), "file " + path + " (" + s.Env + fileSuffix + " from " + where + ")", nil
 	}
 	if v, found := lookupEnv(s.Env); found {
-		return v, SourceEnvironment
+		return v, SourceEnvironment, nil
+	}
+	if v, found := lookupEnv(s.Env + fileSuffix); found && s.Secret && v != "" {
+		return fromFile(v, SourceEnvironment)
 	}
 	if v, found := dotenv[s.Env]; found {
-		return v, dotenvPath
+		return v, dotenvPath, nil
 	}
-	return s.Default, SourceDefault
+	if v, found := dotenv[s.Env+fileSuffix]; found && s.Secret && v != "" {
+		return fromFile(v, dotenvPath)
+	}
+	return s.Default, SourceDefault, nil
+}
+
+// pathError is err without the path os.ReadFile puts in front of it.
+func pathError(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }
 
 // pendingProblem is a problem found before every secret value is known.

@@ -3,8 +3,16 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/callagent/resilience/internal/alert"
+	"github.com/callagent/resilience/internal/alert/email"
+	"github.com/callagent/resilience/internal/alert/pagerduty"
+	"github.com/callagent/resilience/internal/alert/telegram"
+	"github.com/callagent/resilience/internal/provider/elevenlabs"
+	"github.com/callagent/resilience/internal/provider/openai"
 )
 
 // Scope is the set of binaries a setting belongs to. A binary registers and
@@ -44,7 +52,8 @@ func (s Scope) String() string {
 type Setting struct {
 	// Env is the environment variable, also the key in the .env file.
 	Env string
-	// Flag is the command-line flag without its dashes.
+	// Flag is the command-line flag without its dashes; empty for secrets, which are never
+	// flags (see Env+"_FILE").
 	Flag string
 	// Default is the value used when no source sets one, as text.
 	Default string
@@ -238,19 +247,19 @@ var table = finish([]setting{
 	row("LLM_API_KEY", "", w,
 		"API key of the OpenAI-compatible LLM, sent as a Bearer token; required when SIMULATE is unset.",
 		secretField(func(c *Config) *Secret { return &c.LLM.APIKey })),
-	row("LLM_MODEL", "gpt-4o-mini", w,
+	row("LLM_MODEL", openai.DefaultChatModel, w,
 		"Chat model that writes the call script.",
 		stringField(func(c *Config) *string { return &c.LLM.Model }, nonEmpty)),
-	row("LLM_BASE_URL", "https://api.openai.com/v1", w,
+	row("LLM_BASE_URL", openai.DefaultBaseURL, w,
 		"OpenAI-compatible base URL including the version path (Groq: https://api.groq.com/openai/v1).",
 		stringField(func(c *Config) *string { return &c.LLM.BaseURL }, httpURL(false))),
 	row("LLM_SYSTEM_PROMPT_FILE", "", w,
 		"Go template of the system prompt over .Name, .Language and .Variables; empty uses the built-in prompt.",
 		stringField(func(c *Config) *string { return &c.LLM.SystemPromptFile }, existingFile)),
-	row("LLM_MAX_TOKENS", "300", w,
+	row("LLM_MAX_TOKENS", strconv.Itoa(openai.DefaultMaxTokens), w,
 		"max_tokens of the script, 1 to 32768.",
 		intField(func(c *Config) *int { return &c.LLM.MaxTokens }, between(1, 32768))),
-	row("LLM_TOKEN_PARAM", "auto", w,
+	row("LLM_TOKEN_PARAM", string(openai.TokenParamAuto), w,
 		"Request field of LLM_MAX_TOKENS: auto (max_completion_tokens at api.openai.com, max_tokens elsewhere), max_tokens or max_completion_tokens.",
 		enumField(func(c *Config) *string { return &c.LLM.TokenParam }, "token parameter", false, func() []string { return TokenParams })),
 	row("LLM_FALLBACK_BASE_URL", "", w,
@@ -262,7 +271,7 @@ var table = finish([]setting{
 	row("LLM_FALLBACK_API_KEY", "", w,
 		"API key of the fallback endpoint; empty means LLM_API_KEY.",
 		secretField(func(c *Config) *Secret { return &c.LLM.FallbackAPIKey })),
-	row("LLM_FALLBACK_TOKEN_PARAM", "auto", w,
+	row("LLM_FALLBACK_TOKEN_PARAM", string(openai.TokenParamAuto), w,
 		"LLM_TOKEN_PARAM for the fallback endpoint (not inherited).",
 		enumField(func(c *Config) *string { return &c.LLM.FallbackTokenParam }, "token parameter", false, func() []string { return TokenParams })),
 
@@ -272,13 +281,13 @@ var table = finish([]setting{
 	row("ELEVENLABS_VOICE_ID", "", w,
 		"ElevenLabs voice; required when SIMULATE is unset.",
 		stringField(func(c *Config) *string { return &c.ElevenLabs.VoiceID }, pathSegment)),
-	row("ELEVENLABS_MODEL_ID", "eleven_flash_v2_5", w,
+	row("ELEVENLABS_MODEL_ID", elevenlabs.DefaultModelID, w,
 		"ElevenLabs model.",
 		stringField(func(c *Config) *string { return &c.ElevenLabs.ModelID }, nonEmpty)),
-	row("ELEVENLABS_OUTPUT_FORMAT", "mp3_44100_128", w,
+	row("ELEVENLABS_OUTPUT_FORMAT", elevenlabs.DefaultOutputFormat, w,
 		"Audio format, codec_samplerate[_bitrate]; ulaw_8000 for telephony.",
 		stringField(func(c *Config) *string { return &c.ElevenLabs.OutputFormat }, nonEmpty)),
-	row("ELEVENLABS_BASE_URL", "https://api.elevenlabs.io", w,
+	row("ELEVENLABS_BASE_URL", elevenlabs.DefaultBaseURL, w,
 		"ElevenLabs API base URL.",
 		stringField(func(c *Config) *string { return &c.ElevenLabs.BaseURL }, httpURL(false))),
 	row("ELEVENLABS_VOICE_SETTINGS", "", w,
@@ -300,16 +309,16 @@ var table = finish([]setting{
 	row("OPENAI_TTS_API_KEY", "", w,
 		"API key of the OpenAI-compatible speech fallback; empty means LLM_API_KEY.",
 		secretField(func(c *Config) *Secret { return &c.TTSFallback.OpenAIAPIKey })),
-	row("OPENAI_TTS_BASE_URL", "https://api.openai.com/v1", w,
+	row("OPENAI_TTS_BASE_URL", openai.DefaultBaseURL, w,
 		"Base URL of the OpenAI-compatible speech fallback (POST {base}/audio/speech).",
 		stringField(func(c *Config) *string { return &c.TTSFallback.OpenAIBaseURL }, httpURL(false))),
-	row("OPENAI_TTS_MODEL", "gpt-4o-mini-tts", w,
+	row("OPENAI_TTS_MODEL", openai.DefaultSpeechModel, w,
 		"Speech model of the fallback.",
 		stringField(func(c *Config) *string { return &c.TTSFallback.OpenAIModel }, nonEmpty)),
-	row("OPENAI_TTS_VOICE", "alloy", w,
+	row("OPENAI_TTS_VOICE", openai.DefaultVoice, w,
 		"Voice of the speech fallback.",
 		stringField(func(c *Config) *string { return &c.TTSFallback.OpenAIVoice }, nonEmpty)),
-	row("OPENAI_TTS_FORMAT", "mp3", w,
+	row("OPENAI_TTS_FORMAT", openai.DefaultSpeechFormat, w,
 		"Audio format of the speech fallback: mp3, opus, aac, flac, wav or pcm.",
 		enumField(func(c *Config) *string { return &c.TTSFallback.OpenAIFormat }, "format", false, func() []string { return SpeechFormats })),
 
@@ -357,16 +366,16 @@ var table = finish([]setting{
 		"Least severe level sent to the sheet: warn or error.",
 		enumField(func(c *Config) *string { return &c.Sheets.Level }, "level", false, func() []string { return []string{"warn", "error"} })),
 
-	row("ALERTS_STREAM", "ALERTS", both,
+	row("ALERTS_STREAM", alert.DefaultStream, both,
 		"Stream of alert events and per-channel notifications; same rule as CONTACTS_STREAM.",
 		stringField(func(c *Config) *string { return &c.Alerts.Stream }, natsName("stream"))),
-	row("ALERTS_SUBJECT_PREFIX", "alerts", w,
+	row("ALERTS_SUBJECT_PREFIX", alert.DefaultSubjectPrefix, w,
 		"Alert events are published on <prefix>.<severity>.<kind>; no wildcards.",
 		stringField(func(c *Config) *string { return &c.Alerts.SubjectPrefix }, literalSubject)),
-	row("ALERT_DISPATCHER_CONSUMER", "alert-dispatcher", w,
+	row("ALERT_DISPATCHER_CONSUMER", alert.DefaultConsumer, w,
 		"Durable consumer of alert events shared by every worker, so each alert is delivered once.",
 		stringField(func(c *Config) *string { return &c.Alerts.Consumer }, natsName("consumer"))),
-	row("ALERT_INCIDENTS_BUCKET", "alert-incidents", both,
+	row("ALERT_INCIDENTS_BUCKET", alert.DefaultBucket, both,
 		"Key-value bucket of open incidents (shown by 'publisher status'); letters, digits, '_' and '-'.",
 		stringField(func(c *Config) *string { return &c.Alerts.IncidentsBucket }, kvBucket)),
 	row("ALERTS_MAX_AGE", "168h", w,
@@ -396,7 +405,7 @@ var table = finish([]setting{
 	row("SMTP_HOST", "smtp.gmail.com", w,
 		"SMTP server for email alerts.",
 		stringField(func(c *Config) *string { return &c.Alerts.SMTPHost })),
-	row("SMTP_PORT", "587", w,
+	row("SMTP_PORT", strconv.Itoa(email.DefaultPort), w,
 		"SMTP port, 1 to 65535: 587 is submission with STARTTLS, 465 implicit TLS.",
 		intField(func(c *Config) *int { return &c.Alerts.SMTPPort }, between(1, 65535))),
 	row("SMTP_USERNAME", "", w,
@@ -423,7 +432,7 @@ var table = finish([]setting{
 	row("TELEGRAM_CHAT_ID", "", w,
 		"Telegram chat that receives alerts.",
 		stringField(func(c *Config) *string { return &c.Alerts.TelegramChatID })),
-	row("TELEGRAM_API_URL", "https://api.telegram.org", w,
+	row("TELEGRAM_API_URL", telegram.DefaultAPIURL, w,
 		"Telegram Bot API base URL.",
 		stringField(func(c *Config) *string { return &c.Alerts.TelegramAPIURL }, httpURL(false))),
 	row("WEBHOOK_ENABLED", "false", w,
@@ -456,10 +465,10 @@ var table = finish([]setting{
 	row("PAGERDUTY_ROUTING_KEY", "", w,
 		"PagerDuty integration (routing) key.",
 		secretField(func(c *Config) *Secret { return &c.Alerts.PagerDutyRoutingKey })),
-	row("PAGERDUTY_URL", "https://events.pagerduty.com/v2/enqueue", w,
+	row("PAGERDUTY_URL", pagerduty.DefaultURL, w,
 		"PagerDuty Events API v2 endpoint.",
 		stringField(func(c *Config) *string { return &c.Alerts.PagerDutyURL }, httpURL(false))),
-	row("PAGERDUTY_SOURCE", "callagent", w,
+	row("PAGERDUTY_SOURCE", pagerduty.DefaultSource, w,
 		"The source field of PagerDuty events.",
 		stringField(func(c *Config) *string { return &c.Alerts.PagerDutySource }, nonEmpty)),
 
@@ -528,6 +537,10 @@ func finish(rows []setting) []setting {
 		}
 		seen[s.Env] = true
 		s.Flag = flagName(s.Env)
+		if s.Secret {
+			s.Flag = ""
+			s.Description += " Never a flag (command lines show in ps): set it in the environment or .env, or put it in a file named by " + s.Env + fileSuffix + "."
+		}
 		if s.bind.ptr != nil {
 			s.Field = fieldPath(s.bind)
 			if s.Field == "" {

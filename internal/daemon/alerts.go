@@ -11,7 +11,6 @@ import (
 
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/alert/channels"
-	"github.com/callagent/resilience/internal/alert/email"
 	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/metrics"
@@ -32,12 +31,7 @@ type alerting struct {
 }
 
 // AlertTopology is the alert stream, consumer and bucket that cfg names.
-func AlertTopology(cfg config.Config) alert.Topology {
-	return alert.Topology{
-		Stream: cfg.Alerts.Stream, SubjectPrefix: cfg.Alerts.SubjectPrefix, Consumer: cfg.Alerts.Consumer,
-		Bucket: cfg.Alerts.IncidentsBucket, MaxAge: cfg.Alerts.MaxAge, Replicas: cfg.Topology.Replicas,
-	}
-}
+func AlertTopology(cfg config.Config) alert.Topology { return cfg.AlertTopology() }
 
 // newAlerting builds the channels cfg enables (every misconfigured one reported at once), the
 // emitter and the dispatcher. Channel secrets are added to red. The HTTP channels share one
@@ -45,11 +39,6 @@ func AlertTopology(cfg config.Config) alert.Topology {
 // timeouts), so a slow channel cannot take the providers' connections.
 func newAlerting(ctx context.Context, js jetstream.JetStream, cfg config.Config, log *logrus.Logger,
 	red *redact.Redactor, m *metrics.Metrics, version string) (_ *alerting, err error) {
-	a := cfg.Alerts
-	sev := func(s string) alert.Severity {
-		v, _ := alert.ParseSeverity(s) // validated by config
-		return v
-	}
 	hc, err := httpx.New(httpx.Options{Version: version, MaxIdleConnsPerHost: 2}) // one delivery at a time per channel
 	if err != nil {
 		return nil, fmt.Errorf("alert channels' HTTP client: %w", err)
@@ -59,19 +48,9 @@ func newAlerting(ctx context.Context, js jetstream.JetStream, cfg config.Config,
 			hc.CloseIdleConnections()
 		}
 	}()
-	chans, err := channels.Build(channels.Settings{
-		Client: hc,
-		Email: channels.Email{Enabled: a.EmailEnabled, MinSeverity: sev(a.EmailMinSeverity), Options: email.Options{
-			Host: a.SMTPHost, Port: a.SMTPPort, Username: a.SMTPUsername, Password: a.EmailPassword,
-			From: a.EmailFrom, To: splitList(a.EmailTo), Timeout: a.Timeout}},
-		Telegram: channels.Telegram{Enabled: a.TelegramEnabled, MinSeverity: sev(a.TelegramMinSeverity),
-			BotToken: a.TelegramBotToken, ChatID: a.TelegramChatID, APIURL: a.TelegramAPIURL},
-		Webhook: channels.Webhook{Enabled: a.WebhookEnabled, MinSeverity: sev(a.WebhookMinSeverity),
-			URL: a.WebhookURL, Secret: a.WebhookSecret},
-		Slack: channels.Slack{Enabled: a.SlackEnabled, MinSeverity: sev(a.SlackMinSeverity), WebhookURL: a.SlackWebhookURL},
-		PagerDuty: channels.PagerDuty{Enabled: a.PagerDutyEnabled, MinSeverity: sev(a.PagerDutyMinSeverity),
-			RoutingKey: a.PagerDutyRoutingKey, URL: a.PagerDutyURL, Source: a.PagerDutySource},
-	}, red)
+	settings := cfg.AlertChannels()
+	settings.Client = hc
+	chans, err := channels.Build(settings, red)
 	if err != nil {
 		return nil, fmt.Errorf("cannot start with these alert settings:\n%w", err)
 	}
@@ -81,10 +60,10 @@ func newAlerting(ctx context.Context, js jetstream.JetStream, cfg config.Config,
 	if err := alert.Ensure(setup, js, topo); err != nil {
 		return nil, fmt.Errorf("ensure the alert stream: %w", err)
 	}
-	em := alert.NewEmitter(js, alert.EmitterOptions{Topology: topo, Source: cfg.Worker.ID, QueueSize: a.QueueSize, Redactor: red, Logger: log})
-	breakers := alert.NewBreakerAlerts(em, alert.BreakerAlertsOptions{ServiceDownAfter: a.ServiceDownAfter, Logger: log})
-	disp, err := alert.NewDispatcher(js, alert.DispatcherOptions{Topology: topo, Channels: chans, SummaryWindow: a.SummaryWindow,
-		ReporterTTL: a.ReporterTTL, AttemptTimeout: a.Timeout, Logger: log, Observer: m, ChannelBreakers: breakers})
+	em := alert.NewEmitter(js, alert.EmitterOptions{Topology: topo, Source: cfg.Worker.ID, QueueSize: cfg.Alerts.QueueSize, Redactor: red, Logger: log})
+	breakers := alert.NewBreakerAlerts(em, alert.BreakerAlertsOptions{ServiceDownAfter: cfg.Alerts.ServiceDownAfter, Logger: log})
+	disp, err := alert.NewDispatcher(js, alert.DispatcherOptions{Topology: topo, Channels: chans, SummaryWindow: cfg.Alerts.SummaryWindow,
+		ReporterTTL: cfg.Alerts.ReporterTTL, AttemptTimeout: cfg.Alerts.Timeout, Logger: log, Observer: m, ChannelBreakers: breakers})
 	if err != nil {
 		breakers.Close()
 		_ = em.Close(ctx)
@@ -137,14 +116,4 @@ func (f fallbackFanout) StepProviderChanged(step, from, to, reason string) {
 			l.StepProviderChanged(step, from, to, reason)
 		}
 	}
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

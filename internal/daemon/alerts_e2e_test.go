@@ -12,6 +12,7 @@ import (
 	"github.com/callagent/resilience/internal/alert/webhook"
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/natstest"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 const webhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -54,7 +55,7 @@ func TestOutageOnThreeWorkersPagesOnceAndResolvesOnce(t *testing.T) {
 		outs[id] = &syncBuffer{}
 		startWorker(t, configFor(id), withTTS(&llm, tts), outs[id])
 	}
-	waitFor(t, 30*time.Second, "every worker's breaker open", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "every worker's breaker open", func() (bool, string) {
 		for id, out := range outs {
 			if !strings.Contains(out.String(), "Circuit breaker OPENED for ElevenLabs") {
 				return false, id + " not open yet"
@@ -65,7 +66,7 @@ func TestOutageOnThreeWorkersPagesOnceAndResolvesOnce(t *testing.T) {
 	mu.Lock()
 	down = false
 	mu.Unlock()
-	waitFor(t, 60*time.Second, "every contact completed", completedAndIdle(t, js, cfg, n))
+	testwait.Eventually(t, 60*time.Second, "every contact completed", completedAndIdle(t, js, cfg, n))
 
 	// count tells opened from resolved: the webhook by its JSON "type", Slack by its text.
 	count := func(rec *alerttest.Recorder, isWebhook bool) func() (bool, string) {
@@ -98,8 +99,8 @@ func TestOutageOnThreeWorkersPagesOnceAndResolvesOnce(t *testing.T) {
 		}
 	}
 	types := func(rec *alerttest.Recorder) func() (bool, string) { return count(rec, rec == hook) }
-	waitFor(t, 30*time.Second, "one opened and one resolved webhook", types(hook))
-	waitFor(t, 30*time.Second, "one opened and one resolved Slack message", types(slack))
+	testwait.Eventually(t, 30*time.Second, "one opened and one resolved webhook", types(hook))
+	testwait.Eventually(t, 30*time.Second, "one opened and one resolved Slack message", types(slack))
 
 	// Hold the count for a moment longer than the summary window: still one of each.
 	deadline := time.Now().Add(time.Second)

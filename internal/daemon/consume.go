@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sirupsen/logrus"
 
-	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/contact"
@@ -40,12 +38,10 @@ type worker struct {
 	dlq    *queue.DeadLetterer
 	// metrics may be nil (its methods then do nothing).
 	metrics *metrics.Metrics
-	alerts  *alerting
+	// observers learn every outcome: the stats, metrics, log lines and alerts.
+	observers outcomeObservers
 	// listeners learn every breaker transition: the gate above, metrics, the fleet report.
 	listeners resilience.Listeners
-	// stuckLetters remembers the contacts whose dead letter could not be written after
-	// deadLetterTries tries and were alerted about, so each raises one alert.
-	stuckLetters onceSet
 }
 
 // deadLetterTries is how many failed tries to write one contact's dead letter (counted by
@@ -58,9 +54,10 @@ const deadLetterTries = 5
 // the shutdown grace, then cancels them so they are released to JetStream.
 func (w *worker) consume(ctx context.Context) error {
 	// Work outlives ctx by the grace period: in-flight contacts finish instead of being cut.
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	var stopping atomic.Bool
+	// Once the grace is over the work context is cancelled with errGraceOver, which handle
+	// and Decide read as "release the contact".
+	workCtx, cancelWork := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelWork(nil)
 	slots := make(chan struct{}, w.cfg.Worker.Concurrency)
 	var inflight sync.WaitGroup
 
@@ -87,13 +84,12 @@ func (w *worker) consume(ctx context.Context) error {
 			}
 			break
 		}
+		// consume owns every contact's goroutine: it waits for all of them before it returns.
 		got, err := w.fetch(ctx, n, func(msg jetstream.Msg) {
-			inflight.Add(1)
-			go func() {
-				defer inflight.Done()
+			inflight.Go(func() {
 				defer func() { <-slots }()
-				w.handle(ctx, workCtx, msg, &stopping)
-			}()
+				w.handle(ctx, workCtx, msg)
+			})
 		})
 		for range n - got {
 			<-slots
@@ -110,7 +106,7 @@ func (w *worker) consume(ctx context.Context) error {
 
 	w.log.Infof("Shutting down: no new contacts; waiting up to %s for %d in flight", w.cfg.Worker.ShutdownGrace, len(slots))
 	done := make(chan struct{})
-	go func() {
+	go func() { // ends with the last contact, which the grace's end cancels
 		inflight.Wait()
 		close(done)
 	}()
@@ -120,18 +116,25 @@ func (w *worker) consume(ctx context.Context) error {
 	case <-done:
 	case <-grace.C:
 		w.log.Warnf("Shutdown grace of %s is over: releasing unfinished contacts for redelivery", w.cfg.Worker.ShutdownGrace)
-		stopping.Store(true)
-		cancelWork()
+		cancelWork(errGraceOver)
 		<-done
 	}
 	return loopErr
 }
 
+// errGraceOver is the cause of the work context's end when the shutdown grace is over: the
+// contacts still in flight are released to JetStream for redelivery.
+var errGraceOver = errors.New("shutdown grace is over")
+
+// graceOver reports whether ctx (the work context or one derived from it) ended because the
+// shutdown grace is over.
+func graceOver(ctx context.Context) bool { return errors.Is(context.Cause(ctx), errGraceOver) }
+
 // waitForBreakers blocks while a breaker is open (policy hold): the worker stops pulling
 // contacts that would only wait, so an outage neither floods the dead-letter stream nor burns
 // deliveries. With policy deadletter it never waits: contacts fail fast, as in the seed.
 func (w *worker) waitForBreakers(ctx context.Context) error {
-	if w.cfg.Worker.OnBreakerOpen == policyDeadLetter {
+	if w.policy.OnBreakerOpen == DeadLetterOnOpen {
 		return nil
 	}
 	open := blockedSteps(w.steps)
@@ -169,9 +172,10 @@ func (w *worker) fetch(ctx context.Context, n int, start func(jetstream.Msg)) (i
 // handle processes one message to its end: decode, process (holding while a breaker is
 // open), and apply the outcome. Meanwhile a heartbeat keeps the message and the claim alive.
 //
-// runCtx ends when shutdown starts; ctx (the work context) lasts the grace period longer. A
-// contact held for an open breaker cannot progress, so it is released as soon as runCtx ends.
-func (w *worker) handle(runCtx, ctx context.Context, msg jetstream.Msg, stopping *atomic.Bool) {
+// runCtx ends when shutdown starts; ctx (the work context) lasts the grace period longer and
+// then ends with errGraceOver, which releases the contact. A contact held for an open breaker
+// cannot progress, so it is released as soon as runCtx ends.
+func (w *worker) handle(runCtx, ctx context.Context, msg jetstream.Msg) {
 	// A lost claim cancels this contact's work, and only this contact's.
 	mctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -191,7 +195,7 @@ func (w *worker) handle(runCtx, ctx context.Context, msg jetstream.Msg, stopping
 		if errors.As(err, &invalid) {
 			c.ID = shortID(invalid.ID)
 		}
-		w.apply(msg, c, nil, w.policy.Decide(err, delivered, false), err)
+		w.apply(msg, nil, w.event(c, w.policy.Decide(err, delivered, false), err))
 		return
 	}
 	log := w.log.WithField("contact_id", c.ID)
@@ -203,35 +207,18 @@ func (w *worker) handle(runCtx, ctx context.Context, msg jetstream.Msg, stopping
 		if errors.Is(context.Cause(mctx), call.ErrClaimLost) {
 			err = call.ErrClaimLost
 		}
-		d := w.policy.Decide(err, failedAttempt(prog, delivered), stopping.Load() || ctx.Err() != nil)
-		if d.Action == Ack && outcome == call.AlreadyCompleted {
-			w.stats.alreadyCompleted.Add(1)
-			w.metrics.ContactOutcome(metrics.OutcomeAlreadyCompleted)
-		} else if d.Action == Ack {
-			w.metrics.ContactOutcome(metrics.OutcomeCompleted)
-		}
-		if d.Action != Hold {
-			w.apply(msg, c, prog.Claim(), d, err)
+		ev := w.event(c, w.policy.Decide(err, failedAttempt(prog, delivered), graceOver(ctx)), err)
+		if ev.Decision.Action != Hold {
+			ev.AlreadyCompleted = ev.Decision.Action == Ack && outcome == call.AlreadyCompleted
+			w.apply(msg, prog.Claim(), ev)
 			return
 		}
-		provider := call.ProviderOf(err)
-		w.metrics.ContactOutcome(metrics.OutcomeHeld)
-		firstHold := heldSince.IsZero()
-		if firstHold {
+		ev.FirstHold = heldSince.IsZero()
+		if ev.FirstHold {
 			heldSince = time.Now()
 		}
-		if d.Reason == ReasonBreakerOpen {
-			log.WithField("service", provider).Infof("Holding %s until %s recovers", c.DisplayName(), provider)
-		} else {
-			// A settings problem (retired model, scoped key, format not in the plan): every
-			// contact would fail the same way, so it waits for the operator, not the DLQ. The
-			// alert names the cause (the breaker's alert only says it opened); the
-			// dispatcher folds a burst of them into one summary.
-			w.failureLog(log, err, d).Errorf("Holding %s: %s refused our settings (%s): %s", c.DisplayName(), provider, d.Reason, failureMessage(err))
-			if firstHold {
-				w.alerts.failure(provider, c.ID, d.Reason, false, failureMessage(err))
-			}
-		}
+		w.observers.ObserveOutcome(ev)
+		d := ev.Decision
 		// Held until the breakers let the step through, the hold limit, or shutdown.
 		holdCtx, cancelHold := context.WithDeadlineCause(mctx, heldSince.Add(w.holdLimit()), errHoldLimit)
 		stopHold := context.AfterFunc(runCtx, cancelHold)
@@ -246,14 +233,14 @@ func (w *worker) handle(runCtx, ctx context.Context, msg jetstream.Msg, stopping
 			// A long outage: give the message (and its MAX_ACK_PENDING slot) back until the
 			// breaker may pass again. No failure is counted; the claim is released.
 			herr := &HoldExpiredError{Reason: d.Reason, Held: time.Since(heldSince), RetryAt: blockedRetryAt(w.steps), Err: err}
-			w.apply(msg, c, prog.Claim(), w.policy.Decide(herr, failedAttempt(prog, delivered), false), herr)
+			w.apply(msg, prog.Claim(), w.event(c, w.policy.Decide(herr, failedAttempt(prog, delivered), false), herr))
 			return
 		}
 		err = waitErr
 		if errors.Is(context.Cause(mctx), call.ErrClaimLost) {
 			err = call.ErrClaimLost
 		}
-		w.apply(msg, c, prog.Claim(), w.policy.Decide(err, failedAttempt(prog, delivered), true), err)
+		w.apply(msg, prog.Claim(), w.event(c, w.policy.Decide(err, failedAttempt(prog, delivered), true), err))
 		return
 	}
 }
@@ -276,25 +263,13 @@ func (w *worker) holdLimit() time.Duration {
 // blockedRetryAt is the earliest time a breaker of a blocked step may let a call through
 // again (zero when none says).
 func blockedRetryAt(steps [][]*resilience.Guard) time.Time {
-	var earliest time.Time
+	var blocked []*resilience.Guard
 	for _, guards := range steps {
-		blocked := true
-		for _, g := range guards {
-			if g.State() == resilience.StateClosed || g.Ready() {
-				blocked = false
-				break
-			}
-		}
-		if !blocked {
-			continue
-		}
-		for _, g := range guards {
-			if at := g.RetryAt(); !at.IsZero() && (earliest.IsZero() || at.Before(earliest)) {
-				earliest = at
-			}
+		if stepBlocked(guards) {
+			blocked = append(blocked, guards...)
 		}
 	}
-	return earliest
+	return earliestRetryAt(blocked)
 }
 
 // failedAttempt is the number this failure would be: the failures the contact's checkpoint
@@ -307,116 +282,88 @@ func failedAttempt(prog *call.Progress, delivered uint64) uint64 {
 	return delivered
 }
 
-// apply carries out a decision on the message and logs it once. A dead letter is published
-// and acked by its stream before the original is terminated; if that publish fails the
-// original is nak'ed, never lost: it is tried again on the redelivery schedule and, once
-// deadLetterTries deliveries failed to write it, at the longest redelivery delay, with one
-// alert (see deadLetterFailed). A contact is never terminated without its dead letter: one
-// that cannot be written waits in the stream, at a cost of one try per RETRY_MAX_DELAY, until
-// an operator repairs the dead-letter stream; after the consumer's delivery limit the
-// MAX_DELIVERIES sweeper carries on the same way.
-func (w *worker) apply(msg jetstream.Msg, c contact.Contact, claim call.Claim, d Decision, cause error) {
-	log := w.log.WithField("contact_id", c.ID)
-	name := c.DisplayName()
+// event is the outcome of decision d on contact c, taken on cause.
+func (w *worker) event(c contact.Contact, d Decision, cause error) OutcomeEvent {
+	ev := OutcomeEvent{ContactID: c.ID, Name: c.DisplayName(), Decision: d, Cause: cause}
 	if c.ID == "" {
-		name = "message" // a poison message without a readable id
+		ev.Name = "message" // a poison message without a readable id
 	}
+	if cause != nil {
+		ev.Provider, ev.Detail = call.ProviderOf(cause), failureMessage(cause)
+	}
+	return ev
+}
+
+// apply carries out a decision on the message: it does the contact's part of the action
+// (release the claim, write the dead letter, publish the copy handed back), tells the
+// observers (stats, metrics, logs, alerts), and then acks, naks or terminates the message.
+//
+// A dead letter is published and acked by its stream before the original is terminated; if
+// that publish fails the original is nak'ed, never lost: it is tried again on the redelivery
+// schedule and, once deadLetterTries deliveries failed to write it, at the longest
+// redelivery delay, with one alert. A contact is never terminated without its dead letter:
+// one that cannot be written waits in the stream, at a cost of one try per RETRY_MAX_DELAY,
+// until an operator repairs the dead-letter stream; after the consumer's delivery limit the
+// MAX_DELIVERIES sweeper carries on the same way.
+//
+// A contact held past the hold limit (HandBack) is given back without a failure: a copy of
+// its message is published to the contacts stream and the original acked (see
+// queue.DeadLetterer.Requeue: a nak'ed message would keep its MAX_ACK_PENDING slot until
+// redelivered). The copy waits in the stream: this worker pulls nothing while the breaker is
+// open, and a replica whose breakers are closed may take it. If the copy cannot be
+// published, the original is nak'ed until the breaker may pass again (d.Delay): it keeps its
+// slot that long, but nothing is lost.
+func (w *worker) apply(msg jetstream.Msg, claim call.Claim, ev OutcomeEvent) {
+	log := w.log.WithField("contact_id", ev.ContactID)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	now := time.Now()
-	var err error
+	d := ev.Decision
+	nakAfter := func(delay time.Duration) func() error { return func() error { return msg.NakWithDelay(delay) } }
+	var settle func() error
 	switch d.Action {
 	case Ack:
 		// A plain ack, not one waited for: the completed record is already written, so an ack
 		// lost on its way only means a redelivery that finds the record and acks again.
-		err = msg.Ack()
-		if err == nil {
-			w.stats.completed.Add(1)
-		}
+		settle = msg.Ack
 	case Retry:
-		w.stats.retried.Add(1)
-		w.metrics.ContactOutcome(metrics.OutcomeRetried)
-		w.release(ctx, log, claim, now)
-		w.failureLog(log, cause, d).Errorf("Transient error for %s: %s", name, failureMessage(cause))
-		w.alerts.failure(call.ProviderOf(cause), c.ID, d.Reason, false, failureMessage(cause))
-		log.Infof("%s goes back to the queue; next try in %s", name, d.Delay.Round(time.Millisecond))
-		err = msg.NakWithDelay(d.Delay)
+		w.release(ctx, log, claim, time.Now())
+		settle = nakAfter(d.Delay)
 	case DeadLetter:
+		now := time.Now()
 		cp := w.release(ctx, log, claim, now)
-		w.failureLog(log, cause, d).Errorf("Permanent failure for %s: %s", name, failureMessage(cause))
-		if d.Reason == ReasonBreakerOpen {
-			log.Info("Skipping contact.")
-		}
-		stored, dlErr := w.deadLetter(ctx, msg, c, cp, d, cause, now)
-		key := letterKey(stored.OriginalStream, stored.StreamSeq)
-		if dlErr != nil {
-			tries := uint64(1)
-			if md, mdErr := msg.Metadata(); mdErr == nil {
-				tries = md.NumDelivered
+		ev.Letter, ev.LetterErr = w.deadLetter(ctx, msg, ev, cp, now)
+		settle = func() error { return msg.TermWithReason(d.Reason) }
+		if ev.LetterErr != nil {
+			ev.Tries = 1
+			if md, err := msg.Metadata(); err == nil {
+				ev.Tries = md.NumDelivered
 			}
-			delay := w.deadLetterFailed(log, name, stored, key, tries, dlErr)
-			err = msg.NakWithDelay(delay)
-			break
+			ev.RetryIn = w.policy.deadLetterRetry(ev.Tries)
+			settle = nakAfter(ev.RetryIn)
 		}
-		w.stuckLetters.forget(key)
-		if stored.Truncated {
-			log.Warnf("%s's payload of %d bytes does not fit in a dead letter: kept its first %d bytes with its length and SHA-256 (%s); it cannot be replayed",
-				name, stored.PayloadLength, len(stored.Payload), stored.PayloadSHA256)
-		}
-		w.stats.deadLettered.Add(1)
-		w.metrics.ContactOutcome(metrics.OutcomeDeadLettered)
-		w.metrics.DeadLettered(d.Reason)
-		w.alerts.failure(call.ProviderOf(cause), c.ID, d.Reason, true, failureMessage(cause))
-		log.WithField("error_category", d.Reason).Infof("%s dead-lettered (%s)", name, d.Reason)
-		err = msg.TermWithReason(d.Reason)
 	case Release:
-		w.stats.released.Add(1)
-		w.metrics.ContactOutcome(metrics.OutcomeReleased)
 		w.release(ctx, log, claim, time.Time{})
-		log.Infof("Released %s for redelivery (worker stopping)", name)
-		err = msg.Nak()
+		settle = msg.Nak
 	case Yield:
-		log.Infof("%s is being worked on by another worker (%v); leaving it to its owner", name, cause)
-		err = msg.NakWithDelay(d.Delay)
+		settle = nakAfter(d.Delay)
 	case Abandon:
-		log.Warnf("Lost the claim on %s to another worker; leaving the contact to it", name)
+		// The message belongs to the other worker's delivery: touch nothing.
 	case HandBack:
-		err = w.handBack(ctx, log, msg, c, claim, d, cause)
+		w.release(ctx, log, claim, time.Time{}) // no failure: the provider is down, not the contact
+		ev.Requeued, ev.RequeueErr = w.dlq.Requeue(ctx, msg, ev.ContactID)
+		settle = func() error { return msg.DoubleAck(ctx) }
+		if ev.RequeueErr != nil {
+			settle = nakAfter(d.Delay)
+		}
 	}
-	if err != nil {
+	w.observers.ObserveOutcome(ev)
+	if settle == nil {
+		return
+	}
+	if err := settle(); err != nil {
 		// The message stays in the stream: JetStream redelivers it after AckWait.
-		log.Warnf("Could not %s %s; JetStream will redeliver it: %v", d.Action, name, err)
+		log.Warnf("Could not %s %s; JetStream will redeliver it: %v", d.Action, ev.Name, err)
 	}
-}
-
-// handBack gives a contact held past the hold limit back to the queue, without a failure:
-// its claim is released, a copy of its message is published to the contacts stream and the
-// original acked (see queue.DeadLetterer.Requeue: a nak'ed message would keep its
-// MAX_ACK_PENDING slot until redelivered). The copy waits in the stream: this worker pulls
-// nothing while the breaker is open, and a replica whose breakers are closed may take it.
-// If the copy cannot be published, the original is nak'ed until the breaker may pass again
-// (d.Delay): it keeps its slot that long, but nothing is lost.
-func (w *worker) handBack(ctx context.Context, log *logrus.Entry, msg jetstream.Msg, c contact.Contact, claim call.Claim, d Decision, cause error) error {
-	w.stats.handedBack.Add(1)
-	w.release(ctx, log, claim, time.Time{}) // no failure: the provider is down, not the contact
-	provider := call.ProviderOf(cause)
-	if provider == "" {
-		provider = "a provider"
-	}
-	what := provider + " is down"
-	if d.Reason != ReasonBreakerOpen {
-		what = provider + " refuses our settings (" + d.Reason + ")"
-	}
-	log = log.WithField("service", provider)
-	seq, err := w.dlq.Requeue(ctx, msg, c.ID)
-	if err != nil {
-		log.Warnf("Could not re-enqueue %s (%v); it waits in flight instead", c.DisplayName(), err)
-		log.Infof("Handing %s back to the queue while %s; next try in %s", c.DisplayName(), what, d.Delay.Round(time.Millisecond))
-		return msg.NakWithDelay(d.Delay)
-	}
-	log.Infof("Handing %s back to the queue while %s; next try in %s at the earliest, once the breaker lets calls through (now message %d)",
-		c.DisplayName(), what, d.Delay.Round(time.Millisecond), seq)
-	return msg.DoubleAck(ctx)
 }
 
 // release gives up the claim, recording a failure when failedAt is set, and returns the
@@ -437,12 +384,12 @@ func (w *worker) release(ctx context.Context, log logrus.FieldLogger, claim call
 
 // deadLetter writes the contact's dead letter and returns it as stored (or as it would have
 // been, on error).
-func (w *worker) deadLetter(ctx context.Context, msg jetstream.Msg, c contact.Contact, cp call.Checkpoint, d Decision, cause error, now time.Time) (queue.DeadLetter, error) {
+func (w *worker) deadLetter(ctx context.Context, msg jetstream.Msg, ev OutcomeEvent, cp call.Checkpoint, now time.Time) (queue.DeadLetter, error) {
 	dl := queue.DeadLetter{
-		ContactID:       c.ID,
-		Reason:          d.Reason,
-		Provider:        call.ProviderOf(cause),
-		LastError:       redact.Text(cause.Error()),
+		ContactID:       ev.ContactID,
+		Reason:          ev.Decision.Reason,
+		Provider:        ev.Provider,
+		LastError:       redact.Text(ev.Cause.Error()),
 		Attempts:        1,
 		FirstFailure:    cp.FirstFailure,
 		LastFailure:     now,
@@ -464,28 +411,6 @@ func (w *worker) deadLetter(ctx context.Context, msg jetstream.Msg, c contact.Co
 		dl.FirstFailure = now
 	}
 	return w.dlq.Write(ctx, dl)
-}
-
-// deadLetterFailed logs a dead letter that could not be written on its tries-th try, and
-// returns how long the contact waits in the stream before the next: the redelivery schedule
-// by try, and from the deadLetterTries-th try on the longest redelivery delay, when one
-// alert (dead_letter_failed) is raised for the contact. Nothing is lost: the original stays
-// in the contacts stream until its dead letter is written.
-func (w *worker) deadLetterFailed(log *logrus.Entry, name string, dl queue.DeadLetter, key string, tries uint64, err error) time.Duration {
-	if tries < deadLetterTries {
-		delay := w.policy.redeliveryDelay(tries)
-		log.Errorf("Could not dead-letter %s (try %d); it stays in the queue, next try in %s: %v", name, tries, delay, err)
-		return delay
-	}
-	delay := w.policy.maxDelay()
-	log.WithField("error_category", dl.Reason).
-		Errorf("Could not dead-letter %s after %d tries; it stays in the queue and is tried again every %s until the dead-letter stream %s accepts it: %v",
-			name, tries, delay, w.cfg.Topology.DeadLetterStream, err)
-	if w.stuckLetters.first(key) && w.alerts != nil {
-		detail := fmt.Sprintf("%d tries, next in %s: %s", tries, delay, redact.Text(err.Error()))
-		_ = w.alerts.emitter.Emit(alert.DeadLetterFailed(dl.Provider, dl.ContactID, dl.Reason, detail))
-	}
-	return delay
 }
 
 // shortID is id, or when it is longer than any contact id can be (the id of a poison
@@ -530,24 +455,6 @@ func (s *onceSet) forget(key string) {
 	delete(s.seen, key)
 }
 
-// failureLog carries the seed's JSON fields for a failed contact.
-func (w *worker) failureLog(log *logrus.Entry, cause error, d Decision) *logrus.Entry {
-	fields := logrus.Fields{"error_category": d.Reason}
-	if provider := call.ProviderOf(cause); provider != "" {
-		fields["service"] = provider
-		for _, g := range slices.Concat(w.steps...) {
-			if g.Provider() == provider {
-				fields["circuit_state"] = string(g.State())
-			}
-		}
-	}
-	var exhausted *resilience.RetriesExhaustedError
-	if errors.As(cause, &exhausted) {
-		fields["retry_count"] = exhausted.Attempts
-	}
-	return log.WithFields(fields)
-}
-
 // failureMessage is the provider's own message when there is one ("Service temporarily
 // unavailable", as the seed prints), else the error; redacted either way.
 func failureMessage(err error) string {
@@ -560,7 +467,8 @@ func failureMessage(err error) string {
 
 // heartbeat sends InProgress every AckWait/3 so a slow call or a held contact is not
 // redelivered to another worker, and renews the contact's claim; a lost claim cancels the
-// contact's work through cancel. The returned func stops it.
+// contact's work through cancel. Its goroutine belongs to the contact's handle: the returned
+// func stops it and waits for it to return.
 func (w *worker) heartbeat(ctx context.Context, msg jetstream.Msg, prog *call.Progress, cancel context.CancelCauseFunc) func() {
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -634,5 +542,3 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		HandedBack:       s.handedBack.Load(),
 	}
 }
-
-const policyDeadLetter = "deadletter"

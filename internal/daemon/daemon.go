@@ -47,6 +47,9 @@ type Options struct {
 	Fallbacks call.FallbackListener
 	// Listeners, if set, learn every breaker transition too (alerts plug in here).
 	Listeners []resilience.StateListener
+	// Observers, if set, learn every contact's outcome too, after the worker's own (the
+	// summary's counters, metrics, log lines and alerts); see OutcomeObserver.
+	Observers []OutcomeObserver
 }
 
 // Run runs the worker until ctx is cancelled, then shuts down gracefully: it stops fetching,
@@ -139,8 +142,7 @@ func Run(ctx context.Context, opts Options) error {
 		watch:   newBreakerWatch(),
 		dlq:     queue.NewDeadLetterer(js, cfg.Topology),
 		metrics: m,
-		alerts:  alerts,
-		policy:  Policy{MaxDeliver: cfg.Topology.MaxDeliver, OnBreakerOpen: cfg.Worker.OnBreakerOpen, Redelivery: retryPolicy(cfg)},
+		policy:  Policy{MaxDeliver: cfg.Topology.MaxDeliver, OnBreakerOpen: BreakerOpenPolicy(cfg.Worker.OnBreakerOpen), Redelivery: retryPolicy(cfg)},
 	}
 	w.listeners = append(resilience.Listeners{w.watch, m, reporter, alerts.breakers}, opts.Listeners...)
 	llm := buildStep(w, providers.LLM, cfg.Bulkhead.LLM, cfg.Timeouts.LLM)
@@ -162,6 +164,9 @@ func Run(ctx context.Context, opts Options) error {
 	if len(crmStep.guards) > 0 {
 		w.steps = append(w.steps, crmStep.guards)
 	}
+	w.observers = append(outcomeObservers{w.stats, metricsObserver{m},
+		logObserver{log: log, steps: w.steps, deadLetterStream: cfg.Topology.DeadLetterStream}, &alertObserver{alerts: alerts}},
+		opts.Observers...)
 	for _, g := range slices.Concat(w.steps...) {
 		m.AddProvider(g.Provider(), g.Bulkhead())
 		reporter.Watch(g)
@@ -169,41 +174,25 @@ func Run(ctx context.Context, opts Options) error {
 
 	// Background work lives until the worker has stopped processing, and stops before the
 	// connection drains (the fleet reporter removes this worker's reports on its way out).
-	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
-	var background sync.WaitGroup
-	goBackground := func(run func(context.Context)) {
-		background.Add(1)
-		go func() {
-			defer background.Done()
-			run(bgCtx)
-		}()
-	}
+	var background []service
 	for _, hc := range slices.Concat(llm.checks, tts.checks, crmStep.checks) {
 		checker := resilience.NewHealthChecker(hc.guard, hc.probe, cfg.Health.Interval, cfg.Health.Timeout, nil, log)
 		checker.SetOpenInterval(cfg.Health.OpenInterval)
-		goBackground(checker.Run)
+		background = append(background, service{name: "Health check of " + hc.guard.Provider(), level: logrus.WarnLevel,
+			run: func(ctx context.Context) error { checker.Run(ctx); return nil }})
 	}
 	sweeper := &exhaustedSweeper{w: w, advisories: t.advisories, contacts: t.contacts,
 		checkpoints: t.checkpoints}
-	goBackground(sweeper.run)
-	goBackground(func(ctx context.Context) {
-		if err := alerts.dispatcher.Run(ctx); err != nil {
-			log.Errorf("Alert dispatcher stopped: %v", err)
-		}
-	})
-	goBackground(func(ctx context.Context) {
-		if err := reporter.Run(ctx); err != nil {
-			log.Warnf("Fleet breaker report stopped: %v", err)
-		}
-	})
+	background = append(background,
+		service{name: "MAX_DELIVERIES sweeper", level: logrus.ErrorLevel, run: sweeper.run},
+		service{name: "Alert dispatcher", level: logrus.ErrorLevel, run: alerts.dispatcher.Run},
+		service{name: "Fleet breaker report", level: logrus.WarnLevel, run: reporter.Run})
 	if cfg.Metrics.Addr != "" {
 		srv := health.NewServer(cfg.Metrics.Addr, reg, health.NATSReady(nc, js, cfg.Topology.ContactsStream), health.WithLogger(log))
-		goBackground(func(ctx context.Context) {
-			if err := srv.Run(ctx); err != nil {
-				log.Errorf("Metrics endpoint on %s stopped: %v", cfg.Metrics.Addr, err)
-			}
-		})
+		background = append(background, service{name: "Metrics endpoint on " + cfg.Metrics.Addr, level: logrus.ErrorLevel, run: srv.Run})
 	}
+	stopBackground := startServices(ctx, log, background...)
+	defer stopBackground() // on a panic in consume; normally stopped below
 
 	log.Infof("Worker %s consuming %s from stream %s (consumer %s, concurrency %d)",
 		cfg.Worker.ID, cfg.Topology.ContactsSubject, cfg.Topology.ContactsStream, cfg.Topology.Consumer, cfg.Worker.Concurrency)
@@ -213,7 +202,6 @@ func Run(ctx context.Context, opts Options) error {
 	runErr := w.consume(ctx)
 
 	stopBackground()
-	background.Wait()
 	closeAlerts() // flush queued alert events while the connection is still up
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.Warnf("draining the NATS connection: %v", err)
@@ -281,19 +269,9 @@ func startSheets(cfg config.Config, log *logrus.Logger, red *redact.Redactor) (s
 		return nil, fmt.Errorf("google sheets error log: %w", err)
 	}
 	log.AddHook(hook)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := hook.Run(ctx); err != nil {
-			log.Warnf("Google Sheets error log stopped: %v", err)
-		}
-	}()
+	stop = startServices(context.Background(), log, service{name: "Google Sheets error log", level: logrus.WarnLevel, run: hook.Run})
 	log.Infof("Google Sheets error log: appending %s and worse to spreadsheet %s", cfg.Sheets.Level, cfg.Sheets.SpreadsheetID)
-	return func() {
-		cancel()
-		<-done
-	}, nil
+	return stop, nil
 }
 
 func retryPolicy(cfg config.Config) resilience.RetryPolicy {

@@ -22,6 +22,7 @@ import (
 	"github.com/callagent/resilience/internal/natstest"
 	"github.com/callagent/resilience/internal/provider/sim"
 	"github.com/callagent/resilience/internal/queue"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // testConfig is the default configuration against srv, with timings shortened for tests.
@@ -193,22 +194,6 @@ func enqueue(t *testing.T, js jetstream.JetStream, cfg config.Config, n int) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, last)
-}
-
 func statusOf(t *testing.T, js jetstream.JetStream, cfg config.Config) queue.Status {
 	t.Helper()
 	st, err := queue.ReadStatus(context.Background(), js, cfg.Topology)
@@ -239,7 +224,7 @@ func TestTwoWorkersShareTheStreamAndCompleteEachContactOnce(t *testing.T) {
 	startWorker(t, cfgA, pa, io.Discard)
 	startWorker(t, cfgB, pb, io.Discard)
 
-	waitFor(t, 60*time.Second, "every contact completed", completedAndIdle(t, js, cfgA, n))
+	testwait.Eventually(t, 60*time.Second, "every contact completed", completedAndIdle(t, js, cfgA, n))
 	for i := range n {
 		id := fmt.Sprintf("c-%04d", i)
 		if got := llmA.get(id) + llmB.get(id); got != 1 {
@@ -266,7 +251,7 @@ func TestShutdownMidRunLosesNothing(t *testing.T) {
 	var llm, tts calls
 	slow := sim.Options{Scenario: sim.Healthy, Latency: 30 * time.Millisecond}
 	a := startWorker(t, cfg, simProviders(slow, &llm, &tts), io.Discard)
-	waitFor(t, 30*time.Second, "some contacts completed", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "some contacts completed", func() (bool, string) {
 		st := statusOf(t, js, cfg)
 		return st.Completed >= 5, fmt.Sprintf("%+v", st)
 	})
@@ -281,7 +266,7 @@ func TestShutdownMidRunLosesNothing(t *testing.T) {
 
 	cfgB := testConfig(srv, "worker-b")
 	startWorker(t, cfgB, simProviders(sim.Options{Scenario: sim.Healthy}, &llm, &tts), io.Discard)
-	waitFor(t, 60*time.Second, "every contact completed after restart", completedAndIdle(t, js, cfg, n))
+	testwait.Eventually(t, 60*time.Second, "every contact completed after restart", completedAndIdle(t, js, cfg, n))
 	for i := range n {
 		if id := fmt.Sprintf("c-%04d", i); tts.get(id) < 1 {
 			t.Errorf("%s never completed TTS", id)
@@ -306,7 +291,7 @@ func TestPoisonMessageIsTerminatedAndTheWorkerCarriesOn(t *testing.T) {
 	var llm, tts calls
 	out := &syncBuffer{}
 	startWorker(t, cfg, simProviders(sim.Options{Scenario: sim.Healthy}, &llm, &tts), out)
-	waitFor(t, 30*time.Second, "valid contacts completed and poison dead-lettered", settled(t, js, cfg, 6))
+	testwait.Eventually(t, 30*time.Second, "valid contacts completed and poison dead-lettered", settled(t, js, cfg, 6))
 	if llm.sum() != 3 {
 		t.Errorf("LLM calls = %d, want 3 (poison must never reach a provider)", llm.sum())
 	}

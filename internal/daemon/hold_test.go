@@ -10,6 +10,7 @@ import (
 
 	"github.com/callagent/resilience/internal/natstest"
 	"github.com/callagent/resilience/internal/queue"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // Issue #11: a held contact kept its message in flight, and with it a MAX_ACK_PENDING slot,
@@ -40,7 +41,7 @@ func TestContactHeldPastTheHoldLimitIsHandedBackWithoutAFailure(t *testing.T) {
 	out := &syncBuffer{}
 	startWorker(t, cfg, withTTS(&llm, tts), out)
 
-	waitFor(t, 30*time.Second, "the contact handed back", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "the contact handed back", func() (bool, string) {
 		return strings.Contains(out.String(), "Handing Contact 0 back to the queue while ElevenLabs is down; next try in"), tail(out.String(), 2000)
 	})
 	ctx := context.Background()
@@ -49,7 +50,7 @@ func TestContactHeldPastTheHoldLimitIsHandedBackWithoutAFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	// While the provider is down the message waits in the stream, not in the worker.
-	waitFor(t, 10*time.Second, "no message in flight while the provider is down", func() (bool, string) {
+	testwait.Eventually(t, 10*time.Second, "no message in flight while the provider is down", func() (bool, string) {
 		info, err := cons.Info(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -75,7 +76,7 @@ func TestContactHeldPastTheHoldLimitIsHandedBackWithoutAFailure(t *testing.T) {
 	mu.Lock()
 	down = false
 	mu.Unlock()
-	waitFor(t, 30*time.Second, "the contact completed after recovery", completedAndIdle(t, js, cfg, 1))
+	testwait.Eventually(t, 30*time.Second, "the contact completed after recovery", completedAndIdle(t, js, cfg, 1))
 	if st := statusOf(t, js, cfg); st.DeadLettered != 0 {
 		t.Fatalf("status %+v", st)
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/contact"
-	"github.com/callagent/resilience/internal/metrics"
 	"github.com/callagent/resilience/internal/queue"
 )
 
@@ -25,7 +24,7 @@ import (
 // while another worker holds the contact's claim, once its lease ends; after an error (the
 // dead letter could not be written, NATS failed), on the redelivery schedule counted by the
 // advisory's deliveries and, from the deadLetterTries-th on, at the longest redelivery delay
-// with one alert (as the worker does, see worker.deadLetterFailed). So a dead letter that
+// with one alert (as the worker does, see worker.apply). So a dead letter that
 // cannot be written costs one try per RETRY_MAX_DELAY, not one every few seconds.
 type exhaustedSweeper struct {
 	w           *worker
@@ -34,8 +33,8 @@ type exhaustedSweeper struct {
 	checkpoints *queue.Checkpoints
 }
 
-// run processes advisories until ctx ends.
-func (s *exhaustedSweeper) run(ctx context.Context) {
+// run processes advisories until ctx ends; it returns nil (failures are logged and retried).
+func (s *exhaustedSweeper) run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		fctx, cancel := context.WithTimeout(ctx, fetchWait)
 		batch, err := s.advisories.Fetch(8, jetstream.FetchContext(fctx))
@@ -56,6 +55,7 @@ func (s *exhaustedSweeper) run(ctx context.Context) {
 		}
 		cancel()
 	}
+	return nil
 }
 
 // retryDelay logs why an advisory could not be dealt with and returns when to look again.
@@ -74,18 +74,25 @@ func (s *exhaustedSweeper) retryDelay(msg jetstream.Msg, err error) time.Duratio
 		s.w.log.Warnf("Could not deal with an exhausted contact; trying again in %s: %v", delay, err)
 		return delay
 	}
-	log := s.w.log.WithField("contact_id", failed.dl.ContactID)
-	name := "Contact " + failed.dl.ContactID
+	ev := sweptEvent(failed.dl)
+	ev.Name = "Contact " + failed.dl.ContactID + " (exhausted its deliveries)"
 	if failed.dl.ContactID == "" {
-		name = "message"
+		ev.Name = "message (exhausted its deliveries)"
 	}
-	return s.w.deadLetterFailed(log, name+" (exhausted its deliveries)", failed.dl, failed.key, tries, failed.err)
+	ev.LetterErr, ev.Tries, ev.RetryIn = failed.err, tries, s.w.policy.deadLetterRetry(tries)
+	s.w.observers.ObserveOutcome(ev)
+	return ev.RetryIn
+}
+
+// sweptEvent is the outcome of an exhausted contact's dead letter dl.
+func sweptEvent(dl queue.DeadLetter) OutcomeEvent {
+	return OutcomeEvent{ContactID: dl.ContactID, Decision: Decision{Action: DeadLetter, Reason: ReasonDeliveriesExceeded},
+		Detail: dl.LastError, Swept: true, Letter: dl}
 }
 
 // letterError is a dead letter the sweeper could not write.
 type letterError struct {
 	dl  queue.DeadLetter
-	key string
 	err error
 }
 
@@ -111,10 +118,6 @@ func (s *exhaustedSweeper) handle(ctx context.Context, msg jetstream.Msg) error 
 	_ = json.Unmarshal(raw.Data, &head) // best effort: the payload may be anything
 	head.ID = shortID(head.ID)          // a poison message's id may be anything
 	log := s.w.log.WithField("contact_id", head.ID)
-	name := "Contact " + head.ID
-	if head.ID == "" {
-		name = "A message"
-	}
 
 	// Only a usable id can have a completed record or a claim: looking up anything else
 	// would fail for ever (an invalid key) and keep the contact from its dead letter.
@@ -163,25 +166,19 @@ func (s *exhaustedSweeper) handle(ctx context.Context, msg jetstream.Msg) error 
 	if adv.Stream != "" {
 		dl.OriginalStream = adv.Stream
 	}
-	key := letterKey(dl.OriginalStream, dl.StreamSeq)
 	stored, err := s.w.dlq.Write(ctx, dl)
 	if err != nil {
-		return &letterError{dl: stored, key: key, err: err}
-	}
-	s.w.stuckLetters.forget(key)
-	if stored.Truncated {
-		log.Warnf("%s's payload of %d bytes does not fit in a dead letter: kept its first %d bytes with its length and SHA-256 (%s); it cannot be replayed",
-			name, stored.PayloadLength, len(stored.Payload), stored.PayloadSHA256)
+		return &letterError{dl: stored, err: err}
 	}
 	if err := s.contacts.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("remove dead-lettered contact at sequence %d: %w", adv.StreamSeq, err)
 	}
-	s.w.stats.deadLettered.Add(1)
-	s.w.metrics.ContactOutcome(metrics.OutcomeDeadLettered)
-	s.w.metrics.DeadLettered(ReasonDeliveriesExceeded)
-	s.w.alerts.failure("", head.ID, ReasonDeliveriesExceeded, true, dl.LastError)
-	log.WithField("error_category", ReasonDeliveriesExceeded).
-		Errorf("Contact %s exhausted its %d deliveries without a result; dead-lettered", head.ID, adv.Deliveries)
+	ev := sweptEvent(stored)
+	ev.ContactID, ev.Name = head.ID, "Contact "+head.ID
+	if head.ID == "" {
+		ev.Name = "A message"
+	}
+	s.w.observers.ObserveOutcome(ev)
 	return nil
 }
 

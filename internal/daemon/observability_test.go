@@ -19,6 +19,7 @@ import (
 	"github.com/callagent/resilience/internal/cli"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/natstest"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 func freeAddr(t *testing.T) string {
@@ -90,13 +91,13 @@ func TestMetricsAfterAScriptedOutage(t *testing.T) {
 	out := &syncBuffer{}
 	enqueue(t, js, cfg, 3)
 	startWorker(t, cfg, withTTS(&llm, tts), out)
-	waitFor(t, 30*time.Second, "the breaker to open", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "the breaker to open", func() (bool, string) {
 		return strings.Contains(out.String(), "Circuit breaker OPENED for ElevenLabs"), ""
 	})
 	mu.Lock()
 	recovered = true
 	mu.Unlock()
-	waitFor(t, 30*time.Second, "the outage contacts completed", completedAndIdle(t, js, cfg, 3))
+	testwait.Eventually(t, 30*time.Second, "the outage contacts completed", completedAndIdle(t, js, cfg, 3))
 	mu.Lock()
 	quota = true
 	mu.Unlock()
@@ -107,7 +108,7 @@ func TestMetricsAfterAScriptedOutage(t *testing.T) {
 	if _, err := js.PublishMsg(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the quota contact dead-lettered", settled(t, js, cfg, 4))
+	testwait.Eventually(t, 30*time.Second, "the quota contact dead-lettered", settled(t, js, cfg, 4))
 
 	got := scrape(t, cfg.Metrics.Addr)
 	want := map[string]float64{
@@ -165,7 +166,7 @@ func TestStatusShowsABreakerThatAnotherWorkerProcessOpened(t *testing.T) {
 	})
 
 	var last string
-	waitFor(t, 60*time.Second, "publisher status to show ElevenLabs OPEN on the child", func() (bool, string) {
+	testwait.Eventually(t, 60*time.Second, "publisher status to show ElevenLabs OPEN on the child", func() (bool, string) {
 		var stdout, stderr strings.Builder
 		cmd := cli.NewPublisherCommand(func(k string) (string, bool) {
 			v, ok := map[string]string{"NATS_URL": srv.ClientURL(), "LOG_FILE": ""}[k]

@@ -90,13 +90,25 @@ const maxRedeliveryDelay = time.Hour
 // (a half-open breaker says "now").
 const minHandBackDelay = time.Second
 
+// BreakerOpenPolicy is what happens to a contact whose provider's breaker is open
+// (ON_BREAKER_OPEN).
+type BreakerOpenPolicy string
+
+const (
+	// HoldOnOpen keeps the contact in flight until the breaker closes (the default).
+	HoldOnOpen BreakerOpenPolicy = "hold"
+	// DeadLetterOnOpen dead-letters it at once (circuit_open), as the seed skipped it.
+	DeadLetterOnOpen BreakerOpenPolicy = "deadletter"
+)
+
 // Policy holds the settings the outcome table depends on.
 type Policy struct {
 	// MaxDeliver is how many failed deliveries a contact gets: the one that fails transiently
 	// for the MaxDeliver-th time is dead-lettered instead of redelivered.
 	MaxDeliver int
-	// OnBreakerOpen is "hold" (default) or "deadletter" (the seed's "skip the contact").
-	OnBreakerOpen string
+	// OnBreakerOpen is HoldOnOpen (the default, also for "") or DeadLetterOnOpen (the seed's
+	// "skip the contact").
+	OnBreakerOpen BreakerOpenPolicy
 	// Redelivery is the schedule for Retry delays: redelivery n waits Wait(n), continuing
 	// the in-process backoff. Its MaxDelay (RETRY_MAX_DELAY) caps every delay Decide returns,
 	// and none is ever longer than an hour.
@@ -114,6 +126,9 @@ type Policy struct {
 // Decide is the outcome table: the one place that maps the result of processing a contact to
 // a JetStream action. attempt counts this contact's failed deliveries, this one included (1
 // the first time); deliveries that failed nothing are not counted.
+// stopping says the worker is giving back what it holds: the shutdown grace is over (the
+// work context ended with errGraceOver, see graceOver), or a held contact's wait ended with
+// the shutdown; a cancelled call is then released, not failed.
 //
 //	result                                   action
 //	nil (completed, or completed before)      Ack
@@ -161,7 +176,7 @@ func (p Policy) Decide(err error, attempt uint64, stopping bool) Decision {
 	}
 	var open *resilience.OpenError
 	if errors.As(err, &open) {
-		if p.OnBreakerOpen == policyDeadLetter {
+		if p.OnBreakerOpen == DeadLetterOnOpen {
 			return Decision{Action: DeadLetter, Reason: ReasonBreakerOpen}
 		}
 		return Decision{Action: Hold, Reason: ReasonBreakerOpen}
@@ -171,7 +186,7 @@ func (p Policy) Decide(err error, attempt uint64, stopping bool) Decision {
 	if kind == fault.KindUnknown {
 		reason = ReasonInternal
 	}
-	if (kind == fault.KindConfiguration || kind == fault.KindPermission) && p.OnBreakerOpen != policyDeadLetter {
+	if (kind == fault.KindConfiguration || kind == fault.KindPermission) && p.OnBreakerOpen != DeadLetterOnOpen {
 		// Our settings are wrong, not the contact: hold it like an open breaker (the failures
 		// open it at once) until an operator fixes the settings or the provider accepts them.
 		return Decision{Action: Hold, Reason: reason}
@@ -201,6 +216,17 @@ func (p Policy) redeliveryDelay(attempt uint64) time.Duration {
 		d = time.Second
 	}
 	return p.capDelay(d)
+}
+
+// deadLetterRetry is how long a contact whose dead letter could not be written on its
+// tries-th try waits before the next: the redelivery schedule, and from the
+// deadLetterTries-th try on the longest redelivery delay. Nothing is lost meanwhile: the
+// original stays in the contacts stream until its dead letter is written.
+func (p Policy) deadLetterRetry(tries uint64) time.Duration {
+	if tries < deadLetterTries {
+		return p.redeliveryDelay(tries)
+	}
+	return p.maxDelay()
 }
 
 // maxDelay is the longest redelivery delay: the schedule's MaxDelay (RETRY_MAX_DELAY), at

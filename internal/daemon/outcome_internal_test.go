@@ -27,7 +27,7 @@ func TestDecideTable(t *testing.T) {
 		err       error
 		delivered uint64
 		stopping  bool
-		policy    string
+		policy    BreakerOpenPolicy
 		want      Decision
 	}{
 		{"completed", nil, 1, false, "", Decision{Action: Ack}},

@@ -19,6 +19,7 @@ import (
 	"github.com/callagent/resilience/internal/natstest"
 	"github.com/callagent/resilience/internal/provider/sim"
 	"github.com/callagent/resilience/internal/queue"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // scriptedTTS answers each call with respond(call number, counting from 1) and its probe with
@@ -105,7 +106,7 @@ func TestPermanentErrorIsDeadLetteredAtOnceWithItsReason(t *testing.T) {
 		return fault.Classify(fault.Facts{Provider: "ElevenLabs", Status: 402, Code: "insufficient_credits", Message: "Insufficient credits"})
 	}}
 	startWorker(t, cfg, withTTS(&llm, tts), io.Discard)
-	waitFor(t, 30*time.Second, "the contact dead-lettered", settled(t, js, cfg, 1))
+	testwait.Eventually(t, 30*time.Second, "the contact dead-lettered", settled(t, js, cfg, 1))
 
 	dls := deadLetters(t, js, cfg)
 	if len(dls) != 1 {
@@ -137,7 +138,7 @@ func TestRetriesExhaustedGoBackToTheQueueUntilTheDeliveryLimit(t *testing.T) {
 	var llm calls
 	tts := &scriptedTTS{respond: func(int) error { return unavailable503() }}
 	startWorker(t, cfg, withTTS(&llm, tts), io.Discard)
-	waitFor(t, 30*time.Second, "the contact dead-lettered after its deliveries", settled(t, js, cfg, 1))
+	testwait.Eventually(t, 30*time.Second, "the contact dead-lettered after its deliveries", settled(t, js, cfg, 1))
 
 	if got := tts.calls(); got != 6 {
 		t.Fatalf("TTS called %d times, want 2 attempts x 3 deliveries = 6", got)
@@ -183,7 +184,7 @@ func TestOpenBreakerHoldsContactsAndLosesNone(t *testing.T) {
 	var llm calls
 	out := &syncBuffer{}
 	startWorker(t, cfg, withTTS(&llm, tts), out)
-	waitFor(t, 30*time.Second, "the breaker to open", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "the breaker to open", func() (bool, string) {
 		return strings.Contains(out.String(), "Circuit breaker OPENED for ElevenLabs"), ""
 	})
 	// While open, nothing completes and nothing is dead-lettered.
@@ -193,7 +194,7 @@ func TestOpenBreakerHoldsContactsAndLosesNone(t *testing.T) {
 	mu.Lock()
 	recovered = true
 	mu.Unlock()
-	waitFor(t, 30*time.Second, "every contact completed after recovery", completedAndIdle(t, js, cfg, n))
+	testwait.Eventually(t, 30*time.Second, "every contact completed after recovery", completedAndIdle(t, js, cfg, n))
 	if st := statusOf(t, js, cfg); st.DeadLettered != 0 {
 		t.Fatalf("contacts dead-lettered by an outage: %+v", st)
 	}
@@ -217,7 +218,7 @@ func TestOpenBreakerDeadLetterPolicySkipsContacts(t *testing.T) {
 	var llm calls
 	tts := &scriptedTTS{respond: func(int) error { return unavailable503() }, probe: func() error { return unavailable503() }}
 	startWorker(t, cfg, withTTS(&llm, tts), io.Discard)
-	waitFor(t, 30*time.Second, "every contact dead-lettered", settled(t, js, cfg, n))
+	testwait.Eventually(t, 30*time.Second, "every contact dead-lettered", settled(t, js, cfg, n))
 	reasons := map[string]int{}
 	for _, dl := range deadLetters(t, js, cfg) {
 		reasons[dl.Reason]++
@@ -245,7 +246,7 @@ func TestRetryAfterBeyondTheCapGoesBackToTheQueueForThatLong(t *testing.T) {
 		return nil
 	}}
 	startWorker(t, cfg, withTTS(&llm, tts), io.Discard)
-	waitFor(t, 30*time.Second, "the contact completed", completedAndIdle(t, js, cfg, 1))
+	testwait.Eventually(t, 30*time.Second, "the contact completed", completedAndIdle(t, js, cfg, 1))
 	at := tts.times()
 	if len(at) != 2 {
 		t.Fatalf("TTS called %d times, want 2", len(at))
@@ -279,7 +280,7 @@ func TestDeadLetterPublishFailureKeepsTheOriginal(t *testing.T) {
 	if err := js.DeleteStream(ctx, cfg.Topology.DeadLetterStream); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "a failed dead-letter publish", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "a failed dead-letter publish", func() (bool, string) {
 		return strings.Contains(out.String(), "Could not dead-letter"), ""
 	})
 	if st := statusOf(t, js, cfg); st.Pending+st.InProgress != 1 {
@@ -288,7 +289,7 @@ func TestDeadLetterPublishFailureKeepsTheOriginal(t *testing.T) {
 	if _, err := queue.EnsureDeadLetterStream(ctx, js, cfg.Topology); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the contact dead-lettered once the stream is back", settled(t, js, cfg, 1))
+	testwait.Eventually(t, 30*time.Second, "the contact dead-lettered once the stream is back", settled(t, js, cfg, 1))
 	if dls := deadLetters(t, js, cfg); len(dls) != 1 || dls[0].Reason != "authentication" {
 		t.Fatalf("dead letters = %+v", dls)
 	}
@@ -305,7 +306,7 @@ func TestContactNobodyWroteOffIsDeadLetteredFromTheAdvisory(t *testing.T) {
 	var llm calls
 	tts := &scriptedTTS{respond: func(int) error { return nil }}
 	startWorker(t, cfg, withTTS(&llm, tts), io.Discard)
-	waitFor(t, 30*time.Second, "the exhausted contact dead-lettered", settled(t, js, cfg, 1))
+	testwait.Eventually(t, 30*time.Second, "the exhausted contact dead-lettered", settled(t, js, cfg, 1))
 	dls := deadLetters(t, js, cfg)
 	if len(dls) != 1 || dls[0].Reason != "max_deliveries" || dls[0].ContactID != "c-0000" || dls[0].StreamSeq != 1 ||
 		dls[0].Attempts != cfg.Topology.MaxDeliver*queue.DeliveryBackstop {
@@ -324,7 +325,7 @@ func TestDuplicateOfACompletedContactCallsNothing(t *testing.T) {
 	var llm calls
 	tts := &scriptedTTS{respond: func(int) error { return nil }}
 	startWorker(t, cfg, withTTS(&llm, tts), io.Discard)
-	waitFor(t, 30*time.Second, "the contact completed", completedAndIdle(t, js, cfg, 1))
+	testwait.Eventually(t, 30*time.Second, "the contact completed", completedAndIdle(t, js, cfg, 1))
 
 	// The same contact again after the dedupe window: a different message id gets through.
 	m, err := queue.NewContactMsg(cfg.Topology.ContactsSubject, "c-0000.after-window",
@@ -335,7 +336,7 @@ func TestDuplicateOfACompletedContactCallsNothing(t *testing.T) {
 	if _, err := js.PublishMsg(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the duplicate acked", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "the duplicate acked", func() (bool, string) {
 		st := statusOf(t, js, cfg)
 		return st.Idle(), fmt.Sprintf("%+v", st)
 	})
@@ -361,7 +362,7 @@ func TestReplayAfterATTSFailureResumesWithoutCallingTheLLMAgain(t *testing.T) {
 	}}
 	var llm calls
 	startWorker(t, cfg, withTTS(&llm, tts), io.Discard)
-	waitFor(t, 30*time.Second, "both contacts dead-lettered", settled(t, js, cfg, 2))
+	testwait.Eventually(t, 30*time.Second, "both contacts dead-lettered", settled(t, js, cfg, 2))
 
 	mu.Lock()
 	keyRevoked = false // the operator fixed the key
@@ -371,7 +372,7 @@ func TestReplayAfterATTSFailureResumesWithoutCallingTheLLMAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "replayed contacts completed", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "replayed contacts completed", func() (bool, string) {
 		st := statusOf(t, js, cfg)
 		return st.Completed == 2 && st.DeadLettered == 0 && st.Idle(), fmt.Sprintf("%+v", st)
 	})
@@ -394,7 +395,7 @@ func TestShutdownReleasesDoNotUseUpAContact(t *testing.T) {
 		var llm, tts calls
 		out := &syncBuffer{}
 		w := startWorker(t, cfg, simProviders(slow, &llm, &tts), out)
-		waitFor(t, 30*time.Second, "the worker inside the LLM call", func() (bool, string) {
+		testwait.Eventually(t, 30*time.Second, "the worker inside the LLM call", func() (bool, string) {
 			return strings.Contains(out.String(), "Step 1: Generating response with LLM"), out.String()
 		})
 		w.stop(t)
@@ -404,7 +405,7 @@ func TestShutdownReleasesDoNotUseUpAContact(t *testing.T) {
 	}
 	var llm, tts calls
 	startWorker(t, cfg, simProviders(sim.Options{Scenario: sim.Healthy}, &llm, &tts), io.Discard)
-	waitFor(t, 30*time.Second, "the contact completed", completedAndIdle(t, js, cfg, 1))
+	testwait.Eventually(t, 30*time.Second, "the contact completed", completedAndIdle(t, js, cfg, 1))
 	if st := statusOf(t, js, cfg); st.DeadLettered != 0 {
 		t.Fatalf("releases at shutdown dead-lettered the contact: %+v", st)
 	}
@@ -429,7 +430,7 @@ func TestTheSweeperWaitsForALiveClaimAndSeesTheContactComplete(t *testing.T) {
 	var llm calls
 	out := &syncBuffer{}
 	startWorker(t, cfg, withTTS(&llm, &scriptedTTS{respond: func(int) error { return nil }}), out)
-	waitFor(t, 30*time.Second, "the sweeper deferring to the live claim", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "the sweeper deferring to the live claim", func() (bool, string) {
 		return strings.Contains(out.String(), "used its deliveries but is still claimed"), out.String()
 	})
 	if st := statusOf(t, js, cfg); st.DeadLettered != 0 {
@@ -443,7 +444,7 @@ func TestTheSweeperWaitsForALiveClaimAndSeesTheContactComplete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the completed contact removed from the stream", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "the completed contact removed from the stream", func() (bool, string) {
 		info, err := stream.Info(ctx)
 		return err == nil && info.State.Msgs == 0, fmt.Sprintf("%+v", info)
 	})
@@ -466,7 +467,7 @@ func TestACallLongerThanAckWaitIsNotRedelivered(t *testing.T) {
 	outA, outB := &syncBuffer{}, &syncBuffer{}
 	startWorker(t, cfgA, simProviders(slow, &llm, &tts), outA)
 	startWorker(t, cfgB, simProviders(slow, &llm, &tts), outB)
-	waitFor(t, 60*time.Second, "the slow contact completed", completedAndIdle(t, js, cfgA, 1))
+	testwait.Eventually(t, 60*time.Second, "the slow contact completed", completedAndIdle(t, js, cfgA, 1))
 	deliveries := strings.Count(outA.String(), "Processing contact") + strings.Count(outB.String(), "Processing contact")
 	if deliveries != 1 {
 		t.Fatalf("the contact was delivered %d times: InProgress heartbeats must keep a slow call's message", deliveries)

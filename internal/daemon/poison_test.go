@@ -17,6 +17,7 @@ import (
 	"github.com/callagent/resilience/internal/natstest"
 	"github.com/callagent/resilience/internal/provider/sim"
 	"github.com/callagent/resilience/internal/queue"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // bigPoison is invalid JSON of exactly size bytes.
@@ -96,7 +97,7 @@ func TestPoisonMessageNearTheMaxPayloadIsDeadLetteredCut(t *testing.T) {
 	var llm, tts calls
 	out := &syncBuffer{}
 	startWorker(t, cfg, simProviders(sim.Options{Scenario: sim.Healthy}, &llm, &tts), out)
-	waitFor(t, 30*time.Second, "the oversized poison dead-lettered and the contact completed", settled(t, js, cfg, 4))
+	testwait.Eventually(t, 30*time.Second, "the oversized poison dead-lettered and the contact completed", settled(t, js, cfg, 4))
 	if n := contactsInStream(t, js, cfg); n != 0 {
 		t.Fatalf("%d messages left in the contacts stream", n)
 	}
@@ -151,7 +152,7 @@ func TestOversizedMessageNobodyWroteOffIsDeadLetteredCut(t *testing.T) {
 	var llm, tts calls
 	out := &syncBuffer{}
 	startWorker(t, cfg, simProviders(sim.Options{Scenario: sim.Healthy}, &llm, &tts), out)
-	waitFor(t, 30*time.Second, "the exhausted oversized message dead-lettered", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "the exhausted oversized message dead-lettered", func() (bool, string) {
 		return contactsInStream(t, js, cfg) == 0 && len(deadLetters(t, js, cfg)) == 1, tail(out.String(), 2000)
 	})
 	dl := deadLetters(t, js, cfg)[0]
@@ -181,7 +182,7 @@ func TestDeadLetterThatCannotBeWrittenAlertsOnceAndBacksOff(t *testing.T) {
 	}
 	publishRaw(t, js, cfg, "poison-stuck", []byte(`{"id":"stuck-1"}`))
 
-	waitFor(t, 30*time.Second, "the fifth failed try", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "the fifth failed try", func() (bool, string) {
 		return strings.Contains(out.String(), "after 5 tries"), tail(out.String(), 2000)
 	})
 	failedAt5 := strings.Count(out.String(), "Could not dead-letter")
@@ -200,7 +201,7 @@ func TestDeadLetterThatCannotBeWrittenAlertsOnceAndBacksOff(t *testing.T) {
 		}
 		return info.State.Subjects[subject]
 	}
-	waitFor(t, 10*time.Second, "the dead_letter_failed alert", func() (bool, string) {
+	testwait.Eventually(t, 10*time.Second, "the dead_letter_failed alert", func() (bool, string) {
 		return alerts() == 1, fmt.Sprint(alerts())
 	})
 	// Backed off: no try for RETRY_MAX_DELAY (3s) after the fifth.
@@ -208,7 +209,7 @@ func TestDeadLetterThatCannotBeWrittenAlertsOnceAndBacksOff(t *testing.T) {
 	if got := strings.Count(out.String(), "Could not dead-letter"); got != failedAt5 {
 		t.Fatalf("%d more tries soon after the fifth; the sixth must wait %s", got-failedAt5, cfg.Retry.MaxDelay)
 	}
-	waitFor(t, 10*time.Second, "the sixth try", func() (bool, string) {
+	testwait.Eventually(t, 10*time.Second, "the sixth try", func() (bool, string) {
 		return strings.Contains(out.String(), "after 6 tries"), ""
 	})
 	if n := alerts(); n != 1 {
@@ -220,7 +221,7 @@ func TestDeadLetterThatCannotBeWrittenAlertsOnceAndBacksOff(t *testing.T) {
 	if _, err := queue.EnsureDeadLetterStream(ctx, js, cfg.Topology); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "the contact dead-lettered once the stream is back", func() (bool, string) {
+	testwait.Eventually(t, 15*time.Second, "the contact dead-lettered once the stream is back", func() (bool, string) {
 		return contactsInStream(t, js, cfg) == 0 && len(deadLetters(t, js, cfg)) == 1, tail(out.String(), 2000)
 	})
 	if dl := deadLetters(t, js, cfg)[0]; dl.ContactID != "stuck-1" || dl.Reason != "invalid_payload" || dl.Truncated {
@@ -246,7 +247,7 @@ func TestSweeperDeadLetterThatCannotBeWrittenAlertsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	publishRaw(t, js, cfg, "c-stuck", []byte(`{"id":"c-stuck"}`)) // no phone: invalid
-	waitFor(t, 30*time.Second, "the fifth failed try", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "the fifth failed try", func() (bool, string) {
 		return strings.Contains(out.String(), "Could not dead-letter Contact c-stuck (exhausted its deliveries) after 5 tries"), tail(out.String(), 2000)
 	})
 	tries := strings.Count(out.String(), "Could not dead-letter")
@@ -254,7 +255,7 @@ func TestSweeperDeadLetterThatCannotBeWrittenAlertsOnce(t *testing.T) {
 	if got := strings.Count(out.String(), "Could not dead-letter"); got != tries {
 		t.Fatalf("%d more tries soon after the fifth; the sixth must wait %s", got-tries, cfg.Retry.MaxDelay)
 	}
-	waitFor(t, 10*time.Second, "the sixth try", func() (bool, string) {
+	testwait.Eventually(t, 10*time.Second, "the sixth try", func() (bool, string) {
 		return strings.Contains(out.String(), "after 6 tries"), ""
 	})
 	alertsStream, err := js.Stream(ctx, cfg.Alerts.Stream)
@@ -275,7 +276,7 @@ func TestSweeperDeadLetterThatCannotBeWrittenAlertsOnce(t *testing.T) {
 	if _, err := queue.EnsureDeadLetterStream(ctx, js, cfg.Topology); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "the contact dead-lettered once the stream is back", func() (bool, string) {
+	testwait.Eventually(t, 15*time.Second, "the contact dead-lettered once the stream is back", func() (bool, string) {
 		return contactsInStream(t, js, cfg) == 0 && len(deadLetters(t, js, cfg)) == 1, tail(out.String(), 2000)
 	})
 	if !strings.Contains(out.String(), "Could not dead-letter Contact c-stuck (try 3)") {

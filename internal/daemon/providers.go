@@ -1,10 +1,6 @@
 package daemon
 
 import (
-	"cmp"
-	"errors"
-	"fmt"
-	"strings"
 	"sync/atomic"
 
 	"github.com/sirupsen/logrus"
@@ -18,6 +14,7 @@ import (
 	"github.com/callagent/resilience/internal/provider/sim"
 	"github.com/callagent/resilience/internal/redact"
 	"github.com/callagent/resilience/internal/resilience"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // Provider is one implementation of a step, with the name its breaker, logs and records use.
@@ -42,9 +39,9 @@ type Providers struct {
 }
 
 // NewProviders builds the providers cfg asks for: the simulated ones when SIMULATE is set,
-// the real HTTP clients otherwise. With real providers every missing or bad setting is
-// reported at once, named, and the worker does not start. red receives every key so that
-// no log line can show one.
+// the real HTTP clients from cfg.Providers() otherwise (Load has validated their options; a
+// Config built in code gets every problem at once here). red receives every key so that no
+// log line can show one.
 func NewProviders(cfg config.Config, log logrus.FieldLogger, red *redact.Redactor, version string) (*Providers, error) {
 	if cfg.Sim.Scenario != "" {
 		o := sim.Options{Scenario: cfg.Sim.Scenario, Latency: cfg.Sim.Latency, Outage: cfg.Sim.TTSOutage, Log: log}
@@ -54,151 +51,67 @@ func NewProviders(cfg config.Config, log logrus.FieldLogger, red *redact.Redacto
 			TTS: []Provider[call.Synthesizer]{{Name: sim.Provider, Impl: tts, Probe: tts}},
 		}, nil
 	}
+	opts, err := cfg.Providers()
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.ProviderWarnings() {
+		log.Warn(w)
+	}
+	for _, s := range []secret.Secret{cfg.LLM.APIKey, cfg.LLM.FallbackAPIKey, cfg.ElevenLabs.APIKey,
+		cfg.TTSFallback.ElevenLabsAPIKey, cfg.TTSFallback.OpenAIAPIKey, cfg.CRM.WebhookURL, cfg.CRM.Token} {
+		red.Add(s.Reveal())
+	}
 	hc, err := httpx.New(httpx.Options{Version: version, MaxIdleConnsPerHost: cfg.Worker.Concurrency})
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range []config.Secret{cfg.LLM.APIKey, cfg.LLM.FallbackAPIKey, cfg.ElevenLabs.APIKey,
-		cfg.TTSFallback.ElevenLabsAPIKey, cfg.TTSFallback.OpenAIAPIKey, cfg.CRM.WebhookURL, cfg.CRM.Token} {
-		red.Add(s.Reveal())
-	}
 	p := &Providers{Close: hc.CloseIdleConnections}
-	var errs []error
-	keep := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-
-	prompt, err := openai.LoadPrompt(cfg.LLM.SystemPromptFile)
-	keep(err)
-	chat := openai.ChatOptions{APIKey: cfg.LLM.APIKey, Model: cfg.LLM.Model, BaseURL: cfg.LLM.BaseURL, Prompt: prompt,
-		MaxTokens: cfg.LLM.MaxTokens, TokenParam: openai.TokenParam(cfg.LLM.TokenParam), Timeout: cfg.Timeouts.LLM,
-		HTTP: hc, Redactor: red}
-	if llm, err := openai.NewChat(chat); err == nil {
-		p.LLM = append(p.LLM, Provider[call.ScriptWriter]{Name: "LLM", Impl: llm, Probe: llm})
-	} else {
-		keep(err)
-	}
-	if cfg.LLM.FallbackBaseURL != "" {
-		fb := chat
-		fb.Name, fb.SettingPrefix, fb.BaseURL = "LLM (fallback)", "LLM_FALLBACK_", cfg.LLM.FallbackBaseURL
-		fb.Model = cmp.Or(cfg.LLM.FallbackModel, cfg.LLM.Model)
-		fb.APIKey = cmp.Or(cfg.LLM.FallbackAPIKey, cfg.LLM.APIKey)
-		fb.TokenParam = openai.TokenParam(cfg.LLM.FallbackTokenParam)
-		if llm, err := openai.NewChat(fb); err == nil {
-			p.LLM = append(p.LLM, Provider[call.ScriptWriter]{Name: fb.Name, Impl: llm, Probe: llm})
-		} else {
-			keep(err)
-		}
-	}
-
-	voice, err := elevenlabs.ParseVoiceSettings(cfg.ElevenLabs.VoiceSettings)
-	keep(err)
-	el := elevenlabs.Options{APIKey: cfg.ElevenLabs.APIKey, VoiceID: cfg.ElevenLabs.VoiceID, ModelID: cfg.ElevenLabs.ModelID,
-		OutputFormat: cfg.ElevenLabs.OutputFormat, BaseURL: cfg.ElevenLabs.BaseURL, VoiceSettings: voice,
-		Timeout: cfg.Timeouts.TTS, HTTP: hc, Redactor: red}
-	keep(addElevenLabs(p, el, cfg.Bulkhead.TTS))
-	switch cfg.TTSFallback.Kind {
-	case config.TTSFallbackElevenLabs:
-		fb := el
-		fb.Name, fb.SettingPrefix = "ElevenLabs (fallback)", "ELEVENLABS_FALLBACK_"
-		fb.APIKey = cmp.Or(cfg.TTSFallback.ElevenLabsAPIKey, cfg.ElevenLabs.APIKey)
-		fb.VoiceID = cmp.Or(cfg.TTSFallback.ElevenLabsVoiceID, cfg.ElevenLabs.VoiceID)
-		fb.ModelID = cmp.Or(cfg.TTSFallback.ElevenLabsModelID, cfg.ElevenLabs.ModelID)
-		keep(addElevenLabs(p, fb, cfg.Bulkhead.TTS))
-	case config.TTSFallbackOpenAI:
-		speech, err := openai.NewSpeech(openai.SpeechOptions{
-			APIKey:  cmp.Or(cfg.TTSFallback.OpenAIAPIKey, cfg.LLM.APIKey),
-			BaseURL: cfg.TTSFallback.OpenAIBaseURL, Model: cfg.TTSFallback.OpenAIModel, Voice: cfg.TTSFallback.OpenAIVoice,
-			Format: cfg.TTSFallback.OpenAIFormat, Timeout: cfg.Timeouts.TTS, HTTP: hc, Redactor: red,
-		})
-		if err == nil {
-			p.TTS = append(p.TTS, Provider[call.Synthesizer]{Name: "OpenAI TTS", Impl: speech, Probe: speech})
-		} else {
-			keep(err)
-		}
-	}
-
-	for setting, base := range map[string]string{"LLM_BASE_URL": cfg.LLM.BaseURL, "LLM_FALLBACK_BASE_URL": cfg.LLM.FallbackBaseURL} {
-		if hint := openai.BaseURLHint(base); hint != "" {
-			log.Warnf("%s: %s", setting, hint)
-		}
-	}
-	if cfg.TTSFallback.Kind == config.TTSFallbackOpenAI {
-		if hint := openai.BaseURLHint(cfg.TTSFallback.OpenAIBaseURL); hint != "" {
-			log.Warnf("OPENAI_TTS_BASE_URL: %s", hint)
-		}
-	}
-	for _, model := range []string{cfg.LLM.Model, cmp.Or(cfg.LLM.FallbackModel, cfg.LLM.Model)} {
-		if w := reasoningBudgetWarning(model, cfg.LLM.MaxTokens); w != "" {
-			log.Warn(w)
-			break
-		}
-	}
-	if w := fallbackFormatMismatch(cfg.ElevenLabs.OutputFormat, cfg.TTSFallback); w != "" {
-		log.Warn(w)
-	}
-
-	if url := cfg.CRM.WebhookURL.Reveal(); url != "" {
-		client, err := crm.New(crm.Options{WebhookURL: url, HealthURL: cfg.CRM.HealthURL, Token: cfg.CRM.Token,
-			Timeout: cfg.Timeouts.CRM, HTTP: hc, Redactor: red})
-		if err == nil {
-			p.CRM = append(p.CRM, Provider[call.Recorder]{Name: "CRM", Impl: client, Probe: client})
-		} else {
-			keep(err)
-		}
-	}
-	if len(errs) > 0 {
+	if err := p.add(opts, cfg.Bulkhead.TTS, hc, red); err != nil {
 		hc.CloseIdleConnections()
-		return nil, errors.Join(errs...)
+		return nil, err
 	}
 	return p, nil
 }
 
-// minReasoningTokens is the least completion budget that leaves a reasoning model room to
-// write after it thinks: gpt-5 and the o-series often spend several hundred tokens first.
-const minReasoningTokens = 2000
-
-// reasoningBudgetWarning says when model looks like a reasoning model (gpt-5, o1, o3, o4)
-// and LLM_MAX_TOKENS leaves it too little to write a script after reasoning: every contact
-// would end cut off (a configuration error) before the first call is made.
-func reasoningBudgetWarning(model string, maxTokens int) string {
-	m := strings.ToLower(model)
-	if i := strings.LastIndexByte(m, '/'); i >= 0 {
-		m = m[i+1:] // openai/gpt-5 on a router
+// add builds the clients of opts on hc, in order: each step's primary, then its fallbacks.
+func (p *Providers) add(opts config.ProviderOptions, ttsLimit int, hc *httpx.Client, red *redact.Redactor) error {
+	for _, o := range opts.LLM {
+		o.HTTP, o.Redactor = hc, red
+		llm, err := openai.NewChat(o)
+		if err != nil {
+			return err
+		}
+		p.LLM = append(p.LLM, Provider[call.ScriptWriter]{Name: o.Name, Impl: llm, Probe: llm})
 	}
-	reasoning := strings.HasPrefix(m, "gpt-5") || (len(m) > 1 && m[0] == 'o' && m[1] >= '1' && m[1] <= '9')
-	if !reasoning || maxTokens >= minReasoningTokens {
-		return ""
+	for _, o := range opts.TTS {
+		o.HTTP, o.Redactor = hc, red
+		if err := p.addElevenLabs(o, ttsLimit); err != nil {
+			return err
+		}
 	}
-	return fmt.Sprintf("LLM_MAX_TOKENS is %d but %s is a reasoning model, which spends hundreds of tokens thinking before it writes: "+
-		"scripts will be cut off; set LLM_MAX_TOKENS to %d or more", maxTokens, model, minReasoningTokens)
-}
-
-// fallbackFormatMismatch says, in one line, when the text-to-speech fallback cannot produce
-// audio in the primary's format (an OpenAI voice cannot speak ulaw_8000 for a phone line):
-// the calls it serves would carry audio the dialer may not play. Empty when they match.
-func fallbackFormatMismatch(primary string, fb config.TTSFallback) string {
-	if fb.Kind != config.TTSFallbackOpenAI {
-		return "" // no fallback, or an ElevenLabs voice with the same output format
+	for _, o := range opts.Speech {
+		o.HTTP, o.Redactor = hc, red
+		speech, err := openai.NewSpeech(o)
+		if err != nil {
+			return err
+		}
+		p.TTS = append(p.TTS, Provider[call.Synthesizer]{Name: o.Name, Impl: speech, Probe: speech})
 	}
-	codec := elevenlabs.Codec(primary)
-	same := codec == fb.OpenAIFormat
-	if codec == "pcm" || codec == "wav" { // OpenAI's pcm and wav are 24 kHz, 16-bit
-		same = same && elevenlabs.SampleRate(primary) == 24000
+	for _, o := range opts.CRM {
+		o.HTTP, o.Redactor = hc, red
+		client, err := crm.New(o)
+		if err != nil {
+			return err
+		}
+		p.CRM = append(p.CRM, Provider[call.Recorder]{Name: o.Name, Impl: client, Probe: client})
 	}
-	if same || codec == "" {
-		return ""
-	}
-	return "ELEVENLABS_OUTPUT_FORMAT is " + primary + " but the text-to-speech fallback (OPENAI_TTS_FORMAT) produces " +
-		fb.OpenAIFormat + ": calls served by the fallback carry audio in another format. OpenAI speech offers " +
-		strings.Join(openai.SpeechFormats, ", ") + "; pick the closest, or a fallback of ELEVENLABS_FALLBACK_* voices."
+	return nil
 }
 
 // addElevenLabs adds an ElevenLabs client whose maximum-concurrent-requests header resizes
 // its bulkhead, never above the configured cap (the plan's limit is shared by all replicas).
-func addElevenLabs(p *Providers, o elevenlabs.Options, limit int) error {
+func (p *Providers) addElevenLabs(o elevenlabs.Options, limit int) error {
 	var guard atomic.Pointer[resilience.Guard]
 	o.OnConcurrencyLimit = func(n int) {
 		if g := guard.Load(); g != nil {
@@ -209,10 +122,6 @@ func addElevenLabs(p *Providers, o elevenlabs.Options, limit int) error {
 	if err != nil {
 		return err
 	}
-	name := o.Name
-	if name == "" {
-		name = elevenlabs.DefaultName
-	}
-	p.TTS = append(p.TTS, Provider[call.Synthesizer]{Name: name, Impl: client, Probe: client, Bind: guard.Store})
+	p.TTS = append(p.TTS, Provider[call.Synthesizer]{Name: client.Name(), Impl: client, Probe: client, Bind: guard.Store})
 	return nil
 }

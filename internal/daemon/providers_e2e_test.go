@@ -19,6 +19,7 @@ import (
 	"github.com/callagent/resilience/internal/provider/providertest"
 	"github.com/callagent/resilience/internal/queue"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 const (
@@ -130,7 +131,7 @@ func TestRealClientsHappyPath(t *testing.T) {
 	enqueue(t, js, cfg, 3)
 	out := &syncBuffer{}
 	startRealWorker(t, cfg, out)
-	waitFor(t, 30*time.Second, "three calls completed", completedAndIdle(t, js, cfg, 3))
+	testwait.Eventually(t, 30*time.Second, "three calls completed", completedAndIdle(t, js, cfg, 3))
 
 	if got := f.openai.Calls(); got != 3 {
 		t.Errorf("chat completions called %d times, want 3", got)
@@ -166,7 +167,7 @@ func TestRealClientsInsufficientQuotaIsDeadLetteredWithoutRetries(t *testing.T) 
 	enqueue(t, js, cfg, 1)
 	out := &syncBuffer{}
 	startRealWorker(t, cfg, out)
-	waitFor(t, 30*time.Second, "the contact dead-lettered", settled(t, js, cfg, 1))
+	testwait.Eventually(t, 30*time.Second, "the contact dead-lettered", settled(t, js, cfg, 1))
 
 	dls := deadLetters(t, js, cfg)
 	if len(dls) != 1 || dls[0].Reason != "quota_exceeded" || dls[0].Provider != "LLM" || dls[0].Attempts != 1 {
@@ -196,7 +197,7 @@ func TestRealClientsFallBackDuringAnOutageAndReturnAfterRecovery(t *testing.T) {
 	enqueue(t, js, cfg, 4)
 	out := &syncBuffer{}
 	startRealWorker(t, cfg, out)
-	waitFor(t, 30*time.Second, "the outage batch completed", completedAndIdle(t, js, cfg, 4))
+	testwait.Eventually(t, 30*time.Second, "the outage batch completed", completedAndIdle(t, js, cfg, 4))
 
 	if !strings.Contains(out.String(), "Circuit breaker OPENED for ElevenLabs") {
 		t.Fatal("the 503 burst did not open ElevenLabs' breaker")
@@ -216,7 +217,7 @@ func TestRealClientsFallBackDuringAnOutageAndReturnAfterRecovery(t *testing.T) {
 
 	// ElevenLabs recovers: the health check closes its breaker and traffic returns.
 	f.eleven.ClearFault()
-	waitFor(t, 30*time.Second, "ElevenLabs' breaker closed by the health check", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "ElevenLabs' breaker closed by the health check", func() (bool, string) {
 		return strings.Contains(out.String(), "Circuit breaker CLOSED for ElevenLabs"), ""
 	})
 	before := f.eleven.Calls()
@@ -230,7 +231,7 @@ func TestRealClientsFallBackDuringAnOutageAndReturnAfterRecovery(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "the recovery batch completed", completedAndIdle(t, js, cfg, 6))
+	testwait.Eventually(t, 30*time.Second, "the recovery batch completed", completedAndIdle(t, js, cfg, 6))
 	for _, id := range []string{"c-0004", "c-0005"} {
 		if p := completedProviders(t, js, cfg, id); p["tts"] != "ElevenLabs" {
 			t.Errorf("%s: TTS served by %q after recovery, want ElevenLabs", id, p["tts"])

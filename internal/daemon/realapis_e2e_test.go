@@ -14,6 +14,7 @@ import (
 	"github.com/callagent/resilience/internal/natstest"
 	"github.com/callagent/resilience/internal/provider/providertest"
 	"github.com/callagent/resilience/internal/queue"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // completedRecord reads a completed contact's record.
@@ -57,7 +58,7 @@ func TestPrimaryLLMConfigurationErrorHandsOverToTheFallback(t *testing.T) {
 	enqueue(t, js, cfg, n)
 	out := &syncBuffer{}
 	startRealWorker(t, cfg, out)
-	waitFor(t, 30*time.Second, "every contact completed", completedAndIdle(t, js, cfg, n))
+	testwait.Eventually(t, 30*time.Second, "every contact completed", completedAndIdle(t, js, cfg, n))
 
 	if st := statusOf(t, js, cfg); st.DeadLettered != 0 {
 		t.Fatalf("a configuration error of the primary dead-lettered contacts: %+v", st)
@@ -98,7 +99,7 @@ func TestPrimaryLLMConfigurationErrorHandsOverToTheFallback(t *testing.T) {
 		}
 		return n, fmt.Sprintf("%d fallback alerts", n)
 	}
-	waitFor(t, 30*time.Second, "the fallback alert", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "the fallback alert", func() (bool, string) {
 		got, state := fallbackAlerts()
 		return got >= 1, state
 	})
@@ -118,7 +119,7 @@ func TestPrimaryLLMConfigurationErrorHandsOverToTheFallback(t *testing.T) {
 		}
 		return opened, resolved
 	}
-	waitFor(t, 30*time.Second, "the primary's breaker alert", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "the primary's breaker alert", func() (bool, string) {
 		o, r := breakerAlerts()
 		return o >= 1, fmt.Sprintf("opened %d, resolved %d", o, r)
 	})
@@ -148,7 +149,7 @@ func TestScopedElevenLabsKeyRecoversAfterAnOutage(t *testing.T) {
 	enqueue(t, js, cfg, n)
 	out := &syncBuffer{}
 	startRealWorker(t, cfg, out)
-	waitFor(t, 30*time.Second, "ElevenLabs' breaker opened by the outage", func() (bool, string) {
+	testwait.Eventually(t, 30*time.Second, "ElevenLabs' breaker opened by the outage", func() (bool, string) {
 		return strings.Contains(out.String(), "Circuit breaker OPENED for ElevenLabs"), ""
 	})
 	outageEnds := time.Now().Add(5 * time.Second)
@@ -159,7 +160,7 @@ func TestScopedElevenLabsKeyRecoversAfterAnOutage(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	f.eleven.ClearFault()
-	waitFor(t, 30*time.Second, "every contact completed", completedAndIdle(t, js, cfg, n))
+	testwait.Eventually(t, 30*time.Second, "every contact completed", completedAndIdle(t, js, cfg, n))
 
 	if st := statusOf(t, js, cfg); st.DeadLettered != 0 {
 		t.Fatalf("dead letters after recovery: %+v", st)
@@ -191,7 +192,7 @@ func TestConfigurationErrorWithoutFallbackHoldsTheContacts(t *testing.T) {
 	enqueue(t, js, cfg, n)
 	out := &syncBuffer{}
 	startRealWorker(t, cfg, out)
-	waitFor(t, 30*time.Second, "every contact completed", completedAndIdle(t, js, cfg, n))
+	testwait.Eventually(t, 30*time.Second, "every contact completed", completedAndIdle(t, js, cfg, n))
 
 	if st := statusOf(t, js, cfg); st.DeadLettered != 0 {
 		t.Fatalf("a configuration error dead-lettered contacts: %+v", st)

@@ -12,6 +12,7 @@ import (
 	"github.com/callagent/resilience/internal/cli"
 	"github.com/callagent/resilience/internal/natstest"
 	"github.com/callagent/resilience/internal/provider/providertest"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // childWorkerEnv makes the test binary run the real worker command instead of the tests, so
@@ -63,7 +64,7 @@ func TestWorkerKilledMidContactLosesNothingAndPaysNothingTwice(t *testing.T) {
 		_ = child.Process.Kill()
 		<-exited
 	})
-	waitFor(t, 60*time.Second, "the child worker inside the TTS call", func() (bool, string) {
+	testwait.Eventually(t, 60*time.Second, "the child worker inside the TTS call", func() (bool, string) {
 		return f.eleven.Calls() == 1, out.String()
 	})
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
@@ -79,7 +80,7 @@ func TestWorkerKilledMidContactLosesNothingAndPaysNothingTwice(t *testing.T) {
 
 	// Another worker takes over after AckWait and resumes from the checkpoint.
 	startRealWorker(t, cfg, &syncBuffer{})
-	waitFor(t, 60*time.Second, "the contact completed after the crash", completedAndIdle(t, js, cfg, 1))
+	testwait.Eventually(t, 60*time.Second, "the contact completed after the crash", completedAndIdle(t, js, cfg, 1))
 	if got := f.openai.Calls(); got != 1 {
 		t.Errorf("LLM called %d times in all, want 1: the script was checkpointed before the kill", got)
 	}

@@ -45,12 +45,7 @@ func (w *breakerWatch) waitAvailable(ctx context.Context, steps [][]*resilience.
 		if len(blockedSteps(steps)) == 0 {
 			return nil
 		}
-		var earliest time.Time
-		for _, g := range slices.Concat(steps...) {
-			if at := g.RetryAt(); !at.IsZero() && (earliest.IsZero() || at.Before(earliest)) {
-				earliest = at
-			}
-		}
+		earliest := earliestRetryAt(slices.Concat(steps...))
 		// Half-open reports RetryAt = now: a floor keeps a long half-open (a probe whose error
 		// the breaker ignores) from turning this into a busy loop.
 		wake := time.Second
@@ -73,18 +68,31 @@ func (w *breakerWatch) waitAvailable(ctx context.Context, steps [][]*resilience.
 func blockedSteps(steps [][]*resilience.Guard) []string {
 	var names []string
 	for _, guards := range steps {
-		closed := false
-		for _, g := range guards {
-			if g.State() == resilience.StateClosed || g.Ready() {
-				closed = true
-				break
-			}
-		}
-		if !closed {
+		if stepBlocked(guards) {
 			for _, g := range guards {
 				names = append(names, g.Provider())
 			}
 		}
 	}
 	return names
+}
+
+// stepBlocked reports whether none of a step's breakers is closed (or half-open and ready
+// for a call).
+func stepBlocked(guards []*resilience.Guard) bool {
+	return !slices.ContainsFunc(guards, func(g *resilience.Guard) bool {
+		return g.State() == resilience.StateClosed || g.Ready()
+	})
+}
+
+// earliestRetryAt is the earliest time one of guards' breakers may let a call through again
+// (zero when none says).
+func earliestRetryAt(guards []*resilience.Guard) time.Time {
+	var earliest time.Time
+	for _, g := range guards {
+		if at := g.RetryAt(); !at.IsZero() && (earliest.IsZero() || at.Before(earliest)) {
+			earliest = at
+		}
+	}
+	return earliest
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/callagent/resilience/internal/fleet"
 	"github.com/callagent/resilience/internal/natsembed"
 	"github.com/callagent/resilience/internal/resilience"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natstest.IgnoreLibraryLeaks()...) }
@@ -97,20 +98,14 @@ func (w *worker) stop() {
 // waitStatus polls Read until cond holds.
 func waitStatus(t *testing.T, js jetstream.JetStream, bucket, what string, cond func(fleet.Status) bool) fleet.Status {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
 	var last fleet.Status
-	var lastErr error
-	for time.Now().Before(deadline) {
+	testwait.Eventually(t, 10*time.Second, what, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		st, err := fleet.Read(ctx, js, bucket)
-		cancel()
-		if err == nil && cond(st) {
-			return st
-		}
-		last, lastErr = st, err
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last status %+v, error %v", what, last, lastErr)
+		last = st
+		return err == nil && cond(st), fmt.Sprintf("status %+v, error %v", st, err)
+	})
 	return last
 }
 
@@ -275,13 +270,9 @@ func TestReporterSurvivesAServerRestart(t *testing.T) {
 	waitStatus(t, js, fleet.DefaultBucket, "first report", func(st fleet.Status) bool { return len(st.Workers) == 1 })
 
 	srv.Shutdown()
-	deadline := time.Now().Add(10 * time.Second)
-	for countMessages(logs, "Could not publish") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no write failure logged while the server was down")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.True(t, 10*time.Second, "a write failure logged while the server is down", func() bool {
+		return countMessages(logs, "Could not publish") > 0
+	})
 	time.Sleep(300 * time.Millisecond) // several refreshes fail meanwhile: still one line
 	if n := countMessages(logs, "Could not publish"); n != 1 {
 		t.Errorf("write failure logged %d times, want once per streak", n)
@@ -294,13 +285,9 @@ func TestReporterSurvivesAServerRestart(t *testing.T) {
 	waitStatus(t, js, fleet.DefaultBucket, "the report after the restart", func(st fleet.Status) bool {
 		return len(st.Workers) == 1
 	})
-	deadline = time.Now().Add(10 * time.Second)
-	for countMessages(logs, "to the fleet bucket again") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the recovery was not logged")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.True(t, 10*time.Second, "the recovery logged", func() bool {
+		return countMessages(logs, "to the fleet bucket again") > 0
+	})
 }
 
 func countMessages(h *logtest.Hook, substr string) int {

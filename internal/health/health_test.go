@@ -19,6 +19,7 @@ import (
 	"github.com/callagent/resilience/internal/natstest"
 
 	"github.com/callagent/resilience/internal/health"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natstest.IgnoreLibraryLeaks()...) }
@@ -168,18 +169,14 @@ func TestRunListensAndStopsOnCancel(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testwait.Eventually(t, 5*time.Second, "Run to serve /healthz on "+addr, func() (bool, string) {
 		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Run never served /healthz on %s: %v", addr, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return true, ""
+	})
 
 	// A second server on the same address fails to listen, naming it.
 	err = health.NewServer(addr, nil, nil).Run(context.Background())

@@ -3,6 +3,7 @@ package health_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,20 +13,16 @@ import (
 
 	"github.com/callagent/resilience/internal/health"
 	"github.com/callagent/resilience/internal/natsembed"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // waitStatus polls url until it answers want.
 func waitStatus(t *testing.T, url string, want int, what string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var last int
-	for time.Now().Before(deadline) {
-		if last, _ = get(t, url); last == want {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: %s still answers %d after 15s, want %d", what, url, last, want)
+	testwait.Eventually(t, 15*time.Second, fmt.Sprintf("%s: %s to answer %d", what, url, want), func() (bool, string) {
+		got, _ := get(t, url)
+		return got == want, fmt.Sprintf("answers %d", got)
+	})
 }
 
 // TestReadyzFollowsTheNATSServer: /readyz is 200 with the server up, 503 once it stops, and

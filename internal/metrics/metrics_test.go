@@ -29,6 +29,7 @@ import (
 	"github.com/callagent/resilience/internal/metrics"
 	"github.com/callagent/resilience/internal/provider/sim"
 	"github.com/callagent/resilience/internal/resilience"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natstest.IgnoreLibraryLeaks()...) }
@@ -92,18 +93,6 @@ func value(t *testing.T, families map[string]*dto.MetricFamily, name string, lab
 	}
 	t.Fatalf("%s%v is neither a counter nor a gauge", name, labels)
 	return 0
-}
-
-// waitFor polls cond until it holds, failing the test after a deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func newMetrics(t *testing.T, opts ...metrics.Option) (*metrics.Metrics, *prometheus.Registry) {
@@ -176,7 +165,7 @@ func TestScriptedOutageScrapedOverHTTP(t *testing.T) {
 	m.ContactOutcome(metrics.OutcomeDeadLettered)
 	m.ContactOutcome(metrics.OutcomeDeadLettered)
 
-	waitFor(t, "the listener to see the breaker close", func() bool {
+	testwait.True(t, 5*time.Second, "the listener to see the breaker close", func() bool {
 		return gatherValue(t, reg, "callagent_breaker_transitions_total",
 			map[string]string{"provider": sim.Provider, "from": "half_open", "to": "closed"}) == 1
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/natstest"
 	"github.com/callagent/resilience/internal/queue"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 func TestClaimsAreExclusiveUntilTheLeaseExpires(t *testing.T) {
@@ -43,17 +44,13 @@ func TestClaimsAreExclusiveUntilTheLeaseExpires(t *testing.T) {
 	}
 
 	// worker-a stalls past its lease; worker-b takes over and sees the saved script.
-	deadline := time.Now().Add(10 * time.Second)
 	var b call.Claim
-	for b == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("worker-b could not claim after the lease expired")
-		}
+	testwait.Eventually(t, 10*time.Second, "worker-b to claim after the lease expired", func() (bool, string) {
 		if b, err = store.Claim(ctx, "c-1", "worker-b", lease); err != nil && !errors.As(err, &held) {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return b != nil, fmt.Sprint(err)
+	})
 	if got := b.Checkpoint().Script; got == nil || got.Text != "hello" {
 		t.Fatalf("worker-b's checkpoint lacks the saved script: %+v", b.Checkpoint())
 	}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 func TestBulkheadCap(t *testing.T) {
@@ -38,7 +40,7 @@ func TestBulkheadCap(t *testing.T) {
 				b.Release()
 			}()
 		}
-		waitFor(t, "the bulkhead to fill", func() bool { return b.InUse() == limit && b.waiting() == n-limit })
+		testwait.True(t, 5*time.Second, "the bulkhead to fill", func() bool { return b.InUse() == limit && b.waiting() == n-limit })
 		close(gate)
 		wg.Wait()
 		if maxInside.Load() != int32(limit) || b.InUse() != 0 || b.waiting() != 0 {
@@ -64,7 +66,7 @@ func TestBulkheadResize(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "four waiters", func() bool { return b.waiting() == 4 })
+	testwait.True(t, 5*time.Second, "four waiters", func() bool { return b.waiting() == 4 })
 
 	b.SetLimit(3) // growing wakes waiters at once
 	<-acquired
@@ -117,7 +119,7 @@ func TestBulkheadAcquireHonoursContext(t *testing.T) {
 	ctx, cancel2 := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Acquire(ctx) }()
-	waitFor(t, "a waiter", func() bool { return b.waiting() == 1 })
+	testwait.True(t, 5*time.Second, "a waiter", func() bool { return b.waiting() == 1 })
 	cancel2()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Acquire = %v after cancel", err)
@@ -187,7 +189,7 @@ func TestBulkheadRefusesWhileOpenAndWindow(t *testing.T) {
 	for range 3 {
 		go func() { errs <- b.Acquire(context.Background()) }()
 	}
-	waitFor(t, "three waiters", func() bool { return b.waiting() == 3 })
+	testwait.True(t, 5*time.Second, "three waiters", func() bool { return b.waiting() == 3 })
 	b.refuseAll()
 	for range 3 {
 		if err := <-errs; !errors.Is(err, ErrBreakerOpen) {

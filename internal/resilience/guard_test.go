@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 func TestBreakerOpensAfterThresholdAndFailsFast(t *testing.T) {
@@ -156,7 +157,7 @@ func TestHalfOpenAdmitsOneProbeAtATime(t *testing.T) {
 				}
 			}()
 		}
-		waitFor(t, "every other caller to be refused", func() bool { return refused.Load()-refusedBefore == callers-1 })
+		testwait.True(t, 5*time.Second, "every other caller to be refused", func() bool { return refused.Load()-refusedBefore == callers-1 })
 		if g.Ready() {
 			t.Error("Ready while the probe is in flight")
 		}
@@ -341,7 +342,7 @@ func TestConcurrencyLimitLowersBulkheadNotBreaker(t *testing.T) {
 			_ = g.Do(context.Background(), func(context.Context) error { <-release; return nil })
 		}()
 	}
-	waitFor(t, "three calls in flight", func() bool { return g.Bulkhead().InUse() == 3 })
+	testwait.True(t, 5*time.Second, "three calls in flight", func() bool { return g.Bulkhead().InUse() == 3 })
 	limit := fault.Classify(fault.Facts{Provider: eleven, Status: 429, Code: "too_many_concurrent_requests", Message: "Too many concurrent requests"})
 	if err := g.Do(context.Background(), always(limit)); fault.KindOf(err) != fault.KindConcurrencyLimit {
 		t.Fatalf("Do = %v", err)
@@ -396,7 +397,7 @@ func TestGuardBulkheadCapsProviderCalls(t *testing.T) {
 			})
 		}()
 	}
-	waitFor(t, "two calls in flight and 28 waiting", func() bool {
+	testwait.True(t, 5*time.Second, "two calls in flight and 28 waiting", func() bool {
 		return g.Bulkhead().InUse() == 2 && g.Bulkhead().waiting() == 28
 	})
 	close(gate)
@@ -409,7 +410,7 @@ func TestGuardBulkheadCapsProviderCalls(t *testing.T) {
 	block := make(chan struct{})
 	g2 := NewGuard(eleven, GuardOptions{MaxConcurrency: 1, Breaker: BreakerSettings{FailureThreshold: 1}, Clock: clock.NewMock()})
 	go func() { _ = g2.Do(context.Background(), func(context.Context) error { <-block; return nil }) }()
-	waitFor(t, "the slot to be taken", func() bool { return g2.Bulkhead().InUse() == 1 })
+	testwait.True(t, 5*time.Second, "the slot to be taken", func() bool { return g2.Bulkhead().InUse() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
 	defer cancel()
 	s := &script{}
@@ -418,7 +419,7 @@ func TestGuardBulkheadCapsProviderCalls(t *testing.T) {
 		t.Fatalf("Do = %v, calls %d, state %s", err, s.calls.Load(), g2.State())
 	}
 	close(block)
-	waitFor(t, "the slot to be released", func() bool { return g2.Bulkhead().InUse() == 0 })
+	testwait.True(t, 5*time.Second, "the slot to be released", func() bool { return g2.Bulkhead().InUse() == 0 })
 }
 
 func TestListenerGetsEachTransitionOnce(t *testing.T) {
@@ -450,7 +451,7 @@ func TestListenerGetsEachTransitionOnce(t *testing.T) {
 		{StateClosed, StateOpen, openedAt.Add(60 * time.Second)},
 		{StateOpen, StateClosed, openedAt.Add(60 * time.Second)},
 	}
-	waitFor(t, "every notification", func() bool { return len(lis.got()) >= len(want) && g.flushed() })
+	testwait.True(t, 5*time.Second, "every notification", func() bool { return len(lis.got()) >= len(want) && g.flushed() })
 	if got := lis.got(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("listener got\n%v\nwant\n%v", got, want)
 	}
@@ -625,7 +626,7 @@ func TestSlowStartFailingProviderSeesThresholdCalls(t *testing.T) {
 	}
 	o := &countingOp{gate: make(chan struct{}), err: unavailable()}
 	wait := callers(t, g, 64, o.op)
-	waitFor(t, "three calls in flight and 61 waiting", func() bool {
+	testwait.True(t, 5*time.Second, "three calls in flight and 61 waiting", func() bool {
 		return g.Bulkhead().InUse() == DefaultFailureThreshold && g.Bulkhead().waiting() == 64-DefaultFailureThreshold
 	})
 	close(o.gate)
@@ -653,7 +654,7 @@ func TestFailureWithCallsInFlightWakesWaitersAtOpening(t *testing.T) {
 	warm(t, g)
 	o := &countingOp{gate: make(chan struct{}), err: unavailable()}
 	wait := callers(t, g, 40, o.op)
-	waitFor(t, "16 calls in flight and 24 waiting", func() bool {
+	testwait.True(t, 5*time.Second, "16 calls in flight and 24 waiting", func() bool {
 		return g.Bulkhead().InUse() == 16 && g.Bulkhead().waiting() == 24
 	})
 	close(o.gate)
@@ -681,13 +682,13 @@ func TestWaitersWakeWhenBreakerOpensWhileASlotHangs(t *testing.T) {
 		close(hang.gate)
 		waitHang()
 	}()
-	waitFor(t, "the hanging call", func() bool { return hang.in.Load() == 1 })
+	testwait.True(t, 5*time.Second, "the hanging call", func() bool { return hang.in.Load() == 1 })
 	fail := &countingOp{gate: make(chan struct{}), err: unavailable()}
 	waitFail := callers(t, g, 1, fail.op)
-	waitFor(t, "the failing call", func() bool { return fail.in.Load() == 1 })
+	testwait.True(t, 5*time.Second, "the failing call", func() bool { return fail.in.Load() == 1 })
 	never := &countingOp{}
 	waitRest := callers(t, g, 5, never.op)
-	waitFor(t, "five waiters", func() bool { return g.Bulkhead().waiting() == 5 })
+	testwait.True(t, 5*time.Second, "five waiters", func() bool { return g.Bulkhead().waiting() == 5 })
 	close(fail.gate)
 	waitFail()
 	if n := countOpen(waitRest()); n != 5 || never.calls.Load() != 0 {
@@ -708,10 +709,10 @@ func TestGrantedWaiterRechecksBreaker(t *testing.T) {
 	g := NewGuard(eleven, GuardOptions{MaxConcurrency: 1, Clock: clock.NewMock()})
 	hold := &countingOp{gate: make(chan struct{})}
 	waitHold := callers(t, g, 1, hold.op)
-	waitFor(t, "the slot to be taken", func() bool { return hold.in.Load() == 1 })
+	testwait.True(t, 5*time.Second, "the slot to be taken", func() bool { return hold.in.Load() == 1 })
 	next := &countingOp{}
 	waitNext := callers(t, g, 1, next.op)
-	waitFor(t, "a waiter", func() bool { return g.Bulkhead().waiting() == 1 })
+	testwait.True(t, 5*time.Second, "a waiter", func() bool { return g.Bulkhead().waiting() == 1 })
 	g.cb.SetState(circuitbreaker.StateHalfOpen) // mercari's CLOSED→HALF_OPEN race
 	g.probing.Store(true)                       // the probe is taken
 	close(hold.gate)
@@ -788,7 +789,7 @@ func TestSlowStartAfterReset(t *testing.T) {
 	g.Reset()
 	o := &countingOp{gate: make(chan struct{})}
 	wait := callers(t, g, 32, o.op)
-	waitFor(t, "three calls in flight and 29 waiting", func() bool {
+	testwait.True(t, 5*time.Second, "three calls in flight and 29 waiting", func() bool {
 		return o.in.Load() == DefaultFailureThreshold && g.Bulkhead().waiting() == 32-DefaultFailureThreshold
 	})
 	close(o.gate)
@@ -810,7 +811,7 @@ func TestConcurrencyLimitCapsTheWindow(t *testing.T) {
 	warm(t, g)
 	hold := &countingOp{gate: make(chan struct{})}
 	wait := callers(t, g, 3, hold.op)
-	waitFor(t, "three calls in flight", func() bool { return hold.in.Load() == 3 })
+	testwait.True(t, 5*time.Second, "three calls in flight", func() bool { return hold.in.Load() == 3 })
 	limit := fault.Classify(fault.Facts{Provider: eleven, Status: 429, Code: "too_many_concurrent_requests", Message: "Too many concurrent requests"})
 	_ = g.Do(context.Background(), always(limit))
 	close(hold.gate)

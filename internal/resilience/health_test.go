@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // prober answers probes with the configured error; when block is set, a probe waits for
@@ -84,7 +85,7 @@ func startChecker(t *testing.T, o GuardOptions, setup func(b *checkerBundle)) *c
 		b.h.Run(ctx)
 	}()
 	t.Cleanup(b.stop)
-	waitFor(t, "the first probe", func() bool { return b.p.calls.Load() >= 1 })
+	testwait.True(t, 5*time.Second, "the first probe", func() bool { return b.p.calls.Load() >= 1 })
 	return b
 }
 
@@ -99,7 +100,7 @@ func TestHealthCheckerResetsBreakerAtHalfOpen(t *testing.T) {
 		openGuard(t, b.g)
 		b.p.set(unavailable(), false)
 	})
-	waitFor(t, "the failed first probe", func() bool { return b.h.Stats().Failures == 1 })
+	testwait.True(t, 5*time.Second, "the failed first probe", func() bool { return b.h.Stats().Failures == 1 })
 	if b.g.State() != StateOpen {
 		t.Fatalf("a failed probe while open changed the state to %s", b.g.State())
 	}
@@ -107,7 +108,7 @@ func TestHealthCheckerResetsBreakerAtHalfOpen(t *testing.T) {
 	// The provider recovers; at RetryAt the breaker goes half-open and the checker probes.
 	b.p.set(nil, true)
 	b.c.Add(30 * time.Second)
-	waitFor(t, "the half-open probe", func() bool { return b.p.calls.Load() == 2 })
+	testwait.True(t, 5*time.Second, "the half-open probe", func() bool { return b.p.calls.Load() == 2 })
 	if b.g.State() != StateHalfOpen || b.g.Ready() {
 		t.Fatalf("state %s, ready %v while the checker probes", b.g.State(), b.g.Ready())
 	}
@@ -117,7 +118,7 @@ func TestHealthCheckerResetsBreakerAtHalfOpen(t *testing.T) {
 		t.Fatalf("a real call was let through while the checker probes: %v", err)
 	}
 	close(b.p.release)
-	waitFor(t, "the breaker to close", func() bool { return b.g.State() == StateClosed })
+	testwait.True(t, 5*time.Second, "the breaker to close", func() bool { return b.g.State() == StateClosed })
 	if err := b.g.Do(context.Background(), ok); err != nil {
 		t.Fatalf("Do after recovery = %v", err)
 	}
@@ -151,11 +152,11 @@ func TestHealthCheckerFailedHalfOpenProbeReopens(t *testing.T) {
 		openGuard(t, b.g)
 		b.p.set(unavailable(), false)
 	})
-	waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
+	testwait.True(t, 5*time.Second, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
 	for round := 1; round <= 2; round++ {
 		b.c.Add(25 * time.Second)
-		waitFor(t, "the half-open probe", func() bool { return b.h.Stats().Probes == uint64(1+round) })
-		waitFor(t, "the breaker to re-open", func() bool { return b.g.State() == StateOpen })
+		testwait.True(t, 5*time.Second, "the half-open probe", func() bool { return b.h.Stats().Probes == uint64(1+round) })
+		testwait.True(t, 5*time.Second, "the breaker to re-open", func() bool { return b.g.State() == StateOpen })
 		if want := b.c.Now().Add(25 * time.Second); !b.g.RetryAt().Equal(want) {
 			t.Fatalf("RetryAt = %s, want %s", b.g.RetryAt(), want)
 		}
@@ -171,7 +172,7 @@ func TestHealthCheckerFailedHalfOpenProbeReopens(t *testing.T) {
 func TestHealthCheckerWhileClosed(t *testing.T) {
 	t.Parallel()
 	b := startChecker(t, GuardOptions{}, nil)
-	waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
+	testwait.True(t, 5*time.Second, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
 	if e := b.logs.find("ElevenLabs is healthy"); e == nil || e.Level != logrus.InfoLevel {
 		t.Fatalf("first healthy probe not logged: %q", b.logs.messages())
 	}
@@ -180,7 +181,7 @@ func TestHealthCheckerWhileClosed(t *testing.T) {
 	b.p.set(unavailable(), false)
 	for i := 2; i <= 6; i++ {
 		b.c.Add(time.Minute)
-		waitFor(t, "the next probe", func() bool { return b.h.Stats().Probes == uint64(i) })
+		testwait.True(t, 5*time.Second, "the next probe", func() bool { return b.h.Stats().Probes == uint64(i) })
 	}
 	if st := b.h.Stats(); st.Failures != 5 || st.ConsecutiveFailures != 5 || b.g.State() != StateClosed {
 		t.Fatalf("stats %+v, state %s", st, b.g.State())
@@ -192,7 +193,7 @@ func TestHealthCheckerWhileClosed(t *testing.T) {
 
 	b.p.set(nil, false)
 	b.c.Add(time.Minute)
-	waitFor(t, "a healthy probe", func() bool { return b.h.Stats().Probes == 7 })
+	testwait.True(t, 5*time.Second, "a healthy probe", func() bool { return b.h.Stats().Probes == 7 })
 	if st := b.h.Stats(); st.ConsecutiveFailures != 0 || st.Resets != 0 {
 		t.Fatalf("stats = %+v", st)
 	}
@@ -205,17 +206,17 @@ func TestHealthCheckerResetsOpenBreakerAtInterval(t *testing.T) {
 	t.Parallel()
 	// Open timeout longer than the interval: the interval probe resets the breaker early.
 	b := startChecker(t, GuardOptions{Breaker: BreakerSettings{OpenTimeout: 10 * time.Minute}}, nil)
-	waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
+	testwait.True(t, 5*time.Second, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
 	openGuard(t, b.g)
 	b.c.Add(time.Minute)
-	waitFor(t, "the breaker to close", func() bool { return b.g.State() == StateClosed })
+	testwait.True(t, 5*time.Second, "the breaker to close", func() bool { return b.g.State() == StateClosed })
 	if b.h.Stats().Resets != 1 {
 		t.Fatalf("stats = %+v", b.h.Stats())
 	}
 	// The stopped open timer must not fire later.
 	for i := 3; i <= 12; i++ {
 		b.c.Add(time.Minute)
-		waitFor(t, "the next interval probe", func() bool { return b.h.Stats().Probes == uint64(i) })
+		testwait.True(t, 5*time.Second, "the next interval probe", func() bool { return b.h.Stats().Probes == uint64(i) })
 	}
 	if b.g.State() != StateClosed {
 		t.Fatalf("state %s after the old open timeout", b.g.State())
@@ -226,7 +227,7 @@ func TestHealthCheckerProbeTimeout(t *testing.T) {
 	t.Parallel()
 	b := startChecker(t, GuardOptions{}, func(b *checkerBundle) { b.p.set(nil, true) })
 	b.c.Add(5 * time.Second)
-	waitFor(t, "the timed-out probe", func() bool { return b.h.Stats().Failures == 1 })
+	testwait.True(t, 5*time.Second, "the timed-out probe", func() bool { return b.h.Stats().Failures == 1 })
 	e := b.logs.find("Health check failed for ElevenLabs")
 	if e == nil || e.Data["error_category"] != fault.KindTimeout.String() {
 		t.Fatalf("logs = %q", b.logs.messages())
@@ -273,10 +274,10 @@ func TestHealthCheckerScopedKeyCountsAsHealthy(t *testing.T) {
 		openGuard(t, b.g)
 		b.p.set(missing, false)
 	})
-	waitFor(t, "the breaker to close", func() bool { return b.g.State() == StateClosed })
+	testwait.True(t, 5*time.Second, "the breaker to close", func() bool { return b.g.State() == StateClosed })
 	for i := 2; i <= 4; i++ {
 		b.c.Add(time.Minute)
-		waitFor(t, "the next probe", func() bool { return b.h.Stats().Probes == uint64(i) })
+		testwait.True(t, 5*time.Second, "the next probe", func() bool { return b.h.Stats().Probes == uint64(i) })
 	}
 	if st := b.h.Stats(); st.Failures != 0 || st.Resets != 1 {
 		t.Fatalf("stats = %+v, want no failures and one reset", st)
@@ -290,7 +291,7 @@ func TestHealthCheckerScopedKeyCountsAsHealthy(t *testing.T) {
 
 	b.p.set(fault.Classify(fault.Facts{Provider: eleven, Status: 401, Code: "invalid_api_key", Message: "Invalid API key"}), false)
 	b.c.Add(time.Minute)
-	waitFor(t, "the failed probe", func() bool { return b.h.Stats().Failures == 1 })
+	testwait.True(t, 5*time.Second, "the failed probe", func() bool { return b.h.Stats().Failures == 1 })
 	if e := b.logs.find("Health check failed for ElevenLabs: Invalid API key"); e == nil || e.Data["error_category"] != "authentication" {
 		t.Fatalf("a wrong key must fail the probe: %q", b.logs.messages())
 	}
@@ -306,7 +307,7 @@ func TestSettingsErrorOpensAtOnceAndOnlyARealCallClosesIt(t *testing.T) {
 		Message: "The model `llama3-70b-8192` has been decommissioned"})
 	// An open timeout longer than the interval: a probe runs while the breaker is open.
 	b := startChecker(t, GuardOptions{Breaker: BreakerSettings{OpenTimeout: 90 * time.Second}}, nil)
-	waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
+	testwait.True(t, 5*time.Second, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
 
 	if err := b.g.Do(context.Background(), always(retired)); fault.KindOf(err) != fault.KindConfiguration {
 		t.Fatalf("Do = %v", err)
@@ -321,12 +322,12 @@ func TestSettingsErrorOpensAtOnceAndOnlyARealCallClosesIt(t *testing.T) {
 		t.Fatal("a transient failure recorded while open cleared the settings cause")
 	}
 	b.c.Add(time.Minute)
-	waitFor(t, "the interval probe", func() bool { return b.h.Stats().Probes == 2 })
+	testwait.True(t, 5*time.Second, "the interval probe", func() bool { return b.h.Stats().Probes == 2 })
 	if b.h.Stats().Resets != 0 || b.g.State() != StateOpen {
 		t.Fatalf("a healthy probe closed a breaker opened on a settings error: %+v, %s", b.h.Stats(), b.g.State())
 	}
 	b.c.Add(30 * time.Second)
-	waitFor(t, "the half-open state", func() bool { return b.g.State() == StateHalfOpen })
+	testwait.True(t, 5*time.Second, "the half-open state", func() bool { return b.g.State() == StateHalfOpen })
 	if !b.g.Ready() {
 		t.Fatal("half-open after a settings error must admit one real call")
 	}
@@ -342,7 +343,7 @@ func TestSettingsErrorOpensAtOnceAndOnlyARealCallClosesIt(t *testing.T) {
 	}
 	// The operator fixed the plan: the next half-open call succeeds and closes it.
 	b.c.Add(90 * time.Second)
-	waitFor(t, "the half-open state", func() bool { return b.g.State() == StateHalfOpen })
+	testwait.True(t, 5*time.Second, "the half-open state", func() bool { return b.g.State() == StateHalfOpen })
 	for b.g.State() != StateClosed {
 		if err := b.g.Do(context.Background(), ok); err != nil {
 			t.Fatalf("half-open call after the fix = %v", err)
@@ -375,7 +376,7 @@ func (b *checkerBundle) nextWait(t *testing.T) time.Duration {
 // waitProbe waits for the checker's n-th probe and fails if it made more.
 func (b *checkerBundle) waitProbe(t *testing.T, n uint64) {
 	t.Helper()
-	waitFor(t, "the next probe", func() bool { return b.h.Stats().Probes >= n })
+	testwait.True(t, 5*time.Second, "the next probe", func() bool { return b.h.Stats().Probes >= n })
 	if got := b.h.Stats().Probes; got != n {
 		t.Fatalf("%d probes, want %d: one wait, one probe", got, n)
 	}
@@ -391,7 +392,7 @@ func TestHealthCheckerProbesOftenWhileOpen(t *testing.T) {
 		b.fast = true
 		b.p.set(unavailable(), false)
 	})
-	waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
+	testwait.True(t, 5*time.Second, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
 	openGuard(t, b.g)
 	var waits []time.Duration
 	var age time.Duration // of the outage, on the mock clock
@@ -440,7 +441,7 @@ func TestHealthCheckerProbesOftenWhileOpen(t *testing.T) {
 		t.Fatalf("wait after 10 minutes = %s, want the 30s open timeout", d)
 	}
 	probe(30 * time.Second)
-	waitFor(t, "the breaker to close", func() bool { return b.g.State() == StateClosed })
+	testwait.True(t, 5*time.Second, "the breaker to close", func() bool { return b.g.State() == StateClosed })
 	if d := b.nextWait(t); d != time.Minute {
 		t.Fatalf("wait after closing = %s, want the 1m interval", d)
 	}
@@ -462,7 +463,7 @@ func TestHealthCheckerFirstOpenProbeJitter(t *testing.T) {
 	}{{0, 500 * time.Millisecond}, {0.5, 750 * time.Millisecond}, {0.999, 999500 * time.Microsecond}} {
 		b := startChecker(t, GuardOptions{}, func(b *checkerBundle) { b.fast = true })
 		b.h.jitter = func() float64 { return tt.jitter }
-		waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
+		testwait.True(t, 5*time.Second, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
 		openGuard(t, b.g)
 		if d := b.nextWait(t); d != tt.want {
 			t.Fatalf("jitter %g: first wait %s, want %s", tt.jitter, d, tt.want)
@@ -480,7 +481,7 @@ func TestHealthCheckerSeesRecoveryWithinOneInterval(t *testing.T) {
 		b.p.set(unavailable(), false)
 	})
 	b.h.jitter = func() float64 { return 0.9 }
-	waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
+	testwait.True(t, 5*time.Second, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
 	openGuard(t, b.g)
 	const outage = 10 * time.Second
 	var age time.Duration
@@ -514,7 +515,7 @@ func TestHealthCheckerOneProbePerIntervalAcrossHalfOpen(t *testing.T) {
 		b.fast = true
 		b.p.set(unavailable(), false)
 	})
-	waitFor(t, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
+	testwait.True(t, 5*time.Second, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
 	openGuard(t, b.g)
 	var waits []time.Duration
 	halfOpens := 0
@@ -527,7 +528,7 @@ func TestHealthCheckerOneProbePerIntervalAcrossHalfOpen(t *testing.T) {
 		if b.logs.count("Circuit breaker HALF_OPEN") > halfOpens {
 			halfOpens = b.logs.count("Circuit breaker HALF_OPEN")
 		}
-		waitFor(t, "the breaker to re-open", func() bool { return b.g.State() == StateOpen })
+		testwait.True(t, 5*time.Second, "the breaker to re-open", func() bool { return b.g.State() == StateOpen })
 	}
 	if halfOpens < 2 {
 		t.Fatalf("the breaker went half-open %d times, want at least 2", halfOpens)

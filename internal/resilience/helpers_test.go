@@ -21,18 +21,6 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const eleven = "ElevenLabs"
 
-// waitFor polls cond until it holds, failing the test after a generous deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // unavailable is the seed's ElevenLabs 503, as a provider client reports it.
 func unavailable() error {
 	return fault.Classify(fault.Facts{Provider: eleven, Status: 503, Message: "Service temporarily unavailable"})

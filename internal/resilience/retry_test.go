@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // noTrip keeps the breaker out of retry tests that are not about it.
@@ -375,7 +376,7 @@ func TestRetryWaitStopsAtOnceOnShutdown(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- NewRetrier(RetryPolicy{}, nil, nil).Run(ctx, nil, g, s.op) }()
-		waitFor(t, "the first attempt", func() bool { return s.calls.Load() == 1 })
+		testwait.True(t, 5*time.Second, "the first attempt", func() bool { return s.calls.Load() == 1 })
 		start := time.Now()
 		cancel()
 		err := <-done

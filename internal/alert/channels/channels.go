@@ -12,12 +12,12 @@ import (
 	"github.com/callagent/resilience/internal/alert/slack"
 	"github.com/callagent/resilience/internal/alert/telegram"
 	"github.com/callagent/resilience/internal/alert/webhook"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
-// Settings are every channel's settings; the environment names are in each field's comment.
+// Settings are every channel's settings (internal/config fills them from its own).
 type Settings struct {
 	Email     Email
 	Telegram  Telegram
@@ -30,48 +30,43 @@ type Settings struct {
 	Client *httpx.Client
 }
 
-// Email: EMAIL_ENABLED (default false), EMAIL_MIN_SEVERITY (default info), and the
-// email.Options (SMTP_HOST, SMTP_PORT, SMTP_USERNAME, EMAIL_PASSWORD, EMAIL_FROM, EMAIL_TO).
+// Email is the email channel: disabled by default, MinSeverity default info.
 type Email struct {
 	Enabled     bool
 	MinSeverity alert.Severity
 	email.Options
 }
 
-// Telegram: TELEGRAM_ENABLED (default false), TELEGRAM_MIN_SEVERITY (default info), and
-// TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID, TELEGRAM_API_URL.
+// Telegram is the Telegram channel: disabled by default, MinSeverity default info.
 type Telegram struct {
 	Enabled     bool
 	MinSeverity alert.Severity
-	BotToken    config.Secret
+	BotToken    secret.Secret
 	ChatID      string
 	APIURL      string
 }
 
-// Webhook: WEBHOOK_ENABLED (default false), WEBHOOK_MIN_SEVERITY (default info), WEBHOOK_URL
-// and WEBHOOK_SECRET.
+// Webhook is the signed webhook channel: disabled by default, MinSeverity default info.
 type Webhook struct {
 	Enabled     bool
 	MinSeverity alert.Severity
 	URL         string
-	Secret      config.Secret
+	Secret      secret.Secret
 }
 
-// Slack: SLACK_ENABLED (default false), SLACK_MIN_SEVERITY (default info) and
-// SLACK_WEBHOOK_URL.
+// Slack is the Slack channel: disabled by default, MinSeverity default info.
 type Slack struct {
 	Enabled     bool
 	MinSeverity alert.Severity
-	WebhookURL  config.Secret
+	WebhookURL  secret.Secret
 }
 
-// PagerDuty: PAGERDUTY_ENABLED (default false), PAGERDUTY_MIN_SEVERITY (default critical:
-// pages for outages, quota and credentials, not for single call failures),
-// PAGERDUTY_ROUTING_KEY, PAGERDUTY_URL and PAGERDUTY_SOURCE.
+// PagerDuty is the PagerDuty channel: disabled by default, MinSeverity default critical
+// (pages for outages, quota and credentials, not for single call failures).
 type PagerDuty struct {
 	Enabled     bool
 	MinSeverity alert.Severity
-	RoutingKey  config.Secret
+	RoutingKey  secret.Secret
 	URL         string
 	Source      string
 }
@@ -98,7 +93,7 @@ func Build(s Settings, red *redact.Redactor) ([]alert.Channel, error) {
 		}
 		out = append(out, alert.Channel{Name: name, Notifier: n, MinSeverity: min})
 	}
-	secret := func(v config.Secret) {
+	secret := func(v secret.Secret) {
 		if red != nil {
 			red.Add(v.Reveal())
 		}

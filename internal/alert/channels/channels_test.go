@@ -11,8 +11,8 @@ import (
 	"github.com/callagent/resilience/internal/alert/alerttest"
 	"github.com/callagent/resilience/internal/alert/channels"
 	"github.com/callagent/resilience/internal/alert/email"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -69,11 +69,11 @@ func TestBuildReportsEveryProblem(t *testing.T) {
 		t.Fatal("Build accepted broken settings")
 	}
 	for _, want := range []string{
-		"Email alerts: SMTP_HOST is required",
-		"Telegram alerts: TELEGRAM_CHAT_ID is required",
-		"Webhook alerts: WEBHOOK_SECRET: must be whsec_",
+		"Email alerts: Host is required",
+		"Telegram alerts: ChatID is required",
+		"Webhook alerts: Secret must be whsec_",
 		`Slack alerts: unknown minimum severity "loud"`,
-		"PagerDuty alerts: PAGERDUTY_ROUTING_KEY is required",
+		"PagerDuty alerts: RoutingKey is required",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
@@ -97,7 +97,7 @@ func TestHTTPChannelsShareTheClient(t *testing.T) {
 		Client:    client,
 		Telegram:  channels.Telegram{Enabled: true, BotToken: "111:telegram-secret-2", ChatID: "1", APIURL: srv.URL},
 		Webhook:   channels.Webhook{Enabled: true, URL: srv.URL + "/hook", Secret: "whsec_d2ViaG9vay1zZWNyZXQtMy0zMmJ5dGVz"},
-		Slack:     channels.Slack{Enabled: true, WebhookURL: config.Secret(srv.URL + "/services/slack-secret-4")},
+		Slack:     channels.Slack{Enabled: true, WebhookURL: secret.Secret(srv.URL + "/services/slack-secret-4")},
 		PagerDuty: channels.PagerDuty{Enabled: true, RoutingKey: "pagerduty-secret-5", URL: srv.URL + "/v2/enqueue"},
 	}, nil)
 	if err != nil {

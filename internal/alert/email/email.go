@@ -14,6 +14,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/callagent/resilience/internal/config/field"
 	"net/mail"
 	"net/textproto"
 	"strings"
@@ -22,9 +23,9 @@ import (
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/callagent/resilience/internal/alert"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // Name is the channel's display name.
@@ -44,9 +45,9 @@ const maxBody = 20000
 
 // Options configures a Notifier.
 type Options struct {
-	// Host (SMTP_HOST) is the SMTP server, e.g. smtp.gmail.com.
+	// Host is the SMTP server, e.g. smtp.gmail.com.
 	Host string
-	// Port (SMTP_PORT, default 587, or 465 with ImplicitTLS) is its submission port. On 465
+	// Port (default 587, or 465 with ImplicitTLS) is its submission port. On 465
 	// the session is TLS from the first byte (SMTPS); on any other port, unless ImplicitTLS
 	// is set, it starts in clear text and must switch to TLS with STARTTLS.
 	Port int
@@ -54,14 +55,14 @@ type Options struct {
 	// 465, for a server that serves SMTPS elsewhere. Port 465 always uses implicit TLS,
 	// whatever this says: a STARTTLS client there waits for a greeting that never comes.
 	ImplicitTLS bool
-	// Username (SMTP_USERNAME, default From) and Password (EMAIL_PASSWORD) authenticate with
+	// Username (default From) and Password authenticate with
 	// the strongest mechanism the server offers (SCRAM, CRAM-MD5, PLAIN, LOGIN), only ever
 	// inside TLS. An empty Password sends without authenticating.
 	Username string
-	Password config.Secret
-	// From (EMAIL_FROM) is the sender address.
+	Password secret.Secret
+	// From is the sender address.
 	From string
-	// To (EMAIL_TO, comma-separated) are the recipients.
+	// To are the recipients.
 	To []string
 	// RootCAs verifies the server's certificate; nil uses the system roots.
 	RootCAs *x509.CertPool
@@ -79,35 +80,13 @@ type Notifier struct {
 	implicitTLS bool // TLS from the first byte; otherwise STARTTLS, mandatory
 }
 
-// New checks o and returns a Notifier; it does not connect. Errors name the setting.
-func New(o Options) (*Notifier, error) {
-	if strings.TrimSpace(o.Host) == "" {
-		return nil, errors.New("SMTP_HOST is required")
-	}
+// WithDefaults returns o with every unset option at its default, and To without blanks.
+func (o Options) WithDefaults() Options {
 	if o.Port == 0 {
 		o.Port = DefaultPort
 		if o.ImplicitTLS {
 			o.Port = ImplicitTLSPort
 		}
-	}
-	if o.Port < 1 || o.Port > 65535 {
-		return nil, fmt.Errorf("SMTP_PORT must be 1 to 65535, got %d", o.Port)
-	}
-	if _, err := mail.ParseAddress(o.From); err != nil {
-		return nil, fmt.Errorf("EMAIL_FROM %q is not an email address", o.From)
-	}
-	var to []string
-	for _, a := range o.To {
-		if a = strings.TrimSpace(a); a == "" {
-			continue
-		}
-		if _, err := mail.ParseAddress(a); err != nil {
-			return nil, fmt.Errorf("EMAIL_TO %q is not an email address", a)
-		}
-		to = append(to, a)
-	}
-	if len(to) == 0 {
-		return nil, errors.New("EMAIL_TO needs at least one address")
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
@@ -115,6 +94,45 @@ func New(o Options) (*Notifier, error) {
 	if o.Username == "" {
 		o.Username = o.From
 	}
+	var to []string
+	for _, a := range o.To {
+		if a = strings.TrimSpace(a); a != "" {
+			to = append(to, a)
+		}
+	}
+	o.To = to
+	return o
+}
+
+// Validate reports every bad option of o (after WithDefaults), each a *field.Error.
+func (o Options) Validate() error {
+	var l field.List
+	l.Required("Host", o.Host, "is required")
+	if o.Port < 1 || o.Port > 65535 {
+		l.Addf("Port", "must be 1 to 65535, got %d", o.Port)
+	}
+	if _, err := mail.ParseAddress(o.From); err != nil {
+		l.Addf("From", "%q is not an email address", o.From)
+	}
+	for _, a := range o.To {
+		if _, err := mail.ParseAddress(a); err != nil {
+			l.Addf("To", "%q is not an email address", a)
+		}
+	}
+	if len(o.To) == 0 {
+		l.Addf("To", "needs at least one address")
+	}
+	return l.Err()
+}
+
+// New returns a Notifier for o with its defaults, or Validate's error; it does not
+// connect.
+func New(o Options) (*Notifier, error) {
+	o = o.WithDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	to := o.To
 	implicit := o.ImplicitTLS || o.Port == ImplicitTLSPort
 	opts := []gomail.Option{
 		gomail.WithPort(o.Port),

@@ -13,8 +13,8 @@ import (
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/alert/alerttest"
 	"github.com/callagent/resilience/internal/alert/email"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -114,7 +114,7 @@ func TestFailuresAreClassified(t *testing.T) {
 	srv := alerttest.StartSMTP(t, alerttest.SMTPOptions{User: "alerts@example.com", Password: password})
 
 	o := options(srv)
-	o.Password = config.Secret("wrong-" + password)
+	o.Password = secret.Secret("wrong-" + password)
 	e, err := email.New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -150,11 +150,11 @@ func TestFailuresAreClassified(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	t.Parallel()
 	for want, o := range map[string]email.Options{
-		"SMTP_HOST is required":                 {From: "a@b.c", To: []string{"d@e.f"}},
-		"SMTP_PORT must be":                     {Host: "h", Port: 70000, From: "a@b.c", To: []string{"d@e.f"}},
-		"EMAIL_FROM \"nobody\" is not":          {Host: "h", From: "nobody", To: []string{"d@e.f"}},
-		"EMAIL_TO needs at least one address":   {Host: "h", From: "a@b.c", To: []string{" "}},
-		"EMAIL_TO \"not an address\" is not an": {Host: "h", From: "a@b.c", To: []string{"not an address"}},
+		"Host is required":                {From: "a@b.c", To: []string{"d@e.f"}},
+		"Port must be":                    {Host: "h", Port: 70000, From: "a@b.c", To: []string{"d@e.f"}},
+		"From \"nobody\" is not":          {Host: "h", From: "nobody", To: []string{"d@e.f"}},
+		"To needs at least one address":   {Host: "h", From: "a@b.c", To: []string{" "}},
+		"To \"not an address\" is not an": {Host: "h", From: "a@b.c", To: []string{"not an address"}},
 	} {
 		if _, err := email.New(o); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: New = %v", want, err)
@@ -218,7 +218,7 @@ func TestAuthenticatesWithLoginWhenThatIsAllTheServerOffers(t *testing.T) {
 		}
 		alerttest.AssertNoSecrets(t, "mail", srv.Mails()[0].Data, password)
 
-		o.Password = config.Secret("wrong-" + password)
+		o.Password = secret.Secret("wrong-" + password)
 		e, err = email.New(o)
 		if err != nil {
 			t.Fatal(err)

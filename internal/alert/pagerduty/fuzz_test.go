@@ -16,8 +16,8 @@ import (
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/alert/alerttest"
 	"github.com/callagent/resilience/internal/alert/pagerduty"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 const fuzzRoutingKey = "e93facc04764012d7bfb002500d5d1a6"
@@ -80,7 +80,7 @@ func FuzzNotifyAnswer(f *testing.F) {
 		_, _ = io.WriteString(w, strings.NewReplacer("\x01", fuzzRoutingKey, "\x02", string(req)).Replace(rep.body))
 	}))
 	f.Cleanup(srv.Close)
-	p, err := pagerduty.New(pagerduty.Options{RoutingKey: config.Secret(fuzzRoutingKey), URL: srv.URL + "/v2/enqueue", Client: alerttest.HTTPClient(f)})
+	p, err := pagerduty.New(pagerduty.Options{RoutingKey: secret.Secret(fuzzRoutingKey), URL: srv.URL + "/v2/enqueue", Client: alerttest.HTTPClient(f)})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -12,16 +12,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/callagent/resilience/internal/config/field"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/callagent/resilience/internal/alert"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // Name is the channel's display name.
@@ -41,12 +42,12 @@ const (
 
 // Options configures a Notifier.
 type Options struct {
-	// RoutingKey (PAGERDUTY_ROUTING_KEY) is the integration key of an Events API v2
+	// RoutingKey is the integration key of an Events API v2
 	// integration.
-	RoutingKey config.Secret
-	// URL (PAGERDUTY_URL, default https://events.pagerduty.com/v2/enqueue).
+	RoutingKey secret.Secret
+	// URL (default https://events.pagerduty.com/v2/enqueue).
 	URL string
-	// Source (PAGERDUTY_SOURCE, default callagent) is payload.source: where it happens.
+	// Source (default callagent) is payload.source: where it happens.
 	Source string
 	// Client sends the requests (the worker's shared outbound client: no redirects, capped
 	// bodies); nil makes a private one. Each attempt is bounded by its context.
@@ -65,22 +66,35 @@ type Notifier struct {
 	now     func() time.Time
 }
 
-// New checks o and returns a Notifier. Errors name the setting and never contain the key.
-func New(o Options) (*Notifier, error) {
-	key := strings.TrimSpace(o.RoutingKey.Reveal())
-	if key == "" {
-		return nil, fmt.Errorf("PAGERDUTY_ROUTING_KEY is required")
-	}
+// WithDefaults returns o with every unset option at its default.
+func (o Options) WithDefaults() Options {
 	if o.URL == "" {
 		o.URL = DefaultURL
-	}
-	u, err := url.Parse(o.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("PAGERDUTY_URL must be an http or https URL, got %q", alert.SafeURL(o.URL))
 	}
 	if strings.TrimSpace(o.Source) == "" {
 		o.Source = DefaultSource
 	}
+	return o
+}
+
+// Validate reports every bad option of o (after WithDefaults), each a *field.Error naming
+// the field; no problem contains the key.
+func (o Options) Validate() error {
+	var l field.List
+	l.Required("RoutingKey", o.RoutingKey.Reveal(), "is required")
+	if u, err := url.Parse(o.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		l.Addf("URL", "must be an http or https URL, got %q", alert.SafeURL(o.URL))
+	}
+	return l.Err()
+}
+
+// New returns a Notifier for o with its defaults, or Validate's error.
+func New(o Options) (*Notifier, error) {
+	o = o.WithDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	key := strings.TrimSpace(o.RoutingKey.Reveal())
 	if o.Client == nil {
 		c, err := httpx.New(httpx.Options{})
 		if err != nil {

@@ -112,7 +112,7 @@ func TestNotifyRetryTable(t *testing.T) {
 
 func TestRoutingKeyNeverInErrors(t *testing.T) {
 	t.Parallel()
-	if _, err := pagerduty.New(pagerduty.Options{}); err == nil || !strings.Contains(err.Error(), "PAGERDUTY_ROUTING_KEY is required") {
+	if _, err := pagerduty.New(pagerduty.Options{}); err == nil || !strings.Contains(err.Error(), "RoutingKey is required") {
 		t.Errorf("New without a key = %v", err)
 	}
 	srv := fakeEventsAPI(t)

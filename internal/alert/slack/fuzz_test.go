@@ -15,8 +15,8 @@ import (
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/alert/alerttest"
 	"github.com/callagent/resilience/internal/alert/slack"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // fuzzHookKey is the secret last segment of the incoming webhook's path.
@@ -86,7 +86,7 @@ func FuzzNotifyAnswer(f *testing.F) {
 		_, _ = io.WriteString(w, body)
 	}))
 	f.Cleanup(srv.Close)
-	s, err := slack.New(slack.Options{WebhookURL: config.Secret(srv.URL + fuzzHookPath), Client: alerttest.HTTPClient(f)})
+	s, err := slack.New(slack.Options{WebhookURL: secret.Secret(srv.URL + fuzzHookPath), Client: alerttest.HTTPClient(f)})
 	if err != nil {
 		f.Fatal(err)
 	}

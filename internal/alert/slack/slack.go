@@ -12,15 +12,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/callagent/resilience/internal/config/field"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/callagent/resilience/internal/alert"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // Name is the channel's display name.
@@ -36,8 +37,8 @@ const (
 
 // Options configures a Notifier.
 type Options struct {
-	// WebhookURL (SLACK_WEBHOOK_URL) is the incoming webhook URL; it is the credential.
-	WebhookURL config.Secret
+	// WebhookURL is the incoming webhook URL; it is the credential.
+	WebhookURL secret.Secret
 	// Client sends the requests (the worker's shared outbound client: no redirects, capped
 	// bodies); nil makes a private one. Each attempt is bounded by its context.
 	Client *httpx.Client
@@ -53,13 +54,22 @@ type Notifier struct {
 	now     func() time.Time
 }
 
-// New checks o and returns a Notifier. Errors never contain the URL's path.
-func New(o Options) (*Notifier, error) {
+// Validate reports a missing or bad WebhookURL as a *field.Error that never contains the
+// URL.
+func (o Options) Validate() error {
 	raw := strings.TrimSpace(o.WebhookURL.Reveal())
-	u, err := url.Parse(raw)
-	if raw == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("SLACK_WEBHOOK_URL is required and must be an http or https URL")
+	if u, err := url.Parse(raw); raw == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &field.Error{Field: "WebhookURL", Problem: "is required and must be an http or https URL"}
 	}
+	return nil
+}
+
+// New returns a Notifier for o, or Validate's error. Errors never contain the URL's path.
+func New(o Options) (*Notifier, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	raw := strings.TrimSpace(o.WebhookURL.Reveal())
 	if o.Client == nil {
 		c, err := httpx.New(httpx.Options{})
 		if err != nil {

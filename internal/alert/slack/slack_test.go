@@ -15,8 +15,8 @@ import (
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/alert/alerttest"
 	"github.com/callagent/resilience/internal/alert/slack"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -26,7 +26,7 @@ const hookPath = "/services/T0000/B0000/XXXXsecretXXXX"
 func newNotifier(t *testing.T) (*slack.Notifier, *alerttest.Recorder) {
 	t.Helper()
 	srv := alerttest.NewRecorder(t)
-	s, err := slack.New(slack.Options{WebhookURL: config.Secret(srv.URL + hookPath), Client: alerttest.HTTPClient(t)})
+	s, err := slack.New(slack.Options{WebhookURL: secret.Secret(srv.URL + hookPath), Client: alerttest.HTTPClient(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestNewAndTransportErrorsHideTheURL(t *testing.T) {
 	srv := alerttest.NewRecorder(t)
 	url := srv.URL
 	srv.Close()
-	s, err := slack.New(slack.Options{WebhookURL: config.Secret(url + hookPath), Client: alerttest.HTTPClient(t)})
+	s, err := slack.New(slack.Options{WebhookURL: secret.Secret(url + hookPath), Client: alerttest.HTTPClient(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestErrorsHideTheWebhookPathWhateverTheURLLooksLike(t *testing.T) {
 		"http://ops@" + host + "/services/T0000/B0000/" + key,
 		"Http://ops@" + host + "/services/T0000/B0000/" + key,
 	} {
-		s, err := slack.New(slack.Options{WebhookURL: config.Secret(raw), Client: alerttest.HTTPClient(t)})
+		s, err := slack.New(slack.Options{WebhookURL: secret.Secret(raw), Client: alerttest.HTTPClient(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/callagent/resilience/internal/config/field"
 	"html"
 	"net/http"
 	"net/url"
@@ -22,10 +23,10 @@ import (
 	"unicode/utf16"
 
 	"github.com/callagent/resilience/internal/alert"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // Name is the channel's display name.
@@ -39,11 +40,11 @@ const MaxTextLen = 4096
 
 // Options configures a Notifier.
 type Options struct {
-	// BotToken (TELEGRAM_BOT_TOKEN) is the bot's token from @BotFather.
-	BotToken config.Secret
-	// ChatID (TELEGRAM_CHAT_ID) is the chat to write to: a number, or @channelname.
+	// BotToken is the bot's token from @BotFather.
+	BotToken secret.Secret
+	// ChatID is the chat to write to: a number, or @channelname.
 	ChatID string
-	// APIURL (TELEGRAM_API_URL, default https://api.telegram.org) is the Bot API's base URL;
+	// APIURL (default https://api.telegram.org) is the Bot API's base URL;
 	// tests point it at a fake.
 	APIURL string
 	// Client sends the requests (the worker's shared outbound client: no redirects, capped
@@ -63,22 +64,35 @@ type Notifier struct {
 	now      func() time.Time
 }
 
-// New checks o and returns a Notifier. Errors name the setting and never contain the token.
-func New(o Options) (*Notifier, error) {
-	token := strings.TrimSpace(o.BotToken.Reveal())
-	if token == "" || strings.ContainsAny(token, "/?#% ") {
-		return nil, fmt.Errorf("TELEGRAM_BOT_TOKEN is required and must be a bot token")
-	}
-	if strings.TrimSpace(o.ChatID) == "" {
-		return nil, fmt.Errorf("TELEGRAM_CHAT_ID is required")
-	}
+// WithDefaults returns o with every unset option at its default.
+func (o Options) WithDefaults() Options {
 	if o.APIURL == "" {
 		o.APIURL = DefaultAPIURL
 	}
-	u, err := url.Parse(o.APIURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("TELEGRAM_API_URL must be an http or https URL, got %q", alert.SafeURL(o.APIURL))
+	return o
+}
+
+// Validate reports every bad option of o (after WithDefaults), each a *field.Error naming
+// the field; no problem contains the token.
+func (o Options) Validate() error {
+	var l field.List
+	if token := strings.TrimSpace(o.BotToken.Reveal()); token == "" || strings.ContainsAny(token, "/?#% ") {
+		l.Addf("BotToken", "is required and must be a bot token")
 	}
+	l.Required("ChatID", o.ChatID, "is required")
+	if u, err := url.Parse(o.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		l.Addf("APIURL", "must be an http or https URL, got %q", alert.SafeURL(o.APIURL))
+	}
+	return l.Err()
+}
+
+// New returns a Notifier for o with its defaults, or Validate's error.
+func New(o Options) (*Notifier, error) {
+	o = o.WithDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	token := strings.TrimSpace(o.BotToken.Reveal())
 	if o.Client == nil {
 		c, err := httpx.New(httpx.Options{})
 		if err != nil {

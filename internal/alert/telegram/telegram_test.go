@@ -208,9 +208,9 @@ func TestTokenNeverInErrors(t *testing.T) {
 		t.Fatalf("Notify to an unreachable API = %v, %v", retry, err)
 	}
 	for want, o := range map[string]telegram.Options{
-		"TELEGRAM_BOT_TOKEN is required": {ChatID: "1"},
-		"TELEGRAM_CHAT_ID is required":   {BotToken: token},
-		"TELEGRAM_API_URL must be":       {BotToken: token, ChatID: "1", APIURL: "api.telegram.org"},
+		"BotToken is required": {ChatID: "1"},
+		"ChatID is required":   {BotToken: token},
+		"APIURL must be":       {BotToken: token, ChatID: "1", APIURL: "api.telegram.org"},
 	} {
 		if _, err := telegram.New(o); err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), token) {
 			t.Errorf("%s: New = %v", want, err)

@@ -18,8 +18,8 @@ import (
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/alert/alerttest"
 	"github.com/callagent/resilience/internal/alert/webhook"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // The webhook's credentials in the fuzz target: the signing secret, and a URL with a token
@@ -88,7 +88,7 @@ func FuzzNotifyAnswer(f *testing.F) {
 		_, _ = io.WriteString(w, body)
 	}))
 	f.Cleanup(srv.Close)
-	wh, err := webhook.New(webhook.Options{URL: srv.URL + fuzzHook, Secret: config.Secret(fuzzSecret), Client: alerttest.HTTPClient(f)})
+	wh, err := webhook.New(webhook.Options{URL: srv.URL + fuzzHook, Secret: secret.Secret(fuzzSecret), Client: alerttest.HTTPClient(f)})
 	if err != nil {
 		f.Fatal(err)
 	}

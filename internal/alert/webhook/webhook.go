@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/callagent/resilience/internal/config/field"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -31,9 +32,9 @@ import (
 	"time"
 
 	"github.com/callagent/resilience/internal/alert"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // Name is the channel's display name.
@@ -70,11 +71,11 @@ var (
 
 // Options configures a Notifier.
 type Options struct {
-	// URL (WEBHOOK_URL) is the endpoint; http or https.
+	// URL is the endpoint; http or https.
 	URL string
-	// Secret (WEBHOOK_SECRET) is "whsec_" followed by the standard, padded base64 of a 24 to
+	// Secret is "whsec_" followed by the standard, padded base64 of a 24 to
 	// 64 byte key.
-	Secret config.Secret
+	Secret secret.Secret
 	// Client sends the requests (the worker's shared outbound client: no redirects, capped
 	// bodies); nil makes a private one. Each attempt is bounded by its context.
 	Client *httpx.Client
@@ -91,16 +92,28 @@ type Notifier struct {
 	now     func() time.Time
 }
 
-// New checks o and returns a Notifier. Errors name the setting and never show the secret.
+// Validate reports every bad option of o, each a *field.Error naming the field; no problem
+// shows the secret.
+func (o Options) Validate() error {
+	var l field.List
+	if u, err := url.Parse(o.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		l.Addf("URL", "must be an http or https URL, got %q", alert.SafeURL(o.URL))
+	}
+	if _, err := DecodeSecret(o.Secret.Reveal()); err != nil {
+		l.Addf("Secret", "%v", err)
+	}
+	return l.Err()
+}
+
+// New returns a Notifier for o, or Validate's error.
 func New(o Options) (*Notifier, error) {
-	u, err := url.Parse(o.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("WEBHOOK_URL must be an http or https URL, got %q", alert.SafeURL(o.URL))
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	secret := strings.TrimSpace(o.Secret.Reveal())
 	key, err := DecodeSecret(secret)
 	if err != nil {
-		return nil, fmt.Errorf("WEBHOOK_SECRET: %w", err)
+		return nil, err
 	}
 	if o.Client == nil {
 		c, err := httpx.New(httpx.Options{})

@@ -17,8 +17,8 @@ import (
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/alert/alerttest"
 	"github.com/callagent/resilience/internal/alert/webhook"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
+	sec "github.com/callagent/resilience/internal/secret"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -199,7 +199,7 @@ func TestOfficialLibraryVerifies(t *testing.T) {
 			}
 			return alerttest.Reply{Status: http.StatusNoContent}
 		})
-		w, err := webhook.New(webhook.Options{URL: srv.URL + "/alerts", Secret: config.Secret(secret), Client: alerttest.HTTPClient(t)})
+		w, err := webhook.New(webhook.Options{URL: srv.URL + "/alerts", Secret: sec.Secret(secret), Client: alerttest.HTTPClient(t)})
 		if err != nil {
 			t.Fatalf("%d-byte key: %v", size, err)
 		}
@@ -290,20 +290,20 @@ func TestNewValidates(t *testing.T) {
 		name, want string
 		o          webhook.Options
 	}{
-		{"bad URL", "WEBHOOK_URL must be", webhook.Options{URL: "ftp://example.com", Secret: specSecret}},
-		{"no prefix", "WEBHOOK_SECRET: must be whsec_ followed by the standard base64 of a 24 to 64 byte key; it does not start with whsec_",
+		{"bad URL", "URL must be", webhook.Options{URL: "ftp://example.com", Secret: specSecret}},
+		{"no prefix", "Secret must be whsec_ followed by the standard base64 of a 24 to 64 byte key; it does not start with whsec_",
 			webhook.Options{URL: "https://example.com", Secret: "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},
-		{"other prefix", "does not start with whsec_", webhook.Options{URL: "https://example.com", Secret: config.Secret("whsk_" + b64(32))}},
+		{"other prefix", "does not start with whsec_", webhook.Options{URL: "https://example.com", Secret: sec.Secret("whsk_" + b64(32))}},
 		{"nothing after the prefix", "nothing follows whsec_", webhook.Options{URL: "https://example.com", Secret: "whsec_"}},
 		{"not base64", "is not standard padded base64", webhook.Options{URL: "https://example.com", Secret: "whsec_***"}},
 		{"URL-safe base64", "is not standard padded base64", webhook.Options{URL: "https://example.com",
-			Secret: config.Secret("whsec_" + base64.URLEncoding.EncodeToString([]byte(strings.Repeat("\xfb\xff", 16))))}},
+			Secret: sec.Secret("whsec_" + base64.URLEncoding.EncodeToString([]byte(strings.Repeat("\xfb\xff", 16))))}},
 		{"unpadded", "is not standard padded base64", webhook.Options{URL: "https://example.com",
-			Secret: config.Secret("whsec_" + base64.RawStdEncoding.EncodeToString([]byte(strings.Repeat("k", 25))))}},
+			Secret: sec.Secret("whsec_" + base64.RawStdEncoding.EncodeToString([]byte(strings.Repeat("k", 25))))}},
 		{"line break", "is not standard padded base64", webhook.Options{URL: "https://example.com",
-			Secret: config.Secret("whsec_" + b64(24)[:16] + "\n" + b64(24)[16:])}},
-		{"too short", "the key is 16 bytes", webhook.Options{URL: "https://example.com", Secret: config.Secret("whsec_" + b64(16))}},
-		{"too long", "the key is 65 bytes", webhook.Options{URL: "https://example.com", Secret: config.Secret("whsec_" + b64(65))}},
+			Secret: sec.Secret("whsec_" + b64(24)[:16] + "\n" + b64(24)[16:])}},
+		{"too short", "the key is 16 bytes", webhook.Options{URL: "https://example.com", Secret: sec.Secret("whsec_" + b64(16))}},
+		{"too long", "the key is 65 bytes", webhook.Options{URL: "https://example.com", Secret: sec.Secret("whsec_" + b64(65))}},
 	}
 	for _, c := range cases {
 		_, err := webhook.New(c.o)
@@ -316,7 +316,7 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 	for _, n := range []int{webhook.MinKeyLen, 25, 26, webhook.MaxKeyLen} { // every padding
-		if _, err := webhook.New(webhook.Options{URL: "https://example.com", Secret: config.Secret(" whsec_" + b64(n) + "\n")}); err != nil {
+		if _, err := webhook.New(webhook.Options{URL: "https://example.com", Secret: sec.Secret(" whsec_" + b64(n) + "\n")}); err != nil {
 			t.Errorf("a %d-byte key: %v", n, err)
 		}
 	}

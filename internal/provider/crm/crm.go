@@ -30,16 +30,15 @@ import (
 	"time"
 
 	"github.com/callagent/resilience/internal/call"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // Defaults of Options.
 const (
-	DefaultName          = "CRM"
-	DefaultSettingPrefix = "CRM_"
+	DefaultName = "CRM"
 	// DefaultTimeout bounds one call when Options.Timeout is zero.
 	DefaultTimeout = 10 * time.Second
 )
@@ -55,18 +54,16 @@ var ErrNoContactID = errors.New("call result has no contact id")
 type Options struct {
 	// Name is the display name in errors, logs and breakers; default "CRM".
 	Name string
-	// SettingPrefix names the settings in validation errors; default "CRM_".
-	SettingPrefix string
-	// WebhookURL (<prefix>WEBHOOK_URL) receives the records; required. It may hold a token
+	// WebhookURL receives the records; required. It may hold a token
 	// in its path or query: it never appears in errors (only its scheme and host do).
 	WebhookURL string
-	// HealthURL (<prefix>HEALTH_URL) is an endpoint that answers 2xx to GET when the CRM is
+	// HealthURL is an endpoint that answers 2xx to GET when the CRM is
 	// healthy; empty makes Probe a no-op success.
 	HealthURL string
 	// Token (<prefix>TOKEN), when set, is sent as Authorization: Bearer on every request.
-	Token config.Secret
+	Token secret.Secret
 	// Timeout bounds one call, body included, whatever the caller's context allows; default
-	// DefaultTimeout. Pass CRM_TIMEOUT.
+	// DefaultTimeout. Pass the step's timeout.
 	Timeout time.Duration
 	// HTTP is the shared client; nil builds a private one with the defaults.
 	HTTP *httpx.Client
@@ -84,25 +81,37 @@ type Client struct {
 	hc  *httpx.Client
 }
 
-// New checks o and returns a Client, or an error listing every bad setting
-// (*httpx.SettingError values joined).
-func New(o Options) (*Client, error) {
+// WithDefaults returns o with every unset option at its default.
+func (o Options) WithDefaults() Options {
 	o.Name = cmp.Or(o.Name, DefaultName)
-	o.SettingPrefix = cmp.Or(o.SettingPrefix, DefaultSettingPrefix)
 	o.Timeout = cmp.Or(o.Timeout, DefaultTimeout)
-	s := httpx.NewSettings(o.SettingPrefix)
+	return o
+}
+
+// Validate reports every bad option of o (after WithDefaults), each a *field.Error naming
+// the field.
+func (o Options) Validate() error {
+	s := httpx.NewSettings()
 	if strings.TrimSpace(o.WebhookURL) == "" {
-		s.Problemf("WEBHOOK_URL", "is required to record calls in the CRM")
+		s.Problemf("WebhookURL", "is required to record calls in the CRM")
 	} else {
-		o.WebhookURL = s.EndpointURL("WEBHOOK_URL", o.WebhookURL, false)
+		s.EndpointURL("WebhookURL", o.WebhookURL, false)
 	}
-	o.HealthURL = s.EndpointURL("HEALTH_URL", o.HealthURL, true)
+	s.EndpointURL("HealthURL", o.HealthURL, true)
 	if o.Timeout < 0 {
-		s.Problemf("TIMEOUT", "is %v, must not be negative", o.Timeout)
+		s.Problemf("Timeout", "is %v, must not be negative", o.Timeout)
 	}
-	if err := s.Err(); err != nil {
+	return s.Err()
+}
+
+// New returns a Client for o with its defaults, or Validate's error listing every bad
+// option.
+func New(o Options) (*Client, error) {
+	o = o.WithDefaults()
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	o.WebhookURL, o.HealthURL = strings.TrimSpace(o.WebhookURL), strings.TrimSpace(o.HealthURL)
 	hc := o.HTTP
 	if hc == nil {
 		var err error

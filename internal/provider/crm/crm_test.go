@@ -14,13 +14,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/callagent/resilience/internal/call"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/fault/faulttest"
 	"github.com/callagent/resilience/internal/provider/crm"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/provider/providertest"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -53,7 +53,7 @@ func setup(t *testing.T, withHealth bool, edit func(*crm.Options)) *bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(hc.CloseIdleConnections)
-	o := crm.Options{WebhookURL: fake.WebhookURL(), Token: config.Secret(token), HTTP: hc}
+	o := crm.Options{WebhookURL: fake.WebhookURL(), Token: secret.Secret(token), HTTP: hc}
 	if withHealth {
 		o.HealthURL = fake.HealthURL()
 	}
@@ -344,7 +344,7 @@ func TestReceiverQuotingTheRequestURIDoesNotLeakTheWebhookTokens(t *testing.T) {
 		srv.URL + "/hooks/catch/123/" + pathToken + "/?sig=" + sig,
 		strings.Replace(srv.URL, "http://", "HTTP://", 1) + "/hooks/catch/123/" + pathToken + "/?sig=" + sig,
 	} {
-		c, err := crm.New(crm.Options{WebhookURL: hook, Token: config.Secret(token), HTTP: hc})
+		c, err := crm.New(crm.Options{WebhookURL: hook, Token: secret.Secret(token), HTTP: hc})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -415,13 +415,13 @@ func TestRefusesAResultWithoutContactID(t *testing.T) {
 func TestNewNamesTheBadSettings(t *testing.T) {
 	t.Parallel()
 	_, err := crm.New(crm.Options{})
-	if want := "CRM_WEBHOOK_URL is required to record calls in the CRM"; err == nil || err.Error() != want {
+	if want := "WebhookURL is required to record calls in the CRM"; err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %q", err, want)
 	}
 	_, err = crm.New(crm.Options{WebhookURL: "hooks.example.com/x?token=abc", HealthURL: "https://u:p@crm/health", Timeout: -time.Second})
-	want := "CRM_WEBHOOK_URL must be an absolute http:// or https:// URL with a host\n" +
-		"CRM_HEALTH_URL must not contain credentials (user:password@)\n" +
-		"CRM_TIMEOUT is -1s, must not be negative"
+	want := "WebhookURL must be an absolute http:// or https:// URL with a host\n" +
+		"HealthURL must not contain credentials (user:password@)\n" +
+		"Timeout is -1s, must not be negative"
 	if err == nil || err.Error() != want {
 		t.Errorf("err =\n%v\nwant\n%s", err, want)
 	}

@@ -15,9 +15,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/callagent/resilience/internal/call"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // The CRM's credentials in the fuzz target: a bearer token, and a webhook URL that carries a
@@ -98,7 +98,7 @@ func FuzzErrorAnswer(f *testing.F) {
 	}
 	f.Cleanup(hc.CloseIdleConnections)
 	hook := srv.URL + fuzzWebhook
-	c, err := New(Options{WebhookURL: hook, Token: config.Secret(fuzzToken), Timeout: 10 * time.Second, HTTP: hc})
+	c, err := New(Options{WebhookURL: hook, Token: secret.Secret(fuzzToken), Timeout: 10 * time.Second, HTTP: hc})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -7,10 +7,10 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // A code the table does not know must not hide a known legacy status beside it.
@@ -38,7 +38,7 @@ func TestDecidingCode(t *testing.T) {
 func TestFailureKeepsOnlyCodeShapedCodes(t *testing.T) {
 	t.Parallel()
 	const key = "sk_3f9a61c0d84b27e5a1f03c96b8d4e27a0c5f19b3d6e84a72"
-	c, err := New(Options{APIKey: config.Secret(key), VoiceID: "voice-1"})
+	c, err := New(Options{APIKey: secret.Secret(key), VoiceID: "voice-1"})
 	if err != nil {
 		t.Fatal(err)
 	}

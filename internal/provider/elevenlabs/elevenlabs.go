@@ -31,19 +31,18 @@ import (
 	"unicode"
 
 	"github.com/callagent/resilience/internal/call"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // Defaults of Options.
 const (
-	DefaultName          = "ElevenLabs"
-	DefaultSettingPrefix = "ELEVENLABS_"
-	DefaultBaseURL       = "https://api.elevenlabs.io"
-	DefaultModelID       = "eleven_flash_v2_5"
+	DefaultName    = "ElevenLabs"
+	DefaultBaseURL = "https://api.elevenlabs.io"
+	DefaultModelID = "eleven_flash_v2_5"
 	// DefaultOutputFormat is MP3 at 44.1 kHz, 128 kb/s; use "ulaw_8000" for telephony.
 	DefaultOutputFormat = "mp3_44100_128"
 	// ProbePath is the cheap authenticated request of the health probe.
@@ -64,24 +63,21 @@ const (
 var ErrEmptyScript = errors.New("script to synthesize is empty")
 
 // Options configures a Client. Each instance (primary, fallback) has its own Name, so it
-// gets its own breaker, and its own SettingPrefix, so errors name its settings.
+// gets its own breaker. Validate names bad options by field (*field.Error).
 type Options struct {
 	// Name is the display name in errors, logs and breakers; default "ElevenLabs" (a
 	// fallback instance might be "ElevenLabs (fallback)").
 	Name string
-	// SettingPrefix names the settings in validation errors; default "ELEVENLABS_" (e.g.
-	// "ELEVENLABS_FALLBACK_" for a fallback instance).
-	SettingPrefix string
-	// APIKey (<prefix>API_KEY) is required; it is sent as xi-api-key.
-	APIKey config.Secret
-	// VoiceID (<prefix>VOICE_ID) is required.
+	// APIKey is required; it is sent as xi-api-key.
+	APIKey secret.Secret
+	// VoiceID is required.
 	VoiceID string
-	// ModelID (<prefix>MODEL_ID) defaults to DefaultModelID.
+	// ModelID defaults to DefaultModelID.
 	ModelID string
-	// OutputFormat (<prefix>OUTPUT_FORMAT) is one of OutputFormats, e.g. mp3_44100_128
+	// OutputFormat is one of OutputFormats, e.g. mp3_44100_128
 	// (default) or ulaw_8000.
 	OutputFormat string
-	// BaseURL (<prefix>BASE_URL) defaults to DefaultBaseURL. A trailing /v1 is dropped (the
+	// BaseURL defaults to DefaultBaseURL. A trailing /v1 is dropped (the
 	// client adds /v1/… itself), so the URL copied from the API reference works too; any
 	// other path (a proxy's prefix) is kept.
 	BaseURL string
@@ -89,7 +85,7 @@ type Options struct {
 	// voice's stored settings apply.
 	VoiceSettings *VoiceSettings
 	// Timeout bounds one call, body included, whatever the caller's context allows; default
-	// DefaultTimeout. Pass the step's timeout (ELEVENLABS_TIMEOUT).
+	// DefaultTimeout. Pass the step's timeout.
 	Timeout time.Duration
 	// MaxAudioBytes caps the audio body; default httpx.DefaultAudioLimit. A longer body is
 	// a bad_response.
@@ -224,39 +220,50 @@ type Client struct {
 	lastLimit atomic.Int64
 }
 
-// New checks o and returns a Client, or an error listing every bad setting
-// (*httpx.SettingError values joined), e.g. "ELEVENLABS_API_KEY is required when SIMULATE is
-// unset".
-func New(o Options) (*Client, error) {
+// WithDefaults returns o with every unset option at its default.
+func (o Options) WithDefaults() Options {
 	o.Name = cmp.Or(o.Name, DefaultName)
-	o.SettingPrefix = cmp.Or(o.SettingPrefix, DefaultSettingPrefix)
 	o.ModelID = cmp.Or(o.ModelID, DefaultModelID)
 	o.OutputFormat = cmp.Or(o.OutputFormat, DefaultOutputFormat)
 	o.BaseURL = cmp.Or(o.BaseURL, DefaultBaseURL)
 	o.MaxAudioBytes = cmp.Or(o.MaxAudioBytes, httpx.DefaultAudioLimit)
 	o.Timeout = cmp.Or(o.Timeout, DefaultTimeout)
-	s := httpx.NewSettings(o.SettingPrefix)
-	s.Required("API_KEY", o.APIKey.Reveal())
-	s.Required("VOICE_ID", o.VoiceID)
+	return o
+}
+
+// Validate reports every bad option of o (after WithDefaults), each a *field.Error naming
+// the field, e.g. "APIKey is required when SIMULATE is unset".
+func (o Options) Validate() error {
+	s := httpx.NewSettings()
+	s.Required("APIKey", o.APIKey.Reveal())
+	s.Required("VoiceID", o.VoiceID)
 	if strings.ContainsAny(o.VoiceID, "/?#% \t\r\n") {
-		s.Problemf("VOICE_ID", "%q is not a voice id (letters and digits, as shown in the ElevenLabs voice library)", o.VoiceID)
+		s.Problemf("VoiceID", "%q is not a voice id (letters and digits, as shown in the ElevenLabs voice library)", o.VoiceID)
 	}
 	if strings.ContainsAny(o.ModelID, "/?#% \t\r\n") {
-		s.Problemf("MODEL_ID", "%q is not a model id (e.g. %s)", o.ModelID, DefaultModelID)
+		s.Problemf("ModelID", "%q is not a model id (e.g. %s)", o.ModelID, DefaultModelID)
 	}
 	if Codec(o.OutputFormat) == "" {
-		s.Problemf("OUTPUT_FORMAT", "%q is not an ElevenLabs output format; use one of %s", o.OutputFormat, compactFormats())
+		s.Problemf("OutputFormat", "%q is not an ElevenLabs output format; use one of %s", o.OutputFormat, compactFormats())
 	}
-	base := apiRoot(s.BaseURL("BASE_URL", o.BaseURL))
+	s.BaseURL("BaseURL", o.BaseURL)
 	if o.Timeout < 0 {
-		s.Problemf("TIMEOUT", "is %v, must not be negative", o.Timeout)
+		s.Problemf("Timeout", "is %v, must not be negative", o.Timeout)
 	}
 	if o.MaxAudioBytes < 0 {
-		s.Problemf("MAX_AUDIO_BYTES", "is %d, must be positive", o.MaxAudioBytes)
+		s.Problemf("MaxAudioBytes", "is %d, must be positive", o.MaxAudioBytes)
 	}
-	if err := s.Err(); err != nil {
+	return s.Err()
+}
+
+// New returns a Client for o with its defaults, or Validate's error listing every bad
+// option.
+func New(o Options) (*Client, error) {
+	o = o.WithDefaults()
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	base := apiRoot(httpx.TrimBaseURL(o.BaseURL))
 	hc := o.HTTP
 	if hc == nil {
 		var err error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/callagent/resilience/internal/config/field"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,7 +16,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/fault/faulttest"
@@ -23,6 +23,7 @@ import (
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/provider/providertest"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -52,7 +53,7 @@ func setup(t *testing.T, fo providertest.ElevenLabsOptions, edit func(*elevenlab
 	t.Cleanup(hc.CloseIdleConnections)
 	red := redact.New()
 	o := elevenlabs.Options{
-		APIKey:   config.Secret(apiKey),
+		APIKey:   secret.Secret(apiKey),
 		VoiceID:  fake.Options().VoiceID,
 		BaseURL:  fake.URL(),
 		HTTP:     hc,
@@ -535,23 +536,23 @@ func TestConnectionRefusedIsANetworkError(t *testing.T) {
 func TestNewNamesTheMissingSettings(t *testing.T) {
 	t.Parallel()
 	_, err := elevenlabs.New(elevenlabs.Options{})
-	want := "ELEVENLABS_API_KEY is required when SIMULATE is unset\nELEVENLABS_VOICE_ID is required when SIMULATE is unset"
+	want := "APIKey is required when SIMULATE is unset\nVoiceID is required when SIMULATE is unset"
 	if err == nil || err.Error() != want {
 		t.Errorf("err =\n%v\nwant\n%s", err, want)
 	}
 	_, err = elevenlabs.New(elevenlabs.Options{
-		SettingPrefix: "ELEVENLABS_FALLBACK_", APIKey: apiKey, VoiceID: "a/b",
+		APIKey: apiKey, VoiceID: "a/b",
 		OutputFormat: "mp3", BaseURL: "api.elevenlabs.io", Timeout: -1,
 	})
-	want = `ELEVENLABS_FALLBACK_VOICE_ID "a/b" is not a voice id (letters and digits, as shown in the ElevenLabs voice library)` + "\n" +
-		`ELEVENLABS_FALLBACK_OUTPUT_FORMAT "mp3" is not an ElevenLabs output format; use one of ` + allFormats + "\n" +
-		"ELEVENLABS_FALLBACK_BASE_URL must be an absolute http:// or https:// URL with a host\n" +
-		"ELEVENLABS_FALLBACK_TIMEOUT is -1ns, must not be negative"
+	want = `VoiceID "a/b" is not a voice id (letters and digits, as shown in the ElevenLabs voice library)` + "\n" +
+		`OutputFormat "mp3" is not an ElevenLabs output format; use one of ` + allFormats + "\n" +
+		"BaseURL must be an absolute http:// or https:// URL with a host\n" +
+		"Timeout is -1ns, must not be negative"
 	if err == nil || err.Error() != want {
 		t.Errorf("err =\n%v\nwant\n%s", err, want)
 	}
-	if !errors.Is(err, httpx.ErrInvalidSetting) {
-		t.Error("errors.Is(err, httpx.ErrInvalidSetting) is false")
+	if !errors.Is(err, field.ErrInvalid) {
+		t.Error("errors.Is(err, field.ErrInvalid) is false")
 	}
 }
 
@@ -617,14 +618,14 @@ func TestOutputFormats(t *testing.T) {
 	}
 
 	_, err := elevenlabs.New(elevenlabs.Options{APIKey: apiKey, VoiceID: "v", OutputFormat: "flac"})
-	if want := `ELEVENLABS_OUTPUT_FORMAT "flac" is not an ElevenLabs output format; use one of ` + allFormats; err == nil || err.Error() != want {
+	if want := `OutputFormat "flac" is not an ElevenLabs output format; use one of ` + allFormats; err == nil || err.Error() != want {
 		t.Errorf("flac: %v\nwant %s", err, want)
 	}
-	if !errors.Is(err, httpx.ErrInvalidSetting) {
+	if !errors.Is(err, field.ErrInvalid) {
 		t.Error("flac: not a setting error")
 	}
-	_, err = elevenlabs.New(elevenlabs.Options{APIKey: apiKey, VoiceID: "v", OutputFormat: "ulaw_16000", SettingPrefix: "ELEVENLABS_FALLBACK_"})
-	if err == nil || !strings.HasPrefix(err.Error(), `ELEVENLABS_FALLBACK_OUTPUT_FORMAT "ulaw_16000" is not`) {
+	_, err = elevenlabs.New(elevenlabs.Options{APIKey: apiKey, VoiceID: "v", OutputFormat: "ulaw_16000"})
+	if err == nil || !strings.HasPrefix(err.Error(), `OutputFormat "ulaw_16000" is not`) {
 		t.Errorf("ulaw_16000: %v", err)
 	}
 }

@@ -6,11 +6,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/elevenlabs"
 	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // The worker builds one shared httpx.Client and one ElevenLabs client per configured voice;
@@ -36,7 +36,7 @@ func ExampleClient_Synthesize() {
 	defer hc.CloseIdleConnections()
 
 	tts, err := elevenlabs.New(elevenlabs.Options{
-		APIKey:  config.Secret("xi-example-key"),
+		APIKey:  secret.Secret("xi-example-key"),
 		VoiceID: "JBFqnCBsd6RMkjVDRZzb",
 		BaseURL: api.URL,
 		HTTP:    hc,
@@ -54,7 +54,7 @@ func ExampleClient_Synthesize() {
 
 	// The same voice under a second key is a fallback with its own name, hence its own breaker.
 	fallback, _ := elevenlabs.New(elevenlabs.Options{
-		Name: "ElevenLabs (fallback)", APIKey: config.Secret("xi-other-key"), VoiceID: "JBFqnCBsd6RMkjVDRZzb",
+		Name: "ElevenLabs (fallback)", APIKey: secret.Secret("xi-other-key"), VoiceID: "JBFqnCBsd6RMkjVDRZzb",
 		BaseURL: api.URL, HTTP: hc,
 	})
 	_, err = fallback.Synthesize(context.Background(), contact.Contact{ID: "c1"}, "Hello Ada!")
@@ -66,12 +66,12 @@ func ExampleClient_Synthesize() {
 	// ElevenLabs (fallback): authentication (HTTP 401) authentication
 }
 
-// With SIMULATE unset, a missing key stops the worker with the names of the settings.
+// A missing key is named by its Options field (internal/config maps it to the setting).
 func ExampleNew() {
 	_, err := elevenlabs.New(elevenlabs.Options{VoiceID: "JBFqnCBsd6RMkjVDRZzb"})
 	fmt.Println(err)
 	// Output:
-	// ELEVENLABS_API_KEY is required when SIMULATE is unset
+	// APIKey is required when SIMULATE is unset
 }
 
 // A fallback voice must produce what the primary produces: compare codecs and sample rates.

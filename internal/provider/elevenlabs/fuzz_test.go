@@ -14,9 +14,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // fuzzKey has the shape of an ElevenLabs key (sk_ and 48 hex digits), with no long run of
@@ -129,7 +129,7 @@ func FuzzParseError(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(hc.CloseIdleConnections)
-	c, err := New(Options{APIKey: config.Secret(fuzzKey), VoiceID: "voice-1", BaseURL: srv.URL, HTTP: hc})
+	c, err := New(Options{APIKey: secret.Secret(fuzzKey), VoiceID: "voice-1", BaseURL: srv.URL, HTTP: hc})
 	if err != nil {
 		f.Fatal(err)
 	}

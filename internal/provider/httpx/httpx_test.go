@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/callagent/resilience/internal/config/field"
 	"io"
 	"net"
 	"net/http"
@@ -274,32 +275,32 @@ func TestNewRejectsBadOptions(t *testing.T) {
 
 func TestSettingsListEveryProblem(t *testing.T) {
 	t.Parallel()
-	s := httpx.NewSettings("ELEVENLABS_FALLBACK_")
-	s.Required("API_KEY", " ")
-	s.Required("VOICE_ID", "v")
-	if got := s.BaseURL("BASE_URL", "https://api.example.com/v1/"); got != "https://api.example.com/v1" {
+	s := httpx.NewSettings()
+	s.Required("APIKey", " ")
+	s.Required("VoiceID", "v")
+	if got := s.BaseURL("BaseURL", "https://api.example.com/v1/"); got != "https://api.example.com/v1" {
 		t.Errorf("BaseURL trimmed to %q", got)
 	}
-	s.BaseURL("OTHER_URL", "ftp://x")
-	s.BaseURL("Q_URL", "https://x/v1?a=b")
-	s.BaseURL("USER_URL", "https://u:p@x/v1")
-	s.EndpointURL("HOOK_URL", "https://x/hook?token=abc", false) // queries are fine for endpoints
-	s.EndpointURL("HEALTH_URL", "", true)
-	s.EndpointURL("SECRET_URL", "https://x/#t0ps3cr3t", false)
+	s.BaseURL("OtherURL", "ftp://x")
+	s.BaseURL("QURL", "https://x/v1?a=b")
+	s.BaseURL("UserURL", "https://u:p@x/v1")
+	s.EndpointURL("HookURL", "https://x/hook?token=abc", false) // queries are fine for endpoints
+	s.EndpointURL("HealthURL", "", true)
+	s.EndpointURL("SecretURL", "https://x/#t0ps3cr3t", false)
 	err := s.Err()
-	want := "ELEVENLABS_FALLBACK_API_KEY is required when SIMULATE is unset\n" +
-		"ELEVENLABS_FALLBACK_OTHER_URL must be an absolute http:// or https:// URL with a host\n" +
-		"ELEVENLABS_FALLBACK_Q_URL must not contain a query (?…)\n" +
-		"ELEVENLABS_FALLBACK_USER_URL must not contain credentials (user:password@)\n" +
-		"ELEVENLABS_FALLBACK_SECRET_URL must not contain a fragment (#…)"
+	want := "APIKey is required when SIMULATE is unset\n" +
+		"OtherURL must be an absolute http:// or https:// URL with a host\n" +
+		"QURL must not contain a query (?…)\n" +
+		"UserURL must not contain credentials (user:password@)\n" +
+		"SecretURL must not contain a fragment (#…)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("err =\n%v\nwant\n%s", err, want)
 	}
-	var se *httpx.SettingError
-	if !errors.As(err, &se) || se.Setting != "ELEVENLABS_FALLBACK_API_KEY" || !errors.Is(err, httpx.ErrInvalidSetting) {
+	var se *field.Error
+	if !errors.As(err, &se) || se.Field != "APIKey" || !errors.Is(err, field.ErrInvalid) {
 		t.Errorf("errors.As gave %+v", se)
 	}
-	if httpx.NewSettings("X_").Err() != nil {
+	if httpx.NewSettings().Err() != nil {
 		t.Error("no problems should give a nil error")
 	}
 }

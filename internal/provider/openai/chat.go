@@ -12,45 +12,41 @@ import (
 	"time"
 
 	"github.com/callagent/resilience/internal/call"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // Defaults of ChatOptions.
 const (
-	DefaultChatName          = "LLM"
-	DefaultChatSettingPrefix = "LLM_"
-	DefaultChatModel         = "gpt-4o-mini"
-	DefaultMaxTokens         = 300
+	DefaultChatName  = "LLM"
+	DefaultChatModel = "gpt-4o-mini"
+	DefaultMaxTokens = 300
 	// MaxMaxTokens bounds ChatOptions.MaxTokens; a call script needs far fewer.
 	MaxMaxTokens = 32768
 )
 
 // ChatOptions configures a Chat client. Each instance (primary, fallback) has its own Name,
-// so it gets its own breaker, and its own SettingPrefix, so errors name its settings.
+// so it gets its own breaker. Validate names bad options by field (*field.Error).
 type ChatOptions struct {
 	// Name is the display name in errors, logs and breakers; default "LLM" (a fallback
 	// might be "LLM (fallback)").
 	Name string
-	// SettingPrefix names the settings in validation errors; default "LLM_" (e.g.
-	// "LLM_FALLBACK_").
-	SettingPrefix string
-	// APIKey (<prefix>API_KEY) is required; sent as Authorization: Bearer. Local servers
+	// APIKey is required; sent as Authorization: Bearer. Local servers
 	// that take no key (Ollama, vLLM) accept any value.
-	APIKey config.Secret
-	// Model (<prefix>MODEL) defaults to DefaultChatModel.
+	APIKey secret.Secret
+	// Model defaults to DefaultChatModel.
 	Model string
-	// BaseURL (<prefix>BASE_URL) includes the version path; default DefaultBaseURL.
+	// BaseURL includes the version path; default DefaultBaseURL.
 	BaseURL string
 	// Prompt is the system prompt template (see LoadPrompt); nil means DefaultPrompt.
 	Prompt *Prompt
-	// MaxTokens (<prefix>MAX_TOKENS) bounds the completion; default DefaultMaxTokens, at most
+	// MaxTokens bounds the completion; default DefaultMaxTokens, at most
 	// MaxMaxTokens. For reasoning models (gpt-5, o-series) it bounds the reasoning too.
 	MaxTokens int
-	// TokenParam (<prefix>TOKEN_PARAM) is the request field MaxTokens is sent in; default
+	// TokenParam is the request field MaxTokens is sent in; default
 	// TokenParamAuto.
 	TokenParam TokenParam
 	// Timeout bounds one call, body included, whatever the caller's context allows; default
@@ -89,49 +85,60 @@ type Chat struct {
 	prompt     *Prompt
 	maxTokens  int
 	tokenParam TokenParam // resolved: never auto
-	prefix     string
 }
 
-// NewChat checks o and returns a Chat, or an error listing every bad setting
-// (*httpx.SettingError values joined), e.g. "LLM_API_KEY is required when SIMULATE is unset".
-func NewChat(o ChatOptions) (*Chat, error) {
+// WithDefaults returns o with every unset option at its default.
+func (o ChatOptions) WithDefaults() ChatOptions {
 	o.Name = cmp.Or(o.Name, DefaultChatName)
-	o.SettingPrefix = cmp.Or(o.SettingPrefix, DefaultChatSettingPrefix)
 	o.Model = cmp.Or(o.Model, DefaultChatModel)
 	o.BaseURL = cmp.Or(o.BaseURL, DefaultBaseURL)
 	o.MaxTokens = cmp.Or(o.MaxTokens, DefaultMaxTokens)
 	o.TokenParam = cmp.Or(o.TokenParam, TokenParamAuto)
-	if o.Prompt == nil {
-		o.Prompt = DefaultPrompt()
-	}
-	s := httpx.NewSettings(o.SettingPrefix)
-	s.Required("API_KEY", o.APIKey.Reveal())
+	return o
+}
+
+// Validate reports every bad option of o (after WithDefaults), each a *field.Error naming
+// the field, e.g. "APIKey is required when SIMULATE is unset".
+func (o ChatOptions) Validate() error {
+	s := httpx.NewSettings()
+	s.Required("APIKey", o.APIKey.Reveal())
 	if strings.TrimSpace(o.Model) != o.Model {
-		s.Problemf("MODEL", "%q has surrounding whitespace", o.Model)
+		s.Problemf("Model", "%q has surrounding whitespace", o.Model)
 	}
-	base := s.BaseURL("BASE_URL", o.BaseURL)
+	s.BaseURL("BaseURL", o.BaseURL)
 	if o.MaxTokens < 1 || o.MaxTokens > MaxMaxTokens {
-		s.Problemf("MAX_TOKENS", "is %d, must be within 1–%d", o.MaxTokens, MaxMaxTokens)
+		s.Problemf("MaxTokens", "is %d, must be within 1–%d", o.MaxTokens, MaxMaxTokens)
 	}
 	if !slices.Contains(TokenParams, o.TokenParam) {
 		allowed := make([]string, len(TokenParams))
 		for i, p := range TokenParams {
 			allowed[i] = string(p)
 		}
-		s.Problemf("TOKEN_PARAM", "is %q, must be one of %s", o.TokenParam, strings.Join(allowed, ", "))
+		s.Problemf("TokenParam", "is %q, must be one of %s", o.TokenParam, strings.Join(allowed, ", "))
 	}
 	if o.Timeout < 0 {
-		s.Problemf("TIMEOUT", "is %v, must not be negative", o.Timeout)
+		s.Problemf("Timeout", "is %v, must not be negative", o.Timeout)
 	}
-	if err := s.Err(); err != nil {
+	return s.Err()
+}
+
+// NewChat returns a Chat for o with its defaults, or Validate's error listing every bad
+// option.
+func NewChat(o ChatOptions) (*Chat, error) {
+	o = o.WithDefaults()
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	if o.Prompt == nil {
+		o.Prompt = DefaultPrompt()
+	}
+	base := httpx.TrimBaseURL(o.BaseURL)
 	a, err := newAPI(o.Name, o.APIKey.Reveal(), base, o.Timeout, o.HTTP, o.Redactor)
 	if err != nil {
 		return nil, err
 	}
 	return &Chat{api: a, model: o.Model, prompt: o.Prompt, maxTokens: o.MaxTokens,
-		tokenParam: resolveTokenParam(o.TokenParam, base), prefix: o.SettingPrefix}, nil
+		tokenParam: resolveTokenParam(o.TokenParam, base)}, nil
 }
 
 // resolveTokenParam turns auto into the field the API at base accepts: OpenAI's own API
@@ -298,7 +305,7 @@ func (c *Chat) tokenLimitReason(reasoning int, cut bool) string {
 		b.WriteString(" before writing the script")
 	}
 	// One setting bounds every endpoint: a fallback inherits LLM_MAX_TOKENS.
-	fmt.Fprintf(&b, "; raise %sMAX_TOKENS", DefaultChatSettingPrefix)
+	b.WriteString("; raise LLM_MAX_TOKENS")
 	return b.String()
 }
 

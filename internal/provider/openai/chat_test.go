@@ -4,19 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/callagent/resilience/internal/config/field"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/callagent/resilience/internal/call"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/provider/openai"
 	"github.com/callagent/resilience/internal/provider/providertest"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 func TestWriteScriptSendsTheDocumentedRequest(t *testing.T) {
@@ -275,21 +276,21 @@ func TestChatProbe(t *testing.T) {
 func TestNewChatNamesTheBadSettings(t *testing.T) {
 	t.Parallel()
 	_, err := openai.NewChat(openai.ChatOptions{})
-	if want := "LLM_API_KEY is required when SIMULATE is unset"; err == nil || err.Error() != want {
+	if want := "APIKey is required when SIMULATE is unset"; err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %q", err, want)
 	}
-	_, err = openai.NewChat(openai.ChatOptions{SettingPrefix: "LLM_FALLBACK_", APIKey: config.Secret("k"),
+	_, err = openai.NewChat(openai.ChatOptions{APIKey: secret.Secret("k"),
 		BaseURL: "https://api.groq.com/openai/v1?x=1", MaxTokens: -5, Model: " llama ", TokenParam: "max_output_tokens"})
-	want := `LLM_FALLBACK_MODEL " llama " has surrounding whitespace` + "\n" +
-		"LLM_FALLBACK_BASE_URL must not contain a query (?…)\n" +
-		"LLM_FALLBACK_MAX_TOKENS is -5, must be within 1–32768\n" +
-		`LLM_FALLBACK_TOKEN_PARAM is "max_output_tokens", must be one of auto, max_tokens, max_completion_tokens`
+	want := `Model " llama " has surrounding whitespace` + "\n" +
+		"BaseURL must not contain a query (?…)\n" +
+		"MaxTokens is -5, must be within 1–32768\n" +
+		`TokenParam is "max_output_tokens", must be one of auto, max_tokens, max_completion_tokens`
 	if err == nil || err.Error() != want {
 		t.Errorf("err =\n%v\nwant\n%s", err, want)
 	}
-	var se *httpx.SettingError
-	_, err = openai.NewChat(openai.ChatOptions{APIKey: config.Secret("k"), TokenParam: "MAX_TOKENS"})
-	if !errors.As(err, &se) || se.Setting != "LLM_TOKEN_PARAM" {
+	var se *field.Error
+	_, err = openai.NewChat(openai.ChatOptions{APIKey: secret.Secret("k"), TokenParam: "MAX_TOKENS"})
+	if !errors.As(err, &se) || se.Field != "TokenParam" {
 		t.Errorf("upper-case token param: err = %v", err)
 	}
 }
@@ -312,7 +313,7 @@ func TestTokenParamResolvesAutoByHost(t *testing.T) {
 		{"https://api.openai.com/v1", openai.TokenParamMaxTokens, openai.TokenParamMaxTokens},
 		{"http://localhost:8000/v1", openai.TokenParamMaxCompletionTokens, openai.TokenParamMaxCompletionTokens},
 	} {
-		c, err := openai.NewChat(openai.ChatOptions{APIKey: config.Secret("k"), BaseURL: tc.base, TokenParam: tc.set})
+		c, err := openai.NewChat(openai.ChatOptions{APIKey: secret.Secret("k"), BaseURL: tc.base, TokenParam: tc.set})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -429,7 +430,7 @@ func TestWriteScriptRefusesAScriptCutByTheTokenLimit(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t, providertest.OpenAIOptions{}, func(o *openai.ChatOptions) {
-				o.Name, o.SettingPrefix, o.MaxTokens = "LLM (fallback)", "LLM_FALLBACK_", 120
+				o.Name, o.MaxTokens = "LLM (fallback)", 120
 			}, nil)
 			rep := providertest.JSONReply(200, tc.body)
 			rep.Header.Set("X-Request-Id", "req_cut")

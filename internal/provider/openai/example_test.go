@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/provider/openai"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 func ExampleChat_WriteScript() {
@@ -35,7 +35,7 @@ func ExampleChat_WriteScript() {
 		panic(err)
 	}
 	llm, err := openai.NewChat(openai.ChatOptions{
-		APIKey: config.Secret("sk-example"), BaseURL: api.URL + "/v1", Model: "gpt-4o-mini",
+		APIKey: secret.Secret("sk-example"), BaseURL: api.URL + "/v1", Model: "gpt-4o-mini",
 		Prompt: prompt, MaxTokens: 200, HTTP: hc,
 	})
 	if err != nil {
@@ -58,7 +58,7 @@ func ExampleChat_WriteScript_quota() {
 	defer api.Close()
 	hc, _ := httpx.New(httpx.Options{})
 	defer hc.CloseIdleConnections()
-	llm, _ := openai.NewChat(openai.ChatOptions{APIKey: config.Secret("sk-example"), BaseURL: api.URL + "/v1", HTTP: hc})
+	llm, _ := openai.NewChat(openai.ChatOptions{APIKey: secret.Secret("sk-example"), BaseURL: api.URL + "/v1", HTTP: hc})
 
 	_, err := llm.WriteScript(context.Background(), contact.Contact{ID: "c1"})
 	fmt.Println(fault.KindOf(err), fault.IsTransient(err))
@@ -77,7 +77,7 @@ func ExampleSpeech_Synthesize() {
 	defer hc.CloseIdleConnections()
 
 	tts, err := openai.NewSpeech(openai.SpeechOptions{
-		Name: "OpenAI TTS (fallback)", APIKey: config.Secret("sk-example"), BaseURL: api.URL + "/v1",
+		Name: "OpenAI TTS (fallback)", APIKey: secret.Secret("sk-example"), BaseURL: api.URL + "/v1",
 		Voice: "alloy", Format: "mp3", HTTP: hc,
 	})
 	if err != nil {
@@ -104,7 +104,7 @@ func ExampleBaseURLHint() {
 // max_tokens, and max_tokens to servers that know only that.
 func ExampleChat_TokenParam() {
 	for _, base := range []string{"https://api.openai.com/v1", "https://api.groq.com/openai/v1"} {
-		llm, err := openai.NewChat(openai.ChatOptions{APIKey: config.Secret("sk-example"), BaseURL: base})
+		llm, err := openai.NewChat(openai.ChatOptions{APIKey: secret.Secret("sk-example"), BaseURL: base})
 		if err != nil {
 			panic(err)
 		}

@@ -7,7 +7,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/fault/faulttest"
@@ -15,6 +14,7 @@ import (
 	"github.com/callagent/resilience/internal/provider/openai"
 	"github.com/callagent/resilience/internal/provider/providertest"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -48,7 +48,7 @@ func setup(t *testing.T, fo providertest.OpenAIOptions, editChat func(*openai.Ch
 	}
 	t.Cleanup(hc.CloseIdleConnections)
 	red := redact.New()
-	co := openai.ChatOptions{APIKey: config.Secret(apiKey), BaseURL: fake.BaseURL(), HTTP: hc, Redactor: red}
+	co := openai.ChatOptions{APIKey: secret.Secret(apiKey), BaseURL: fake.BaseURL(), HTTP: hc, Redactor: red}
 	if editChat != nil {
 		editChat(&co)
 	}
@@ -56,7 +56,7 @@ func setup(t *testing.T, fo providertest.OpenAIOptions, editChat func(*openai.Ch
 	if err != nil {
 		t.Fatal(err)
 	}
-	so := openai.SpeechOptions{APIKey: config.Secret(apiKey), BaseURL: fake.BaseURL(), HTTP: hc, Redactor: red}
+	so := openai.SpeechOptions{APIKey: secret.Secret(apiKey), BaseURL: fake.BaseURL(), HTTP: hc, Redactor: red}
 	if editSpeech != nil {
 		editSpeech(&so)
 	}

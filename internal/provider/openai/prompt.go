@@ -9,12 +9,13 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/callagent/resilience/internal/config/field"
 	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/provider/httpx"
 )
 
-// PromptFileSetting is the setting that names the system prompt template file.
-const PromptFileSetting = "LLM_SYSTEM_PROMPT_FILE"
+// PromptFileField names the template file in LoadPrompt's *field.Error values.
+const PromptFileField = "PromptFile"
 
 // MaxPromptFileBytes caps the template file.
 const MaxPromptFileBytes = 64 << 10
@@ -53,8 +54,8 @@ func DefaultPrompt() *Prompt {
 }
 
 // LoadPrompt reads and checks the template file at path, or returns DefaultPrompt when path
-// is empty. Errors are *httpx.SettingError values naming LLM_SYSTEM_PROMPT_FILE, and a
-// template error names the file and line, e.g. "LLM_SYSTEM_PROMPT_FILE: template:
+// is empty. Errors are *field.Error values naming PromptFileField, and a template
+// error names the file and line, e.g. "PromptFile is not a valid prompt template: template:
 // prompt.tmpl:3: function "nme" not defined".
 func LoadPrompt(path string) (*Prompt, error) {
 	if path == "" {
@@ -62,20 +63,20 @@ func LoadPrompt(path string) (*Prompt, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, &httpx.SettingError{Setting: PromptFileSetting, Problem: fmt.Sprintf("cannot be read: %v", err)}
+		return nil, &field.Error{Field: PromptFileField, Problem: fmt.Sprintf("cannot be read: %v", err)}
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, MaxPromptFileBytes+1))
 	if err != nil {
-		return nil, &httpx.SettingError{Setting: PromptFileSetting, Problem: fmt.Sprintf("cannot be read: %v", err)}
+		return nil, &field.Error{Field: PromptFileField, Problem: fmt.Sprintf("cannot be read: %v", err)}
 	}
 	if len(b) > MaxPromptFileBytes {
-		return nil, &httpx.SettingError{Setting: PromptFileSetting,
+		return nil, &field.Error{Field: PromptFileField,
 			Problem: fmt.Sprintf("%s is larger than %s", path, httpx.FormatBytes(MaxPromptFileBytes))}
 	}
 	p, err := ParsePrompt(path, string(b))
 	if err != nil {
-		return nil, &httpx.SettingError{Setting: PromptFileSetting, Problem: "is not a valid prompt template: " + err.Error()}
+		return nil, &field.Error{Field: PromptFileField, Problem: "is not a valid prompt template: " + err.Error()}
 	}
 	return p, nil
 }

@@ -2,13 +2,13 @@ package openai_test
 
 import (
 	"errors"
+	"github.com/callagent/resilience/internal/config/field"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/callagent/resilience/internal/contact"
-	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/provider/openai"
 )
 
@@ -66,19 +66,19 @@ func TestLoadPromptErrorsNameTheSettingFileAndLine(t *testing.T) {
 	big := writeFile(t, strings.Repeat("x", openai.MaxPromptFileBytes+1))
 	missing := filepath.Join(t.TempDir(), "nope.tmpl")
 	for path, want := range map[string]string{
-		parse:   `LLM_SYSTEM_PROMPT_FILE is not a valid prompt template: template: ` + parse + `:3: function "nme" not defined`,
-		exec:    `LLM_SYSTEM_PROMPT_FILE is not a valid prompt template: template: ` + exec + `:2:17: executing "` + exec + `" at <.Phone>: can't evaluate field Phone in type openai.PromptData`,
-		empty:   `LLM_SYSTEM_PROMPT_FILE is not a valid prompt template: template: ` + empty + `: renders an empty prompt`,
-		big:     `LLM_SYSTEM_PROMPT_FILE ` + big + ` is larger than 64 KiB`,
-		missing: `LLM_SYSTEM_PROMPT_FILE cannot be read: open ` + missing + `: no such file or directory`,
+		parse:   `PromptFile is not a valid prompt template: template: ` + parse + `:3: function "nme" not defined`,
+		exec:    `PromptFile is not a valid prompt template: template: ` + exec + `:2:17: executing "` + exec + `" at <.Phone>: can't evaluate field Phone in type openai.PromptData`,
+		empty:   `PromptFile is not a valid prompt template: template: ` + empty + `: renders an empty prompt`,
+		big:     `PromptFile ` + big + ` is larger than 64 KiB`,
+		missing: `PromptFile cannot be read: open ` + missing + `: no such file or directory`,
 	} {
 		_, err := openai.LoadPrompt(path)
 		if err == nil || err.Error() != want {
 			t.Errorf("LoadPrompt(%s):\n got %v\nwant %s", filepath.Base(path), err, want)
 		}
-		var se *httpx.SettingError
-		if !errors.As(err, &se) || se.Setting != openai.PromptFileSetting {
-			t.Errorf("LoadPrompt(%s) error is not a *httpx.SettingError for %s", filepath.Base(path), openai.PromptFileSetting)
+		var se *field.Error
+		if !errors.As(err, &se) || se.Field != openai.PromptFileField {
+			t.Errorf("LoadPrompt(%s) error is not a *field.Error for %s", filepath.Base(path), openai.PromptFileField)
 		}
 	}
 	if _, err := openai.ParsePrompt("x", "   "); !errors.Is(err, openai.ErrPromptEmpty) {

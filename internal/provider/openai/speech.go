@@ -13,20 +13,19 @@ import (
 	"unicode/utf8"
 
 	"github.com/callagent/resilience/internal/call"
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 // Defaults of SpeechOptions.
 const (
-	DefaultSpeechName          = "OpenAI TTS"
-	DefaultSpeechSettingPrefix = "OPENAI_TTS_"
-	DefaultSpeechModel         = "gpt-4o-mini-tts"
-	DefaultVoice               = "alloy"
-	DefaultSpeechFormat        = "mp3"
+	DefaultSpeechName   = "OpenAI TTS"
+	DefaultSpeechModel  = "gpt-4o-mini-tts"
+	DefaultVoice        = "alloy"
+	DefaultSpeechFormat = "mp3"
 )
 
 // SpeechFormats are the response_format values the speech API accepts.
@@ -40,17 +39,15 @@ var ErrEmptyInput = errors.New("script to synthesize is empty")
 type SpeechOptions struct {
 	// Name is the display name in errors, logs and breakers; default "OpenAI TTS".
 	Name string
-	// SettingPrefix names the settings in validation errors; default "OPENAI_TTS_".
-	SettingPrefix string
-	// APIKey (<prefix>API_KEY) is required; sent as Authorization: Bearer.
-	APIKey config.Secret
-	// BaseURL (<prefix>BASE_URL) includes the version path; default DefaultBaseURL.
+	// APIKey is required; sent as Authorization: Bearer.
+	APIKey secret.Secret
+	// BaseURL includes the version path; default DefaultBaseURL.
 	BaseURL string
-	// Model (<prefix>MODEL) defaults to DefaultSpeechModel (tts-1 and tts-1-hd work too).
+	// Model defaults to DefaultSpeechModel (tts-1 and tts-1-hd work too).
 	Model string
-	// Voice (<prefix>VOICE) defaults to DefaultVoice.
+	// Voice defaults to DefaultVoice.
 	Voice string
-	// Format (<prefix>FORMAT) is one of SpeechFormats; default mp3.
+	// Format is one of SpeechFormats; default mp3.
 	Format string
 	// Timeout bounds one call, body included, whatever the caller's context allows; default
 	// DefaultTimeout. Pass the step's timeout.
@@ -74,30 +71,42 @@ type Speech struct {
 	maxAudio int64
 }
 
-// NewSpeech checks o and returns a Speech client, or an error listing every bad setting.
-func NewSpeech(o SpeechOptions) (*Speech, error) {
+// WithDefaults returns o with every unset option at its default.
+func (o SpeechOptions) WithDefaults() SpeechOptions {
 	o.Name = cmp.Or(o.Name, DefaultSpeechName)
-	o.SettingPrefix = cmp.Or(o.SettingPrefix, DefaultSpeechSettingPrefix)
 	o.BaseURL = cmp.Or(o.BaseURL, DefaultBaseURL)
 	o.Model = cmp.Or(o.Model, DefaultSpeechModel)
 	o.Voice = cmp.Or(o.Voice, DefaultVoice)
 	o.Format = cmp.Or(o.Format, DefaultSpeechFormat)
 	o.MaxAudioBytes = cmp.Or(o.MaxAudioBytes, httpx.DefaultAudioLimit)
-	s := httpx.NewSettings(o.SettingPrefix)
-	s.Required("API_KEY", o.APIKey.Reveal())
-	base := s.BaseURL("BASE_URL", o.BaseURL)
+	return o
+}
+
+// Validate reports every bad option of o (after WithDefaults), each a *field.Error.
+func (o SpeechOptions) Validate() error {
+	s := httpx.NewSettings()
+	s.Required("APIKey", o.APIKey.Reveal())
+	s.BaseURL("BaseURL", o.BaseURL)
 	if !slices.Contains(SpeechFormats, o.Format) {
-		s.Problemf("FORMAT", "is %q, must be one of %s", o.Format, strings.Join(SpeechFormats, ", "))
+		s.Problemf("Format", "is %q, must be one of %s", o.Format, strings.Join(SpeechFormats, ", "))
 	}
 	if o.Timeout < 0 {
-		s.Problemf("TIMEOUT", "is %v, must not be negative", o.Timeout)
+		s.Problemf("Timeout", "is %v, must not be negative", o.Timeout)
 	}
 	if o.MaxAudioBytes < 0 {
-		s.Problemf("MAX_AUDIO_BYTES", "is %d, must be positive", o.MaxAudioBytes)
+		s.Problemf("MaxAudioBytes", "is %d, must be positive", o.MaxAudioBytes)
 	}
-	if err := s.Err(); err != nil {
+	return s.Err()
+}
+
+// NewSpeech returns a Speech client for o with its defaults, or Validate's error listing
+// every bad option.
+func NewSpeech(o SpeechOptions) (*Speech, error) {
+	o = o.WithDefaults()
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	base := httpx.TrimBaseURL(o.BaseURL)
 	a, err := newAPI(o.Name, o.APIKey.Reveal(), base, o.Timeout, o.HTTP, o.Redactor)
 	if err != nil {
 		return nil, err

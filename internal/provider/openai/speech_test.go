@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/provider/openai"
 	"github.com/callagent/resilience/internal/provider/providertest"
 	"github.com/callagent/resilience/internal/redact"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 func TestSynthesizeSendsTheDocumentedRequest(t *testing.T) {
@@ -145,14 +145,14 @@ func TestSpeechProbe(t *testing.T) {
 func TestNewSpeechNamesTheBadSettings(t *testing.T) {
 	t.Parallel()
 	_, err := openai.NewSpeech(openai.SpeechOptions{Format: "ogg", BaseURL: "http:///v1"})
-	want := "OPENAI_TTS_API_KEY is required when SIMULATE is unset\n" +
-		"OPENAI_TTS_BASE_URL must be an absolute http:// or https:// URL with a host\n" +
-		`OPENAI_TTS_FORMAT is "ogg", must be one of mp3, opus, aac, flac, wav, pcm`
+	want := "APIKey is required when SIMULATE is unset\n" +
+		"BaseURL must be an absolute http:// or https:// URL with a host\n" +
+		`Format is "ogg", must be one of mp3, opus, aac, flac, wav, pcm`
 	if err == nil || err.Error() != want {
 		t.Errorf("err =\n%v\nwant\n%s", err, want)
 	}
-	if _, err := openai.NewSpeech(openai.SpeechOptions{APIKey: config.Secret("k"), MaxAudioBytes: -1}); err == nil ||
-		err.Error() != "OPENAI_TTS_MAX_AUDIO_BYTES is -1, must be positive" {
+	if _, err := openai.NewSpeech(openai.SpeechOptions{APIKey: secret.Secret("k"), MaxAudioBytes: -1}); err == nil ||
+		err.Error() != "MaxAudioBytes is -1, must be positive" {
 		t.Errorf("err = %v", err)
 	}
 }

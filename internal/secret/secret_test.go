@@ -1,4 +1,4 @@
-package config_test
+package secret_test
 
 import (
 	"bytes"
@@ -8,17 +8,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/callagent/resilience/internal/config"
+	"github.com/callagent/resilience/internal/secret"
 )
 
 func TestSecretNeverPrints(t *testing.T) {
 	t.Parallel()
 	const value = "sk-live-0123456789abcdef"
-	s := config.Secret(value)
+	s := secret.Secret(value)
 	type holder struct {
 		Name string
-		Key  config.Secret
-		Ptr  *config.Secret
+		Key  secret.Secret
+		Ptr  *secret.Secret
 	}
 	h := holder{Name: "elevenlabs", Key: s, Ptr: &s}
 
@@ -82,7 +82,7 @@ func TestSecretNeverPrints(t *testing.T) {
 
 func TestEmptySecretPrintsEmpty(t *testing.T) {
 	t.Parallel()
-	var s config.Secret
+	var s secret.Secret
 	j, _ := json.Marshal(s)
 	got := []string{fmt.Sprintf("%v|%s|%#v|%q", s, s, s, s), string(j)}
 	want := []string{`||""|""`, `""`}

@@ -1,22 +1,20 @@
-package daemon
+package config
 
 import (
 	"strings"
 	"testing"
-
-	"github.com/callagent/resilience/internal/config"
 )
 
 // A phone line wants ulaw_8000; an OpenAI voice cannot speak it, so the operator is told at
 // start which calls would carry another format.
 func TestFallbackFormatMismatch(t *testing.T) {
 	t.Parallel()
-	openai := func(format string) config.TTSFallback {
-		return config.TTSFallback{Kind: config.TTSFallbackOpenAI, OpenAIFormat: format}
+	openai := func(format string) TTSFallback {
+		return TTSFallback{Kind: TTSFallbackOpenAI, OpenAIFormat: format}
 	}
 	tests := []struct {
 		primary string
-		fb      config.TTSFallback
+		fb      TTSFallback
 		warn    bool
 	}{
 		{"mp3_44100_128", openai("mp3"), false},
@@ -27,8 +25,8 @@ func TestFallbackFormatMismatch(t *testing.T) {
 		{"wav_24000", openai("wav"), false},
 		{"wav_8000", openai("wav"), true},
 		{"opus_48000_64", openai("opus"), false},
-		{"ulaw_8000", config.TTSFallback{Kind: config.TTSFallbackElevenLabs}, false},
-		{"ulaw_8000", config.TTSFallback{Kind: config.TTSFallbackNone}, false},
+		{"ulaw_8000", TTSFallback{Kind: TTSFallbackElevenLabs}, false},
+		{"ulaw_8000", TTSFallback{Kind: TTSFallbackNone}, false},
 	}
 	for _, tt := range tests {
 		got := fallbackFormatMismatch(tt.primary, tt.fb)
