@@ -10,6 +10,7 @@ import (
 
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/resilience"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // sink collects events.
@@ -171,9 +172,9 @@ func TestBreakerAlertsFromRealGuard(t *testing.T) {
 			continue
 		}
 	}
-	waitFor(t, "breaker_opened", func() bool { return sameKinds(s.kinds(), []Kind{KindBreakerOpened}) })
+	testwait.True(t, 10*time.Second, "breaker_opened", func() bool { return sameKinds(s.kinds(), []Kind{KindBreakerOpened}) })
 	g.Reset()
-	waitFor(t, "breaker_closed", func() bool {
+	testwait.True(t, 10*time.Second, "breaker_closed", func() bool {
 		return sameKinds(s.kinds(), []Kind{KindBreakerOpened, KindBreakerClosed})
 	})
 }

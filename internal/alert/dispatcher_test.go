@@ -17,6 +17,7 @@ import (
 
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/resilience"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // observer counts delivery results per channel.
@@ -79,20 +80,20 @@ func TestIncidentAcrossThreeWorkers(t *testing.T) {
 	}
 	bas[0].BreakerStateChanged(p, resilience.StateOpen, resilience.StateHalfOpen, mock.Now())
 	bas[0].BreakerStateChanged(p, resilience.StateHalfOpen, resilience.StateOpen, mock.Now())
-	waitFor(t, "the opened notification", func() bool { return len(rec.ofType(TypeOpened)) == 1 })
-	waitFor(t, "4 events published", published(4))
+	testwait.True(t, 10*time.Second, "the opened notification", func() bool { return len(rec.ofType(TypeOpened)) == 1 })
+	testwait.True(t, 10*time.Second, "4 events published", published(4))
 
 	mock.Add(5 * time.Minute) // every worker's service-down timer fires
-	waitFor(t, "the escalation", func() bool { return len(rec.ofType(TypeEscalated)) == 1 })
-	waitFor(t, "7 events published", published(7))
+	testwait.True(t, 10*time.Second, "the escalation", func() bool { return len(rec.ofType(TypeEscalated)) == 1 })
+	testwait.True(t, 10*time.Second, "7 events published", published(7))
 
 	bas[1].BreakerStateChanged(p, resilience.StateOpen, resilience.StateClosed, mock.Now())
 	bas[0].BreakerStateChanged(p, resilience.StateOpen, resilience.StateClosed, mock.Now())
-	waitFor(t, "9 events published", published(9))
+	testwait.True(t, 10*time.Second, "9 events published", published(9))
 	mock.Add(30 * time.Second)
 	closed := mock.Now()
 	bas[2].BreakerStateChanged(p, resilience.StateOpen, resilience.StateClosed, closed)
-	waitFor(t, "the resolved notification", func() bool { return len(rec.ofType(TypeResolved)) == 1 })
+	testwait.True(t, 10*time.Second, "the resolved notification", func() bool { return len(rec.ofType(TypeResolved)) == 1 })
 
 	all := rec.notifications()
 	if len(all) != 3 {
@@ -151,7 +152,7 @@ func TestSummaryWindow(t *testing.T) {
 
 	// A window holding one failure: that one alert, no summary.
 	mustEmit(t, em, CallFailed("ElevenLabs", "1", "service_unavailable", "Service temporarily unavailable"))
-	waitFor(t, "the single alert", func() bool { return len(rec.notifications()) == 1 })
+	testwait.True(t, 10*time.Second, "the single alert", func() bool { return len(rec.notifications()) == 1 })
 	if n := rec.notifications()[0]; n.Type != TypeAlert || n.Title != "Call Failed for Contact 1" || n.Severity != SeverityWarning {
 		t.Errorf("single alert: %+v", n)
 	}
@@ -168,7 +169,7 @@ func TestSummaryWindow(t *testing.T) {
 		}
 		mustEmit(t, em, CallFailed("ElevenLabs", fmt.Sprint(i), reason, ""))
 	}
-	waitFor(t, "five failures counted", func() bool { return windowCount() == 5 })
+	testwait.True(t, 10*time.Second, "five failures counted", func() bool { return windowCount() == 5 })
 	if got := rec.notifications(); len(got) != 2 || got[1].Title != "Call Failed for Contact 2" {
 		t.Fatalf("before the window ends: %s", describe(got))
 	}
@@ -203,7 +204,7 @@ func TestSummaryOfEndedWindowWhenNextFailureArrives(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "three failures counted", func() bool {
+	testwait.True(t, 10*time.Second, "three failures counted", func() bool {
 		w, rev, err := load[windowRecord](context.Background(), kv, "window.llm.dead_lettered")
 		return err == nil && rev != 0 && w.Count == 3
 	})
@@ -212,7 +213,7 @@ func TestSummaryOfEndedWindowWhenNextFailureArrives(t *testing.T) {
 	}
 	mock.Set(mock.Now().Add(time.Hour + time.Second))
 	mustEmit(t, em, DeadLettered("LLM", "9", "max_deliveries", ""))
-	waitFor(t, "summary and new alert", func() bool { return len(rec.notifications()) == 3 })
+	testwait.True(t, 10*time.Second, "summary and new alert", func() bool { return len(rec.notifications()) == 3 })
 	got := rec.notifications()
 	if got[1].Type != TypeSummary || got[1].Count != 3 || got[1].Title != "3 contacts dead-lettered (LLM) in 1h0m0s" ||
 		got[2].Type != TypeAlert || got[2].Title != "Contact 9 dead-lettered" {
@@ -256,7 +257,7 @@ func TestRedeliveredEventsAreHarmless(t *testing.T) {
 	for i, ev := range []Event{opened, opened, failed, failed, closed, closed, sentinel} {
 		publishRaw(ev, fmt.Sprintf("m%d", i))
 	}
-	waitFor(t, "the sentinel's notification", func() bool {
+	testwait.True(t, 10*time.Second, "the sentinel's notification", func() bool {
 		got := rec.notifications()
 		return len(got) > 0 && got[len(got)-1].Provider == "CRM"
 	})
@@ -268,7 +269,7 @@ func TestRedeliveredEventsAreHarmless(t *testing.T) {
 		t.Errorf("the repeat was counted: %+v", got[2])
 	}
 	// The line is logged after the publish is acked, so it may trail the delivery.
-	waitFor(t, `four "Sending alert" lines`, func() bool { return logs.count("Sending alert:") >= 4 })
+	testwait.True(t, 10*time.Second, `four "Sending alert" lines`, func() bool { return logs.count("Sending alert:") >= 4 })
 	if n := logs.count("Sending alert:"); n != 4 {
 		t.Errorf(`"Sending alert" logged %d times, want 4 (three and the sentinel)`, n)
 	}
@@ -284,7 +285,7 @@ func TestSilentReportersExpire(t *testing.T) {
 	em := newEmitter(t, js, "worker-gone", mock, log)
 	mustEmit(t, em, Event{Kind: KindBreakerOpened, Provider: "ElevenLabs", Message: "Circuit breaker OPENED for ElevenLabs"})
 	mustEmit(t, em, QuotaExhausted("ElevenLabs", "3", "quota exceeded"))
-	waitFor(t, "two incidents", func() bool { return len(rec.ofType(TypeOpened)) == 2 })
+	testwait.True(t, 10*time.Second, "two incidents", func() bool { return len(rec.ofType(TypeOpened)) == 2 })
 	incidents, err := OpenIncidents(context.Background(), js, DefaultBucket)
 	if err != nil || len(incidents) != 2 || incidents[0].Key != "elevenlabs.down" || incidents[1].Key != "elevenlabs.quota" {
 		t.Fatalf("OpenIncidents = %+v, %v", incidents, err)
@@ -317,10 +318,10 @@ func TestBreakerClosedResolvesFollowers(t *testing.T) {
 	}
 	mustEmit(t, em, FallbackActivated("ElevenLabs", "Backup TTS", ""))
 	mustEmit(t, em, Event{Kind: KindBreakerOpened, Provider: "ElevenLabs", Message: "open"})
-	waitFor(t, "three incidents", func() bool { return len(rec.ofType(TypeOpened)) == 3 })
+	testwait.True(t, 10*time.Second, "three incidents", func() bool { return len(rec.ofType(TypeOpened)) == 3 })
 	mock.Add(2 * time.Minute)
 	mustEmit(t, em, Event{Kind: KindBreakerClosed, Provider: "ElevenLabs", Message: "closed"})
-	waitFor(t, "three resolutions", func() bool { return len(rec.ofType(TypeResolved)) == 3 })
+	testwait.True(t, 10*time.Second, "three resolutions", func() bool { return len(rec.ofType(TypeResolved)) == 3 })
 	var titles []string
 	for _, n := range rec.ofType(TypeResolved) {
 		titles = append(titles, n.Title)
@@ -351,19 +352,19 @@ func TestChannelDownThenUpDeliversLateInOrder(t *testing.T) {
 	mustEmit(t, em, Event{Kind: KindBreakerOpened, Provider: "LLM", Message: "open"})
 	mustEmit(t, em, AuthFailed("LLM", "1", "bad key"))
 
-	waitFor(t, "the steady channel to get both", func() bool { return len(up.notifications()) == 2 })
-	waitFor(t, "three failed deliveries", func() bool { return obs.get("Flaky/retried") >= 3 })
+	testwait.True(t, 10*time.Second, "the steady channel to get both", func() bool { return len(up.notifications()) == 2 })
+	testwait.True(t, 10*time.Second, "three failed deliveries", func() bool { return obs.get("Flaky/retried") >= 3 })
 	if len(down.notifications()) != 0 {
 		t.Fatal("the failing channel accepted something")
 	}
 	down.setFail(nil) // the channel recovers
-	waitFor(t, "the late deliveries", func() bool { return len(down.notifications()) == 2 })
+	testwait.True(t, 10*time.Second, "the late deliveries", func() bool { return len(down.notifications()) == 2 })
 	got := down.notifications()
 	if got[0].Title != "Circuit breaker OPENED for LLM" || got[1].Title != "LLM authentication failed" {
 		t.Errorf("late deliveries out of order: %s", describe(got))
 	}
 	// The observer hears of a delivery just after the notifier returns: wait for it.
-	waitFor(t, "both channels' deliveries observed", func() bool {
+	testwait.True(t, 10*time.Second, "both channels' deliveries observed", func() bool {
 		return obs.get("Flaky/sent") == 2 && obs.get("Steady/sent") == 2
 	})
 	if logs.count("it stays queued, next try in") == 0 {
@@ -390,7 +391,7 @@ func TestChannelDropsWhatItCanNeverAccept(t *testing.T) {
 	em := newEmitter(t, js, "w1", mock, log)
 	mustEmit(t, em, QuotaExhausted("ElevenLabs", "1", ""))
 	mustEmit(t, em, AuthFailed("LLM", "2", ""))
-	waitFor(t, "the next notification", func() bool { return len(rec.notifications()) == 1 })
+	testwait.True(t, 10*time.Second, "the next notification", func() bool { return len(rec.notifications()) == 1 })
 	if got := rec.notifications()[0].Kind; got != KindAuthFailed {
 		t.Errorf("delivered %s", got)
 	}
@@ -418,7 +419,7 @@ func TestChannelBreakerOpensAndRecovers(t *testing.T) {
 	startDispatcher(t, js, o)
 	em := newEmitter(t, js, "w1", mock, log)
 	mustEmit(t, em, Event{Kind: KindBreakerOpened, Provider: "LLM", Message: "open"})
-	waitFor(t, "the channel's breaker to open", func() bool { return obs.get("Test/deferred") >= 1 })
+	testwait.True(t, 10*time.Second, "the channel's breaker to open", func() bool { return obs.get("Test/deferred") >= 1 })
 	if logs.count("Circuit breaker OPENED for Test") == 0 {
 		t.Errorf("the channel's breaker opening was not logged:\n%s", logs.String())
 	}
@@ -429,7 +430,7 @@ func TestChannelBreakerOpensAndRecovers(t *testing.T) {
 		t.Errorf("breaker opened after %d calls, want at least the threshold 3", callsWhileOpen)
 	}
 	rec.setFail(nil)
-	waitFor(t, "delivery after the breaker's open timeout", func() bool { return len(rec.notifications()) == 1 })
+	testwait.True(t, 10*time.Second, "delivery after the breaker's open timeout", func() bool { return len(rec.notifications()) == 1 })
 }
 
 func TestMinSeverityAndNoChannels(t *testing.T) {
@@ -445,7 +446,7 @@ func TestMinSeverityAndNoChannels(t *testing.T) {
 	em := newEmitter(t, js, "w1", mock, log)
 	mustEmit(t, em, CallFailed("LLM", "1", "timeout", ""))
 	mustEmit(t, em, Event{Kind: KindBreakerOpened, Provider: "LLM", Message: "open"})
-	waitFor(t, "the critical one", func() bool { return len(rec.notifications()) == 1 })
+	testwait.True(t, 10*time.Second, "the critical one", func() bool { return len(rec.notifications()) == 1 })
 	if obs.get("Pager/filtered") != 1 || rec.notifications()[0].Kind != KindBreakerOpened {
 		t.Errorf("filtering: %v %s", obs.snapshot(), describe(rec.notifications()))
 	}
@@ -461,7 +462,7 @@ func TestDispatcherWithoutChannelsLogsWhatWouldBeSent(t *testing.T) {
 	startDispatcher(t, js, DispatcherOptions{Logger: log})
 	em := newEmitter(t, js, "w1", nil, log)
 	mustEmit(t, em, CallFailed("ElevenLabs", "1", "service_unavailable", "Service temporarily unavailable"))
-	waitFor(t, "the log line", func() bool { return logs.count("Sending alert: Call Failed for Contact 1") == 1 })
+	testwait.True(t, 10*time.Second, "the log line", func() bool { return logs.count("Sending alert: Call Failed for Contact 1") == 1 })
 	if logs.count("every channel disabled") != 1 {
 		t.Errorf("the disabled channels were not announced:\n%s", logs.String())
 	}
@@ -510,7 +511,7 @@ func TestUnreadableRecordIsReplaced(t *testing.T) {
 	}
 	em := newEmitter(t, js, "w1", mock, log)
 	mustEmit(t, em, Event{Kind: KindBreakerOpened, Provider: "LLM", Message: "open"})
-	waitFor(t, "the opened notification", func() bool { return len(rec.ofType(TypeOpened)) == 1 })
+	testwait.True(t, 10*time.Second, "the opened notification", func() bool { return len(rec.ofType(TypeOpened)) == 1 })
 	if logs.count("Replacing the unreadable alert record incident.llm.down") != 1 {
 		t.Errorf("the replacement was not logged:\n%s", logs.String())
 	}
@@ -529,12 +530,12 @@ func TestAnEventThatAlwaysFailsIsGivenUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustEmit(t, em, Event{Kind: KindBreakerOpened, Provider: "LLM", Message: "open"})
-	waitFor(t, "the event to be given up", func() bool { return logs.count("Giving up on alert event breaker_opened") == 1 })
+	testwait.True(t, 10*time.Second, "the event to be given up", func() bool { return logs.count("Giving up on alert event breaker_opened") == 1 })
 	if err := Ensure(ctx, js, Topology{}); err != nil {
 		t.Fatal(err)
 	}
 	mustEmit(t, em, AuthFailed("CRM", "", "bad key"))
-	waitFor(t, "the next event's notification", func() bool { return len(rec.notifications()) == 1 })
+	testwait.True(t, 10*time.Second, "the next event's notification", func() bool { return len(rec.notifications()) == 1 })
 	if got := rec.notifications()[0].Provider; got != "CRM" {
 		t.Errorf("delivered %s", got)
 	}
@@ -571,8 +572,8 @@ func TestMisconfiguredChannelRaisesOneIncidentElsewhere(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, "the incident about Slack on the pager", func() bool { return aboutSlack() >= 1 })
-	waitFor(t, "Slack's alerts deferred", func() bool { return obs.get("Slack/deferred") >= 1 })
+	testwait.True(t, 10*time.Second, "the incident about Slack on the pager", func() bool { return aboutSlack() >= 1 })
+	testwait.True(t, 10*time.Second, "Slack's alerts deferred", func() bool { return obs.get("Slack/deferred") >= 1 })
 	if n := aboutSlack(); n != 1 {
 		t.Errorf("%d incidents about Slack, want 1", n)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/callagent/resilience/internal/natsembed"
 	"github.com/callagent/resilience/internal/natstest"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 func TestEmitterPublishesWithMsgID(t *testing.T) {
@@ -20,7 +21,7 @@ func TestEmitterPublishesWithMsgID(t *testing.T) {
 	ev.ID = "evt_fixed"
 	mustEmit(t, e, ev)
 	mustEmit(t, e, ev) // the same id again: the stream keeps one
-	waitFor(t, "two publishes", func() bool { return e.Stats().Published == 2 })
+	testwait.True(t, 10*time.Second, "two publishes", func() bool { return e.Stats().Published == 2 })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -17,6 +17,7 @@ import (
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/natstest"
 	"github.com/callagent/resilience/internal/resilience"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natstest.IgnoreLibraryLeaks()...) }
@@ -108,18 +109,6 @@ func down503(channel string) (bool, error) {
 	return true, fault.Classify(fault.Facts{Provider: channel, Status: 503, Message: channel + " answered HTTP 503"})
 }
 
-// waitFor polls cond every 5ms, failing after 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // advanceUntil moves the mock clock forward by step until cond holds (each step gives the
 // dispatcher's maintenance loop a moment to run), failing after 10s of real time.
 func advanceUntil(t *testing.T, mock *clock.Mock, step time.Duration, what string, cond func() bool) {
@@ -174,7 +163,7 @@ func startDispatcher(t *testing.T, js jetstream.JetStream, o DispatcherOptions) 
 	t.Cleanup(stop)
 	// Run ensures the consumers first; wait until they exist so no notification is missed
 	// by a channel consumer that starts with new messages.
-	waitFor(t, "the dispatcher's consumers", func() bool {
+	testwait.True(t, 10*time.Second, "the dispatcher's consumers", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		for _, name := range append([]string{o.Topology.WithDefaults().Consumer}, channelConsumers(o)...) {

@@ -21,6 +21,7 @@ import (
 	"github.com/callagent/resilience/internal/redact"
 	"github.com/callagent/resilience/internal/resilience"
 	"github.com/callagent/resilience/internal/sheets"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -122,17 +123,6 @@ func (b *bundle) stop(t *testing.T) {
 	b.cancel = nil
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func (b *bundle) logged(substr string) int {
 	n := 0
 	for _, e := range b.diag.AllEntries() {
@@ -166,7 +156,7 @@ func TestAppendsBatchesAsTheServiceAccount(t *testing.T) {
 	log.WithTime(at).WithField("worker", "worker-z").Warn("from another worker field")
 	log.WithTime(at).Error("sixth, sent at stop")
 
-	waitFor(t, "a full batch", func() bool { return len(b.api.got()) == 1 })
+	testwait.True(t, 10*time.Second, "a full batch", func() bool { return len(b.api.got()) == 1 })
 	b.stop(t)
 
 	reqs := b.api.got()
@@ -231,7 +221,7 @@ func TestFlushIntervalSendsAPartialBatch(t *testing.T) {
 	b.logger.Error("one")
 	b.logger.Error("two")
 	// Advance until Run has taken both and the interval fires; each step is one interval.
-	waitFor(t, "the interval flush", func() bool {
+	testwait.True(t, 10*time.Second, "the interval flush", func() bool {
 		mock.Add(5 * time.Second)
 		return len(b.api.rows()) == 2
 	})
@@ -251,7 +241,7 @@ func TestTransientFailureKeepsTheBatch(t *testing.T) {
 		503, 503, 503, 503)
 	b.start(t)
 	b.logger.WithField("contact_id", "c-9").Error("the record")
-	waitFor(t, "the row after the outage", func() bool { return len(b.api.rows()) == 1 })
+	testwait.True(t, 10*time.Second, "the row after the outage", func() bool { return len(b.api.rows()) == 1 })
 	b.stop(t)
 
 	if reqs := b.api.got(); len(reqs) != 5 {
@@ -281,9 +271,9 @@ func TestRowsRefusedAsSuchAreDropped(t *testing.T) {
 	b.api.answer(http.StatusBadRequest, `{"error":{"code":400,"message":"Invalid values[0][4]: list_value {\n}\n","status":"INVALID_ARGUMENT"}}`)
 	b.start(t)
 	b.logger.Error("refused one")
-	waitFor(t, "the drop", func() bool { return b.hook.Stats().DroppedError == 1 })
+	testwait.True(t, 10*time.Second, "the drop", func() bool { return b.hook.Stats().DroppedError == 1 })
 	b.logger.Error("accepted one")
-	waitFor(t, "the next row", func() bool { return b.hook.Stats().Appended == 1 })
+	testwait.True(t, 10*time.Second, "the next row", func() bool { return b.hook.Stats().Appended == 1 })
 	if len(b.api.got()) != 2 {
 		t.Errorf("%d requests, want 2: an invalid payload is not retried", len(b.api.got()))
 	}
@@ -346,7 +336,7 @@ func TestSetupErrorsKeepTheRows(t *testing.T) {
 			b.api.answer(c.status, c.body)
 			b.start(t)
 			b.logger.Error("kept until fixed")
-			waitFor(t, "the row once fixed", func() bool { return b.hook.Stats().Appended == 1 })
+			testwait.True(t, 10*time.Second, "the row once fixed", func() bool { return b.hook.Stats().Appended == 1 })
 			b.stop(t)
 			if s := b.hook.Stats(); s != (sheets.Stats{Appended: 1}) {
 				t.Errorf("stats %+v, want the row appended and nothing dropped", s)
@@ -385,7 +375,7 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 	b.api.always, b.api.location = http.StatusFound, other.URL+"/v4/stolen"
 	b.start(t)
 	b.logger.Error("not sent elsewhere")
-	waitFor(t, "the refusal", func() bool { return b.logged("refused 1 error records; keeping them") == 1 })
+	testwait.True(t, 10*time.Second, "the refusal", func() bool { return b.logged("refused 1 error records; keeping them") == 1 })
 	b.stop(t)
 	if n := len(other.got()); n != 0 {
 		t.Errorf("the redirect was followed: the other host got %d requests", n)
@@ -404,7 +394,7 @@ func TestTokenRefusalIsAnAuthenticationError(t *testing.T) {
 	b.tokens.setRefuse(true)
 	b.start(t)
 	b.logger.Error("sent once the key is accepted")
-	waitFor(t, "the refusal", func() bool { return b.logged("refused 1 error records; keeping them") == 1 })
+	testwait.True(t, 10*time.Second, "the refusal", func() bool { return b.logged("refused 1 error records; keeping them") == 1 })
 	if len(b.api.got()) != 0 {
 		t.Error("the API was called without a token")
 	}
@@ -419,7 +409,7 @@ func TestTokenRefusalIsAnAuthenticationError(t *testing.T) {
 		t.Errorf("no authentication refusal logged: %v", b.logged("refused"))
 	}
 	b.tokens.setRefuse(false) // the service account is enabled again: no restart needed
-	waitFor(t, "the row", func() bool { return b.hook.Stats().Appended == 1 })
+	testwait.True(t, 10*time.Second, "the row", func() bool { return b.hook.Stats().Appended == 1 })
 	if s := b.hook.Stats(); s.DroppedError != 0 {
 		t.Errorf("stats %+v: nothing should be dropped", s)
 	}
@@ -441,7 +431,7 @@ func TestPrivateClient(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- hook.Run(ctx) }()
 	log.Error("one")
-	waitFor(t, "the row", func() bool { return len(api.rows()) == 1 })
+	testwait.True(t, 10*time.Second, "the row", func() bool { return len(api.rows()) == 1 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -471,8 +461,8 @@ func TestFullBufferIsCountedAndLogged(t *testing.T) {
 		t.Fatalf("stats %+v, observer %d; want 3 dropped for a full buffer", s, b.obs.get(sheets.ResultDroppedFull))
 	}
 	b.start(t)
-	waitFor(t, "the drop report", func() bool { return b.logged("was full: dropped 3 error records (3 in all)") == 1 })
-	waitFor(t, "the buffered rows", func() bool { return len(b.api.rows()) == 2 })
+	testwait.True(t, 10*time.Second, "the drop report", func() bool { return b.logged("was full: dropped 3 error records (3 in all)") == 1 })
+	testwait.True(t, 10*time.Second, "the buffered rows", func() bool { return len(b.api.rows()) == 2 })
 	if got := b.api.rows(); got[0][4] != "record 0" || got[1][4] != "record 1" {
 		t.Errorf("rows %q, want the first two records", got)
 	}
@@ -525,7 +515,7 @@ func TestStopLetsTheAppendInFlightFinish(t *testing.T) {
 	b.api.gate = make(chan struct{})
 	b.start(t)
 	b.logger.Error("in flight at stop")
-	waitFor(t, "the request", func() bool { return len(b.api.got()) == 1 })
+	testwait.True(t, 10*time.Second, "the request", func() bool { return len(b.api.got()) == 1 })
 	b.cancel()
 	time.AfterFunc(50*time.Millisecond, func() { close(b.api.gate) })
 	b.stop(t)
@@ -541,7 +531,7 @@ func TestUnreachableAPIIsTransientAndHidesTheURL(t *testing.T) {
 	b.api.Close()
 	b.start(t)
 	b.logger.Error("kept while the API is unreachable")
-	waitFor(t, "the failure", func() bool { return b.logged("Could not append 1 error records") == 1 })
+	testwait.True(t, 10*time.Second, "the failure", func() bool { return b.logged("Could not append 1 error records") == 1 })
 	for _, e := range b.diag.AllEntries() {
 		if strings.Contains(e.Message, "Could not append") &&
 			!strings.Contains(fmt.Sprint(e.Data[logrus.ErrorKey]), "Google Sheets post request") {
