@@ -12,7 +12,7 @@ import (
 
 // TestEveryConfigurationProblemAtOnce: one bad value for each component (the settings
 // table, an LLM client, the ElevenLabs client and its fallback, the CRM client, an alert
-// channel, the alert topology, a secret file), from the environment, the .env file and a
+// channel, the alert topology, a secret file, the Sheets key file), from the environment, the .env file and a
 // flag, give one report and exit 2 before anything connects; each problem names its
 // setting once, with where its value came from.
 func TestEveryConfigurationProblemAtOnce(t *testing.T) {
@@ -20,6 +20,10 @@ func TestEveryConfigurationProblemAtOnce(t *testing.T) {
 	dotenv := filepath.Join(dir, "worker.env")
 	keyFile := filepath.Join(dir, "elevenlabs.key")
 	if err := os.WriteFile(keyFile, []byte("xi-key-from-a-file-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	saFile := filepath.Join(dir, "sheets.json")
+	if err := os.WriteFile(saFile, []byte(`{"type":"authorized_user"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(dotenv, []byte(
@@ -41,6 +45,10 @@ func TestEveryConfigurationProblemAtOnce(t *testing.T) {
 		"WEBHOOK_SECRET":          "not-a-standard-webhooks-secret",
 		"ALERTS_STREAM":           "ALERTS@1",
 		"TELEGRAM_BOT_TOKEN_FILE": filepath.Join(dir, "missing.token"),
+		// The Sheets log's key file exists (the table's rule) but is not a service-account key.
+		"SHEETS_ENABLED":          "true",
+		"SHEETS_SPREADSHEET_ID":   "sheet-1",
+		"SHEETS_CREDENTIALS_FILE": saFile,
 	}
 	var out, errOut bytes.Buffer
 	code := cli.Execute(cli.NewWorkerCommand(env(vars), &out), []string{"--worker-concurrency=0"}, &errOut)
@@ -57,14 +65,16 @@ func TestEveryConfigurationProblemAtOnce(t *testing.T) {
 		`ALERTS_STREAM="ALERTS@1" (from environment): stream name "ALERTS@1" must be letters, digits, '_' or '-'`,
 		`TELEGRAM_BOT_TOKEN_FILE="` + filepath.Join(dir, "missing.token") + `" (from environment): cannot read the file: no such file or directory`,
 		"warning: WORKER_CONCURENCY in " + dotenv + " is not a setting; did you mean WORKER_CONCURRENCY?",
-		"invalid configuration (7 problems)",
+		`SHEETS_CREDENTIALS_FILE="` + saFile + `" (from environment): `,
+		`type is "authorized_user", want "service_account"`,
+		"invalid configuration (8 problems)",
 	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
 	}
 	for _, setting := range []string{"WORKER_CONCURRENCY=", "LLM_BASE_URL", "ELEVENLABS_OUTPUT_FORMAT", "CRM_WEBHOOK_URL",
-		"WEBHOOK_SECRET", "ALERTS_STREAM"} {
+		"WEBHOOK_SECRET", "ALERTS_STREAM", "SHEETS_CREDENTIALS_FILE"} {
 		if n := strings.Count(stderr, setting); n != 1 {
 			t.Errorf("%s named %d times, want once:\n%s", setting, n, stderr)
 		}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/callagent/resilience/internal/sheets"
 )
 
 // componentProblems runs the validation of every component the worker builds from c (the
@@ -19,6 +21,9 @@ func (l *Loader) componentProblems(c *Config, pending []pendingProblem, loaded f
 			checks = append(checks, providers...)
 		}
 		checks = append(checks, c.alertChannelChecks()...)
+		if c.Sheets.Enabled {
+			checks = append(checks, c.sheetsCheck())
+		}
 	}
 
 	seen := map[[2]string]bool{}
@@ -124,4 +129,17 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// sheetsCheck validates the Google Sheets error log's options, its credentials file
+// included (readable, a service-account key with a usable private key).
+func (c Config) sheetsCheck() componentCheck {
+	o := sheets.Options{CredentialsFile: c.Sheets.CredentialsFile, SpreadsheetID: c.Sheets.SpreadsheetID,
+		Range: c.Sheets.Range, BatchSize: c.Sheets.BatchSize, FlushInterval: c.Sheets.FlushInterval, Buffer: c.Sheets.Buffer}
+	return componentCheck{map[string]string{
+		"CredentialsFile": "SHEETS_CREDENTIALS_FILE", "SpreadsheetID": "SHEETS_SPREADSHEET_ID", "Range": "SHEETS_RANGE",
+		"BatchSize": "SHEETS_BATCH_SIZE", "FlushInterval": "SHEETS_FLUSH_INTERVAL", "Buffer": "SHEETS_BUFFER",
+		// Not settings: their defaults are always valid; blamed on the switch if ever not.
+		"Endpoint": "SHEETS_ENABLED", "Retry": "SHEETS_ENABLED", "Breaker": "SHEETS_ENABLED", "": "SHEETS_ENABLED",
+	}, o.WithDefaults().Validate()}
 }

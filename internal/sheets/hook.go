@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/oauth2"
 
+	"github.com/callagent/resilience/internal/config/field"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
@@ -107,8 +108,8 @@ type Options struct {
 	Clock clock.Clock
 }
 
-// withDefaults returns o with zero fields set.
-func (o Options) withDefaults() Options {
+// WithDefaults returns o with zero fields set.
+func (o Options) WithDefaults() Options {
 	if o.Range == "" {
 		o.Range = DefaultRange
 	}
@@ -145,27 +146,35 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// validate reports the first bad field, naming it.
-func (o Options) validate() error {
-	switch {
-	case strings.TrimSpace(o.SpreadsheetID) == "":
-		return fmt.Errorf("%w: SpreadsheetID is empty", ErrInvalidOptions)
-	case o.BatchSize < 1 || o.BatchSize > 10000:
-		return fmt.Errorf("%w: BatchSize is %d, must be 1 to 10000", ErrInvalidOptions, o.BatchSize)
-	case o.FlushInterval <= 0:
-		return fmt.Errorf("%w: FlushInterval is %s, must be > 0", ErrInvalidOptions, o.FlushInterval)
-	case o.Buffer < 1:
-		return fmt.Errorf("%w: Buffer is %d, must be at least 1", ErrInvalidOptions, o.Buffer)
-	case !strings.HasPrefix(o.Endpoint, "https://") && !strings.HasPrefix(o.Endpoint, "http://"):
-		return fmt.Errorf("%w: Endpoint %q is not an http(s) URL", ErrInvalidOptions, o.Endpoint)
+// Validate reports every bad field of o (after WithDefaults), each a *field.Error naming
+// it, and checks the credentials file (readable, a service-account key): internal/config
+// runs it when the configuration is loaded, so a bad file is reported with the other
+// settings instead of when the worker starts.
+func (o Options) Validate() error {
+	var l field.List
+	l.Required("SpreadsheetID", o.SpreadsheetID, "is empty")
+	if o.BatchSize < 1 || o.BatchSize > 10000 {
+		l.Addf("BatchSize", "is %d, must be 1 to 10000", o.BatchSize)
+	}
+	if o.FlushInterval <= 0 {
+		l.Addf("FlushInterval", "is %s, must be > 0", o.FlushInterval)
+	}
+	if o.Buffer < 1 {
+		l.Addf("Buffer", "is %d, must be at least 1", o.Buffer)
+	}
+	if !strings.HasPrefix(o.Endpoint, "https://") && !strings.HasPrefix(o.Endpoint, "http://") {
+		l.Addf("Endpoint", "%q is not an http(s) URL", o.Endpoint)
 	}
 	if err := o.Retry.Validate(); err != nil {
-		return fmt.Errorf("%w: Retry: %w", ErrInvalidOptions, err)
+		l.Addf("Retry", "%v", err)
 	}
 	if err := (resilience.GuardOptions{Breaker: o.Breaker}).Validate(); err != nil {
-		return fmt.Errorf("%w: Breaker: %w", ErrInvalidOptions, err)
+		l.Addf("Breaker", "%v", err)
 	}
-	return nil
+	if _, err := loadCredentials(o.CredentialsFile); err != nil {
+		l.Addf("CredentialsFile", "%v", err)
+	}
+	return l.Err()
 }
 
 // Stats counts the sink's rows.
@@ -212,13 +221,13 @@ type Hook struct {
 // New builds the sink from o: it reads and checks the credentials file and the options, and
 // starts nothing. Add it with logger.AddHook and run Run in a goroutine you wait for.
 func New(o Options) (*Hook, error) {
-	o = o.withDefaults()
-	if err := o.validate(); err != nil {
-		return nil, err
-	}
+	o = o.WithDefaults()
 	jc, err := loadCredentials(o.CredentialsFile)
 	if err != nil {
 		return nil, err
+	}
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
 	ownHTTP := o.HTTPClient == nil
 	if ownHTTP {
