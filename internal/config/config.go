@@ -16,9 +16,12 @@ import (
 )
 
 // Config is the whole configuration of both binaries. Each field's comment
-// names its environment variable, its default and its valid values; the flag
-// is the variable's name in lower case with '-' for '_' (WORKER_CONCURRENCY is
-// --worker-concurrency). Settings of the other binary keep their defaults.
+// names its environment variable and says what it is for; its default, valid
+// values and flag are in its row of the settings table (settings.go), the one
+// place they are written, from which the README's table is generated. The
+// flag is the variable's name in lower case with '-' for '_'
+// (WORKER_CONCURRENCY is --worker-concurrency). Settings of the other binary
+// keep their defaults.
 type Config struct {
 	NATS      NATS
 	Topology  Topology
@@ -45,28 +48,28 @@ type Config struct {
 // Alerts are the alert events, their shared dispatcher and its channels. Every channel is
 // disabled by default; disabled, the log still shows "Sending alert: <subject>".
 type Alerts struct {
-	// Stream (ALERTS_STREAM, default ALERTS) holds alert events and per-channel notifications.
+	// Stream (ALERTS_STREAM) holds alert events and per-channel notifications.
 	Stream string
-	// SubjectPrefix (ALERTS_SUBJECT_PREFIX, default alerts): events go to
+	// SubjectPrefix (ALERTS_SUBJECT_PREFIX): events go to
 	// <prefix>.<severity>.<kind>.
 	SubjectPrefix string
-	// Consumer (ALERT_DISPATCHER_CONSUMER, default alert-dispatcher) is the durable consumer all
+	// Consumer (ALERT_DISPATCHER_CONSUMER) is the durable consumer all
 	// replicas share, so each alert is delivered once.
 	Consumer string
-	// IncidentsBucket (ALERT_INCIDENTS_BUCKET, default alert-incidents) keeps open incidents.
+	// IncidentsBucket (ALERT_INCIDENTS_BUCKET) keeps open incidents.
 	IncidentsBucket string
-	// MaxAge (ALERTS_MAX_AGE, default 168h) is how long an undelivered alert is kept.
+	// MaxAge (ALERTS_MAX_AGE) is how long an undelivered alert is kept.
 	MaxAge time.Duration
-	// ServiceDownAfter (SERVICE_DOWN_ALERT_AFTER, default 5m) escalates a breaker open that long.
+	// ServiceDownAfter (SERVICE_DOWN_ALERT_AFTER) escalates a breaker open that long.
 	ServiceDownAfter time.Duration
-	// SummaryWindow (ALERT_SUMMARY_WINDOW, default 1m) groups call-failure alerts.
+	// SummaryWindow (ALERT_SUMMARY_WINDOW) groups call-failure alerts.
 	SummaryWindow time.Duration
-	// ReporterTTL (ALERT_REPORTER_TTL, default 15m) forgets a worker that stopped reporting an
+	// ReporterTTL (ALERT_REPORTER_TTL) forgets a worker that stopped reporting an
 	// open breaker (it died), so its incident can resolve.
 	ReporterTTL time.Duration
-	// QueueSize (ALERT_QUEUE_SIZE, default 1024) bounds events waiting to be published.
+	// QueueSize (ALERT_QUEUE_SIZE) bounds events waiting to be published.
 	QueueSize int
-	// Timeout (ALERT_TIMEOUT, default 10s) bounds one delivery attempt.
+	// Timeout (ALERT_TIMEOUT) bounds one delivery attempt.
 	Timeout time.Duration
 
 	EmailEnabled     bool
@@ -105,38 +108,38 @@ var Severities = []string{"info", "warning", "critical"}
 
 // Metrics is the worker's HTTP endpoint for Prometheus and Kubernetes probes.
 type Metrics struct {
-	// Addr (METRICS_ADDR, default :9090; empty disables) serves /metrics, /healthz, /readyz.
+	// Addr (METRICS_ADDR) serves /metrics, /healthz, /readyz.
 	Addr string
 }
 
 // Fleet is where workers publish their breaker states for `publisher status`.
 type Fleet struct {
-	// Bucket (FLEET_BUCKET, default fleet) is the KV bucket of breaker reports.
+	// Bucket (FLEET_BUCKET) is the KV bucket of breaker reports.
 	Bucket string
-	// TTL (FLEET_TTL, default 30s, at least 3s) is how long a dead worker's report lingers;
+	// TTL (FLEET_TTL) is how long a dead worker's report lingers;
 	// live workers rewrite theirs every TTL/3.
 	TTL time.Duration
 }
 
 // Sheets is the optional Google Sheets error log (the seed's GOOGLE_SHEETS_ENABLED).
 type Sheets struct {
-	// Enabled (SHEETS_ENABLED, default false).
+	// Enabled (SHEETS_ENABLED).
 	Enabled bool
 	// CredentialsFile (SHEETS_CREDENTIALS_FILE) is a service-account JSON key; required
 	// when enabled.
 	CredentialsFile string
 	// SpreadsheetID (SHEETS_SPREADSHEET_ID) is the id in the sheet's URL; required when enabled.
 	SpreadsheetID string
-	// Range (SHEETS_RANGE, default A1) is the table to append to, e.g. Errors!A1.
+	// Range (SHEETS_RANGE) is the table to append to, e.g. Errors!A1.
 	Range string
-	// BatchSize (SHEETS_BATCH_SIZE, default 50) is the rows per request, 1 to 10000.
+	// BatchSize (SHEETS_BATCH_SIZE) is the rows per request, 1 to 10000.
 	BatchSize int
-	// FlushInterval (SHEETS_FLUSH_INTERVAL, default 5s) sends a partial batch after this long.
+	// FlushInterval (SHEETS_FLUSH_INTERVAL) sends a partial batch after this long.
 	FlushInterval time.Duration
-	// Buffer (SHEETS_BUFFER, default 1000) is how many records may wait; more are dropped
+	// Buffer (SHEETS_BUFFER) is how many records may wait; more are dropped
 	// and counted, never blocking the worker.
 	Buffer int
-	// Level (SHEETS_LEVEL, default warn) is the least severe level sent: warn or error.
+	// Level (SHEETS_LEVEL) is the least severe level sent: warn or error.
 	Level string
 }
 
@@ -145,29 +148,29 @@ type Sheets struct {
 type LLM struct {
 	// APIKey (LLM_API_KEY) is sent as a Bearer token; required with real providers.
 	APIKey Secret
-	// Model (LLM_MODEL, default gpt-4o-mini).
+	// Model (LLM_MODEL).
 	Model string
-	// BaseURL (LLM_BASE_URL, default https://api.openai.com/v1) includes the version path.
+	// BaseURL (LLM_BASE_URL) includes the version path.
 	BaseURL string
-	// SystemPromptFile (LLM_SYSTEM_PROMPT_FILE, default empty = built-in) is a Go template
+	// SystemPromptFile (LLM_SYSTEM_PROMPT_FILE) is a Go template
 	// over the contact's name, language and variables.
 	SystemPromptFile string
-	// MaxTokens (LLM_MAX_TOKENS, default 300) bounds the script, 1 to 32768.
+	// MaxTokens (LLM_MAX_TOKENS) bounds the script, 1 to 32768.
 	MaxTokens int
-	// TokenParam (LLM_TOKEN_PARAM, default auto) names the request field that carries
+	// TokenParam (LLM_TOKEN_PARAM) names the request field that carries
 	// MaxTokens: auto sends max_completion_tokens to api.openai.com (gpt-5 and the o-series
 	// refuse max_tokens) and max_tokens elsewhere (Ollama accepts nothing else).
 	TokenParam string
-	// FallbackTokenParam (LLM_FALLBACK_TOKEN_PARAM, default auto) is TokenParam for the
+	// FallbackTokenParam (LLM_FALLBACK_TOKEN_PARAM) is TokenParam for the
 	// fallback endpoint; it does not inherit, since the fallback is often another kind of
 	// server.
 	FallbackTokenParam string
-	// FallbackBaseURL (LLM_FALLBACK_BASE_URL, default empty = no fallback) is a second
+	// FallbackBaseURL (LLM_FALLBACK_BASE_URL) is a second
 	// OpenAI-compatible endpoint used while the primary's breaker is open.
 	FallbackBaseURL string
-	// FallbackModel (LLM_FALLBACK_MODEL, default empty = LLM_MODEL).
+	// FallbackModel (LLM_FALLBACK_MODEL).
 	FallbackModel string
-	// FallbackAPIKey (LLM_FALLBACK_API_KEY, default empty = LLM_API_KEY).
+	// FallbackAPIKey (LLM_FALLBACK_API_KEY).
 	FallbackAPIKey Secret
 }
 
@@ -177,115 +180,115 @@ type ElevenLabs struct {
 	APIKey Secret
 	// VoiceID (ELEVENLABS_VOICE_ID) is required with real providers.
 	VoiceID string
-	// ModelID (ELEVENLABS_MODEL_ID, default eleven_flash_v2_5).
+	// ModelID (ELEVENLABS_MODEL_ID).
 	ModelID string
-	// OutputFormat (ELEVENLABS_OUTPUT_FORMAT, default mp3_44100_128; ulaw_8000 for telephony).
+	// OutputFormat (ELEVENLABS_OUTPUT_FORMAT).
 	OutputFormat string
-	// BaseURL (ELEVENLABS_BASE_URL, default https://api.elevenlabs.io).
+	// BaseURL (ELEVENLABS_BASE_URL).
 	BaseURL string
-	// VoiceSettings (ELEVENLABS_VOICE_SETTINGS, default empty = the voice's own) is JSON such
+	// VoiceSettings (ELEVENLABS_VOICE_SETTINGS) is JSON such
 	// as {"stability":0.5,"similarity_boost":0.75}.
 	VoiceSettings string
 }
 
 // TTSFallback is the text-to-speech provider used while ElevenLabs' breaker is open.
 type TTSFallback struct {
-	// Kind (TTS_FALLBACK, default none) is none, elevenlabs (a second voice, model or key) or
+	// Kind (TTS_FALLBACK) is none, elevenlabs (a second voice, model or key) or
 	// openai (an OpenAI-compatible /audio/speech endpoint).
 	Kind string
-	// ElevenLabsAPIKey (ELEVENLABS_FALLBACK_API_KEY, default empty = ELEVENLABS_API_KEY).
+	// ElevenLabsAPIKey (ELEVENLABS_FALLBACK_API_KEY).
 	ElevenLabsAPIKey Secret
-	// ElevenLabsVoiceID (ELEVENLABS_FALLBACK_VOICE_ID, default empty = ELEVENLABS_VOICE_ID).
+	// ElevenLabsVoiceID (ELEVENLABS_FALLBACK_VOICE_ID).
 	ElevenLabsVoiceID string
-	// ElevenLabsModelID (ELEVENLABS_FALLBACK_MODEL_ID, default empty = ELEVENLABS_MODEL_ID).
+	// ElevenLabsModelID (ELEVENLABS_FALLBACK_MODEL_ID).
 	ElevenLabsModelID string
-	// OpenAIAPIKey (OPENAI_TTS_API_KEY, default empty = LLM_API_KEY).
+	// OpenAIAPIKey (OPENAI_TTS_API_KEY).
 	OpenAIAPIKey Secret
-	// OpenAIBaseURL (OPENAI_TTS_BASE_URL, default https://api.openai.com/v1).
+	// OpenAIBaseURL (OPENAI_TTS_BASE_URL).
 	OpenAIBaseURL string
-	// OpenAIModel (OPENAI_TTS_MODEL, default gpt-4o-mini-tts).
+	// OpenAIModel (OPENAI_TTS_MODEL).
 	OpenAIModel string
-	// OpenAIVoice (OPENAI_TTS_VOICE, default alloy).
+	// OpenAIVoice (OPENAI_TTS_VOICE).
 	OpenAIVoice string
-	// OpenAIFormat (OPENAI_TTS_FORMAT, default mp3): mp3, opus, aac, flac, wav or pcm.
+	// OpenAIFormat (OPENAI_TTS_FORMAT): mp3, opus, aac, flac, wav or pcm.
 	OpenAIFormat string
 }
 
 // CRM receives each completed call.
 type CRM struct {
-	// WebhookURL (CRM_WEBHOOK_URL, default empty = no CRM step) receives a JSON POST per
+	// WebhookURL (CRM_WEBHOOK_URL) receives a JSON POST per
 	// completed call with Idempotency-Key = contact id. Secret: it may hold a token.
 	WebhookURL Secret
-	// HealthURL (CRM_HEALTH_URL, default empty = no probe) answers 2xx to GET when healthy.
+	// HealthURL (CRM_HEALTH_URL) answers 2xx to GET when healthy.
 	HealthURL string
-	// Token (CRM_TOKEN, default empty) is sent as a Bearer token.
+	// Token (CRM_TOKEN) is sent as a Bearer token.
 	Token Secret
 }
 
 // NATS says how to reach the NATS server, or how to run one in process.
 type NATS struct {
-	// URL (NATS_URL, default nats://127.0.0.1:4222) is one or more
+	// URL (NATS_URL) is one or more
 	// comma-separated server URLs with scheme nats, tls, ws or wss and an
 	// explicit host and port. With Embedded it must be a single URL: the
 	// embedded server listens there.
 	URL string
-	// CredsFile (NATS_CREDS, default empty = no credentials) is a NATS
+	// CredsFile (NATS_CREDS) is a NATS
 	// credentials file; when set it must exist.
 	CredsFile string
-	// Embedded (EMBEDDED_NATS, default false; worker only) runs a JetStream
+	// Embedded (EMBEDDED_NATS) runs a JetStream
 	// server inside the worker, listening on URL.
 	Embedded bool
-	// DataDir (DATA_DIR, default ./data; worker only) is where the embedded
+	// DataDir (DATA_DIR) is where the embedded
 	// server stores JetStream data. Must not be empty.
 	DataDir string
 }
 
 // Topology names the JetStream objects and sets their limits.
 type Topology struct {
-	// ContactsStream (CONTACTS_STREAM, default CONTACTS) is the stream that
+	// ContactsStream (CONTACTS_STREAM) is the stream that
 	// holds queued contacts: no whitespace, '.', '*', '>', '/' or '\'.
 	ContactsStream string
-	// ContactsSubject (CONTACTS_SUBJECT, default contacts.queue) is the subject
+	// ContactsSubject (CONTACTS_SUBJECT) is the subject
 	// contacts are published on: dot-separated tokens, no wildcards.
 	ContactsSubject string
-	// Consumer (CONSUMER_NAME, default workers; worker only) is the durable
+	// Consumer (CONSUMER_NAME) is the durable
 	// pull consumer every worker replica shares; same rule as a stream name.
 	Consumer string
-	// CheckpointBucket (CHECKPOINT_BUCKET, default contact-records) is the KV
+	// CheckpointBucket (CHECKPOINT_BUCKET) is the KV
 	// bucket of per-contact records: the progress of a contact being worked on
 	// (claim, paid step results, so a redelivered contact resumes instead of
 	// paying again) and, once done, its completed record (never call twice).
 	CheckpointBucket string
-	// AudioBucket (AUDIO_BUCKET, default audio) is the Object Store bucket of
+	// AudioBucket (AUDIO_BUCKET) is the Object Store bucket of
 	// synthesized audio, the TTS step's checkpoint.
 	AudioBucket string
-	// CheckpointTTL (CHECKPOINT_TTL, default 168h) is how long an unfinished
+	// CheckpointTTL (CHECKPOINT_TTL) is how long an unfinished
 	// contact's progress and its audio are kept after their last write;
 	// completed records are kept. Must be > 0.
 	CheckpointTTL time.Duration
-	// DeadLetterStream (DEAD_LETTER_STREAM, default DEAD_LETTERS) keeps
+	// DeadLetterStream (DEAD_LETTER_STREAM) keeps
 	// written-off contacts with their reason; same rule as a stream name.
 	DeadLetterStream string
-	// DeadLetterSubject (DEAD_LETTER_SUBJECT, default deadletter.contacts) is
+	// DeadLetterSubject (DEAD_LETTER_SUBJECT) is
 	// the subject dead letters are published on; no wildcards.
 	DeadLetterSubject string
-	// DeadLetterMaxAge (DEAD_LETTER_MAX_AGE, default 720h = 30 days) is how
+	// DeadLetterMaxAge (DEAD_LETTER_MAX_AGE) is how
 	// long a dead letter is kept. Must be > 0.
 	DeadLetterMaxAge time.Duration
-	// DedupeWindow (DEDUPE_WINDOW, default 6h) is how long the stream
+	// DedupeWindow (DEDUPE_WINDOW) is how long the stream
 	// remembers a Nats-Msg-Id to drop duplicate publishes. Must be > 0.
 	DedupeWindow time.Duration
-	// Replicas (STREAM_REPLICAS, default 1) is the stream's replica count,
+	// Replicas (STREAM_REPLICAS) is the stream's replica count,
 	// 1 to 5; use 3 in production clusters.
 	Replicas int
-	// AckWait (ACK_WAIT, default 30s; worker only) is how long the server
+	// AckWait (ACK_WAIT) is how long the server
 	// waits for an ack before redelivering. At least 3s.
 	AckWait time.Duration
-	// MaxDeliver (MAX_DELIVER, default 5; worker only) is how many failed
+	// MaxDeliver (MAX_DELIVER) is how many failed
 	// deliveries a contact gets before it is dead-lettered. At least 1. The
 	// consumer's own limit is three times this (see queue.DeliveryBackstop).
 	MaxDeliver int
-	// MaxAckPending (MAX_ACK_PENDING, default 256; worker only) caps the
+	// MaxAckPending (MAX_ACK_PENDING) caps the
 	// contacts in flight across all replicas; about replicas × concurrency.
 	// At least 1.
 	MaxAckPending int
@@ -293,21 +296,21 @@ type Topology struct {
 
 // Worker tunes one worker process.
 type Worker struct {
-	// ID (WORKER_ID, default <hostname>-<pid>, computed by Load when empty)
+	// ID (WORKER_ID)
 	// names the worker in logs and checkpoints: letters, digits, '.', '_',
 	// '-', at most 64 characters.
 	ID string
-	// Concurrency (WORKER_CONCURRENCY, default 16) is how many contacts the
+	// Concurrency (WORKER_CONCURRENCY) is how many contacts the
 	// process works on at once, 1 to 4096.
 	Concurrency int
-	// PullBatch (PULL_BATCH, default 8) is how many messages one pull asks
+	// PullBatch (PULL_BATCH) is how many messages one pull asks
 	// for, 1 to 256. Keep it small so buffered messages do not expire.
 	PullBatch int
-	// ShutdownGrace (SHUTDOWN_GRACE, default 25s) is how long a stopping
+	// ShutdownGrace (SHUTDOWN_GRACE) is how long a stopping
 	// worker waits for running contacts before abandoning them to
 	// redelivery. At least 0.
 	ShutdownGrace time.Duration
-	// OnBreakerOpen (ON_BREAKER_OPEN, default hold) is what happens to a
+	// OnBreakerOpen (ON_BREAKER_OPEN) is what happens to a
 	// contact whose provider's breaker is open: OnBreakerOpenHold delays it
 	// in the queue, OnBreakerOpenDeadLetter dead-letters it (the seed's
 	// "skip the contact").
@@ -316,7 +319,7 @@ type Worker struct {
 
 // Publisher tunes the publisher.
 type Publisher struct {
-	// Window (PUBLISH_WINDOW, default 4096; publisher only) is the most
+	// Window (PUBLISH_WINDOW) is the most
 	// asynchronous publishes awaiting their ack, 1 to 65536.
 	Window int
 }
@@ -324,21 +327,21 @@ type Publisher struct {
 // Retry is the in-process retry policy of one provider call. With the
 // defaults a call is tried 3 times, waiting 5s and then 10s.
 type Retry struct {
-	// InitialDelay (RETRY_INITIAL_DELAY, default 5s) is the wait before the
+	// InitialDelay (RETRY_INITIAL_DELAY) is the wait before the
 	// second attempt. At least 0.
 	InitialDelay time.Duration
-	// MaxAttempts (RETRY_MAX_ATTEMPTS, default 3) counts attempts in all,
+	// MaxAttempts (RETRY_MAX_ATTEMPTS) counts attempts in all,
 	// the first one included. At least 1.
 	MaxAttempts int
-	// Multiplier (RETRY_MULTIPLIER, default 2) multiplies each wait to get
+	// Multiplier (RETRY_MULTIPLIER) multiplies each wait to get
 	// the next. At least 1.
 	Multiplier float64
-	// MaxDelay (RETRY_MAX_DELAY, default 60s) caps one wait; 0 means no cap.
+	// MaxDelay (RETRY_MAX_DELAY) caps one wait; 0 means no cap.
 	MaxDelay time.Duration
-	// Jitter (RETRY_JITTER, default false) randomises each wait between 0
+	// Jitter (RETRY_JITTER) randomises each wait between 0
 	// and its computed value (full jitter).
 	Jitter bool
-	// RetryAfterCap (RETRY_AFTER_CAP, default 30s) is the longest provider
+	// RetryAfterCap (RETRY_AFTER_CAP) is the longest provider
 	// Retry-After slept in process; a longer one sends the contact back to
 	// the queue with that delay. At least 0.
 	RetryAfterCap time.Duration
@@ -346,26 +349,26 @@ type Retry struct {
 
 // Breaker configures each provider's circuit breaker.
 type Breaker struct {
-	// FailureThreshold (BREAKER_FAILURE_THRESHOLD, default 3) is how many
+	// FailureThreshold (BREAKER_FAILURE_THRESHOLD) is how many
 	// consecutive failed attempts open the breaker. At least 1.
 	FailureThreshold int
-	// SuccessThreshold (BREAKER_SUCCESS_THRESHOLD, default 2) is how many
+	// SuccessThreshold (BREAKER_SUCCESS_THRESHOLD) is how many
 	// successes in half-open close it again. At least 1.
 	SuccessThreshold int
-	// OpenTimeout (BREAKER_OPEN_TIMEOUT, default 30s) is how long the breaker
+	// OpenTimeout (BREAKER_OPEN_TIMEOUT) is how long the breaker
 	// stays open before it lets a probe through. Must be > 0.
 	OpenTimeout time.Duration
 }
 
 // Health configures the background provider health checks.
 type Health struct {
-	// Interval (HEALTH_CHECK_INTERVAL, default 60s) is the time between two
+	// Interval (HEALTH_CHECK_INTERVAL) is the time between two
 	// checks of one provider. Must be > 0.
 	Interval time.Duration
-	// Timeout (HEALTH_CHECK_TIMEOUT, default 5s) bounds one check. Must be
+	// Timeout (HEALTH_CHECK_TIMEOUT) bounds one check. Must be
 	// > 0 and not more than Interval.
 	Timeout time.Duration
-	// OpenInterval (HEALTH_CHECK_OPEN_INTERVAL, default 1s) is the wait between checks while
+	// OpenInterval (HEALTH_CHECK_OPEN_INTERVAL) is the wait between checks while
 	// a provider's breaker is open, for the first 10 intervals of the outage; then a tenth of
 	// the outage's age (at most the open timeout). A recovery is seen within the longer of
 	// one interval and 10% of the outage. Must be > 0.
@@ -374,52 +377,52 @@ type Health struct {
 
 // Bulkhead caps the concurrent calls per provider within one process.
 type Bulkhead struct {
-	// LLM (LLM_MAX_CONCURRENCY, default 16) is at least 1.
+	// LLM (LLM_MAX_CONCURRENCY) is at least 1.
 	LLM int
-	// TTS (ELEVENLABS_MAX_CONCURRENCY, default 5) is at least 1; ElevenLabs
+	// TTS (ELEVENLABS_MAX_CONCURRENCY) is at least 1; ElevenLabs
 	// plans allow 2 to 15 concurrent requests per account.
 	TTS int
-	// CRM (CRM_MAX_CONCURRENCY, default 16) is at least 1.
+	// CRM (CRM_MAX_CONCURRENCY) is at least 1.
 	CRM int
 }
 
 // Timeouts bound one attempt of a provider call.
 type Timeouts struct {
-	// LLM (LLM_TIMEOUT, default 30s) must be > 0.
+	// LLM (LLM_TIMEOUT) must be > 0.
 	LLM time.Duration
-	// TTS (ELEVENLABS_TIMEOUT, default 30s) must be > 0.
+	// TTS (ELEVENLABS_TIMEOUT) must be > 0.
 	TTS time.Duration
-	// CRM (CRM_TIMEOUT, default 10s) must be > 0.
+	// CRM (CRM_TIMEOUT) must be > 0.
 	CRM time.Duration
 }
 
 // Sim selects simulated providers for demos.
 type Sim struct {
-	// Scenario (SIMULATE, default empty = real providers) is one of
+	// Scenario (SIMULATE) is one of
 	// Scenarios: healthy, or tts-503 (ElevenLabs answers 503 for TTSOutage).
 	Scenario string
-	// Latency (SIM_LATENCY, default 50ms) is each simulated call's duration.
+	// Latency (SIM_LATENCY) is each simulated call's duration.
 	// At least 0.
 	Latency time.Duration
-	// TTSOutage (SIM_TTS_OUTAGE, default 20s) is how long the simulated
+	// TTSOutage (SIM_TTS_OUTAGE) is how long the simulated
 	// ElevenLabs answers 503 in the tts-503 scenario. At least 0.
 	TTSOutage time.Duration
 }
 
 // Log configures logging (see package logging).
 type Log struct {
-	// File (LOG_FILE, default logs/error_recovery.log) receives JSON lines;
+	// File (LOG_FILE) receives JSON lines;
 	// empty disables the file.
 	File string
-	// Level (LOG_LEVEL, default info) is one of LogLevels.
+	// Level (LOG_LEVEL) is one of LogLevels.
 	Level string
-	// MaxSizeMB (LOG_MAX_SIZE_MB, default 100) rotates the file at this size.
+	// MaxSizeMB (LOG_MAX_SIZE_MB) rotates the file at this size.
 	// At least 1.
 	MaxSizeMB int
-	// MaxBackups (LOG_MAX_BACKUPS, default 5) is how many rotated files are
+	// MaxBackups (LOG_MAX_BACKUPS) is how many rotated files are
 	// kept; 0 keeps all.
 	MaxBackups int
-	// MaxAgeDays (LOG_MAX_AGE_DAYS, default 28) is how many days rotated files
+	// MaxAgeDays (LOG_MAX_AGE_DAYS) is how many days rotated files
 	// are kept; 0 keeps them regardless of age.
 	MaxAgeDays int
 }
