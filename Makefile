@@ -41,7 +41,7 @@ lint: ## gofmt, go vet and staticcheck (what CI runs after the tests)
 FUZZTIME ?= 30s
 # package:target, every fuzz target of the project; `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := \
-	contact:FuzzReader contact:FuzzDecode contact:FuzzValidJSON config:FuzzSetting config:FuzzLocateEnvError config:FuzzLoadEnvFile \
+	contact:FuzzReader contact:FuzzQuickCheck contact:FuzzDecode contact:FuzzValidJSON config:FuzzSetting config:FuzzLocateEnvError config:FuzzLoadEnvFile \
 	fault:FuzzParseRetryAfter redact:FuzzText queue:FuzzParseDeadLetter queue:FuzzDeadLetterRoundTrip \
 	provider/elevenlabs:FuzzParseError provider/openai:FuzzParseError provider/crm:FuzzErrorAnswer \
 	alert:FuzzDecodeEvent alert:FuzzDecodeNotification alert/telegram:FuzzNotifyAnswer alert/slack:FuzzNotifyAnswer \

@@ -91,7 +91,7 @@ func (a *publisherApp) enqueue(cmd *cobra.Command, path string, skipInvalid bool
 	bar := a.progressBar(v.valid, "publishing")
 	enq := queue.NewEnqueuer(js, a.cfg.Topology.ContactsSubject, a.cfg.Publisher.Window)
 	defer enq.Close()
-	enq.SetStreamLastSeq(stream.CachedInfo().State.LastSeq)
+	enq.SetStream(stream.CachedInfo())
 	r := contact.NewReader(f)
 	r.IgnoreRepeatedIDs() // pass 1 found them: they are in v.skip
 	var (

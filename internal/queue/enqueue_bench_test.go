@@ -47,16 +47,19 @@ func BenchmarkEnqueue(b *testing.B) {
 }
 
 // BenchmarkEnqueueRaw measures what `publisher enqueue` does per contact: publish the
-// validated record as it is (AddRaw), window 4096, to an in-process JetStream server.
+// validated record as it is (AddRaw), window 4096, acks matched in order (SetStream), to an
+// in-process JetStream server.
 func BenchmarkEnqueueRaw(b *testing.B) {
 	srv := natstest.Start(b)
 	_, js := natstest.Connect(b, srv)
 	ctx := context.Background()
 	topo := config.Defaults().Topology
-	if _, err := queue.EnsureContactsStream(ctx, js, topo); err != nil {
+	s, err := queue.EnsureContactsStream(ctx, js, topo)
+	if err != nil {
 		b.Fatal(err)
 	}
 	enq := queue.NewEnqueuer(js, topo.ContactsSubject, 4096)
+	enq.SetStream(s.CachedInfo())
 	var payload []byte
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -29,3 +29,9 @@ func LoseAcks(e *Enqueuer) (restore func() (*nats.Subscription, error)) {
 		return sub, nc.Flush()
 	}
 }
+
+// InOrder reports whether e still matches acks by the order of its publishes.
+func InOrder(e *Enqueuer) bool { return e.inOrder }
+
+// StoredAck is storedAck.
+var StoredAck = storedAck
