@@ -85,17 +85,17 @@ func (t Topology) WithDefaults() Topology {
 // the field; the error matches ErrInvalidTopology.
 func (t Topology) Validate() error {
 	var l field.List
-	if !validName(t.Stream) {
-		l.Addf("Stream", "stream name %q must be letters, digits, '_' or '-' (at most 64)", t.Stream)
+	if p := NameProblem("stream", t.Stream); p != "" {
+		l.Addf("Stream", "%s", p)
 	}
 	if !validPrefix(t.SubjectPrefix) {
 		l.Addf("SubjectPrefix", "subject prefix %q must be dot-separated tokens without wildcards or spaces (and no token notify)", t.SubjectPrefix)
 	}
-	if !validName(t.Consumer) {
-		l.Addf("Consumer", "consumer name %q must be letters, digits, '_' or '-' (at most 64)", t.Consumer)
+	if p := NameProblem("consumer", t.Consumer); p != "" {
+		l.Addf("Consumer", "%s", p)
 	}
-	if !validName(t.Bucket) {
-		l.Addf("Bucket", "bucket name %q must be letters, digits, '_' or '-' (at most 64)", t.Bucket)
+	if p := NameProblem("bucket", t.Bucket); p != "" {
+		l.Addf("Bucket", "%s", p)
 	}
 	if t.MaxAge < time.Minute {
 		l.Addf("MaxAge", "max age must be at least 1m, got %s", t.MaxAge)
@@ -131,6 +131,16 @@ func (e invalidTopology) Error() string {
 
 func (e invalidTopology) Is(target error) bool { return target == ErrInvalidTopology }
 func (e invalidTopology) Unwrap() []error      { return []error{e.err} }
+
+// NameProblem is the rule for the alert stream's, consumer's and bucket's names, "" when
+// name follows it: kind names which ("stream"). The configuration checks ALERTS_STREAM,
+// ALERT_DISPATCHER_CONSUMER and ALERT_INCIDENTS_BUCKET with it, so each has this one rule.
+func NameProblem(kind, name string) string {
+	if validName(name) {
+		return ""
+	}
+	return fmt.Sprintf("%s name %q must be letters, digits, '_' or '-' (at most 64)", kind, name)
+}
 
 func validName(s string) bool {
 	if s == "" || len(s) > 64 {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/callagent/resilience/internal/alert"
 )
 
 // binder parses one setting's raw text, validates it and stores it in a
@@ -211,6 +213,12 @@ func natsName(kind string) check[string] {
 		}
 		return ""
 	}
+}
+
+// alertName is the alert package's own rule for its stream, consumer and bucket names (see
+// alert.NameProblem): the setting and the component share it.
+func alertName(kind string) check[string] {
+	return func(v string) string { return alert.NameProblem(kind, v) }
 }
 
 // literalSubject accepts a NATS subject without wildcards: non-empty
