@@ -36,7 +36,7 @@ func TestEveryConfigurationProblemAtOnce(t *testing.T) {
 		"ENV_FILE":                dotenv,
 		"LOG_FILE":                "",
 		"LLM_API_KEY":             "sk-test-0123456789abcdef",
-		"LLM_BASE_URL":            "https://api.openai.com/v1?org=x", // passes the table, not the client
+		"LLM_BASE_URL":            "https://api.openai.com/v1?org=x", // the client's URL rule, which the table uses too
 		"ELEVENLABS_VOICE_ID":     "voice1",
 		"TTS_FALLBACK":            "elevenlabs", // inherits the bad output format: still reported once
 		"CRM_WEBHOOK_URL":         "https://crm.example/hook#fragment",

@@ -359,16 +359,17 @@ func TestRejections(t *testing.T) {
 		{"LOG_MAX_BACKUPS", "-1", "must not be negative"},
 		{"LOG_MAX_AGE_DAYS", "-1", "must not be negative"},
 		{"LLM_MODEL", "", "must not be empty"},
-		{"LLM_BASE_URL", "ftp://api.openai.com", "not an http or https URL"},
+		{"LLM_BASE_URL", "ftp://api.openai.com", "must be an absolute http:// or https:// URL with a host"},
+		{"LLM_BASE_URL", "https://api.openai.com/v1?org=x", "must not contain a query (?…)"},
 		{"LLM_SYSTEM_PROMPT_FILE", "/nonexistent/prompt.tmpl", "file does not exist"},
 		{"LLM_TOKEN_PARAM", "max_length", "unknown token parameter; one of: auto, max_tokens, max_completion_tokens"},
 		{"LLM_FALLBACK_TOKEN_PARAM", "tokens", "unknown token parameter; one of: auto, max_tokens, max_completion_tokens"},
 		{"LLM_MAX_TOKENS", "0", "must be between 1 and 32768"},
-		{"LLM_FALLBACK_BASE_URL", "https://user@api.groq.com/openai/v1", "must not hold credentials (user:password@); use the key settings"},
+		{"LLM_FALLBACK_BASE_URL", "https://user@api.groq.com/openai/v1", "must not contain credentials (user:password@)"},
 		{"ELEVENLABS_VOICE_ID", "a/b", "must not contain '/', '?', '#', '%' or spaces"},
 		{"ELEVENLABS_MODEL_ID", "", "must not be empty"},
 		{"ELEVENLABS_OUTPUT_FORMAT", "", "must not be empty"},
-		{"ELEVENLABS_BASE_URL", "api.elevenlabs.io", "not an http or https URL"},
+		{"ELEVENLABS_BASE_URL", "api.elevenlabs.io", "must be an absolute http:// or https:// URL with a host"},
 		{"ELEVENLABS_VOICE_SETTINGS", "stability=1", "not a JSON object"},
 		{"TTS_FALLBACK", "polly", "unknown fallback; one of: none, elevenlabs, openai"},
 		{"ELEVENLABS_FALLBACK_VOICE_ID", "a b", "must not contain '/', '?', '#', '%' or spaces"},
@@ -376,7 +377,8 @@ func TestRejections(t *testing.T) {
 		{"OPENAI_TTS_MODEL", "", "must not be empty"},
 		{"OPENAI_TTS_VOICE", "", "must not be empty"},
 		{"OPENAI_TTS_FORMAT", "ogg", "unknown format; one of: mp3, opus, aac, flac, wav, pcm"},
-		{"CRM_HEALTH_URL", "https://", "missing host"},
+		{"CRM_HEALTH_URL", "https://", "must be an absolute http:// or https:// URL with a host"},
+		{"CRM_HEALTH_URL", "https://crm.example/health#x", "must not contain a fragment (#…)"},
 		{"METRICS_ADDR", "9090", "not host:port (e.g. :9090 or 127.0.0.1:9090)"},
 		{"FLEET_BUCKET", "fl.eet", "invalid bucket name: only letters, digits, _ and - are allowed"},
 		{"FLEET_TTL", "1s", "must be at least 3s"},
@@ -742,7 +744,7 @@ func TestSecretURLRejectedWithoutShowingIt(t *testing.T) {
 	t.Parallel()
 	_, err := load(t, config.ScopeAll, nil, env{"CRM_WEBHOOK_URL": "crm.example.com/hook?token=abc123"})
 	ve := validationError(t, err)
-	want := config.Problem{Setting: "CRM_WEBHOOK_URL", Source: "environment", Value: "<redacted>", Reason: "not an http or https URL"}
+	want := config.Problem{Setting: "CRM_WEBHOOK_URL", Source: "environment", Value: "<redacted>", Reason: "must be an absolute http:// or https:// URL with a host"}
 	if len(ve.Problems) != 1 || ve.Problems[0] != want {
 		t.Fatalf("problems = %+v, want [%+v]", ve.Problems, want)
 	}

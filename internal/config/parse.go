@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/callagent/resilience/internal/alert"
+	"github.com/callagent/resilience/internal/provider/httpx"
 )
 
 // binder parses one setting's raw text, validates it and stores it in a
@@ -212,6 +213,20 @@ func natsName(kind string) check[string] {
 			}
 		}
 		return ""
+	}
+}
+
+// providerURL is the provider clients' own rule for their URLs (see httpx.URLProblem): the
+// setting and the component share it. queryOK for endpoints (webhooks), not base URLs.
+func providerURL(optional, queryOK bool) check[string] {
+	return func(v string) string {
+		if strings.TrimSpace(v) == "" {
+			if optional {
+				return ""
+			}
+			return "must not be empty"
+		}
+		return httpx.URLProblem(v, queryOK)
 	}
 }
 

@@ -50,25 +50,36 @@ func (s *Settings) EndpointURL(name, value string, optional bool) string {
 }
 
 func (s *Settings) url(name, value string, queryOK bool) (*url.URL, bool) {
-	value = strings.TrimSpace(value)
-	if value == "" {
+	if strings.TrimSpace(value) == "" {
 		s.Problemf(name, "%s", RequiredProblem)
 		return nil, false
 	}
+	if p := URLProblem(value, queryOK); p != "" {
+		s.Problemf(name, "%s", p)
+		return nil, false
+	}
+	u, _ := url.Parse(strings.TrimSpace(value))
+	return u, true
+}
+
+// URLProblem is the rule for a provider URL, "" when value follows it: absolute http or
+// https with a host, no credentials, no fragment, and a query only when queryOK (an endpoint
+// such as a webhook; a base URL has none). The configuration checks the provider URL
+// settings with it, so each has this one rule. value must not be blank.
+func URLProblem(value string, queryOK bool) string {
+	value = strings.TrimSpace(value)
 	u, err := url.Parse(value)
 	switch {
 	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-		s.Problemf(name, "must be an absolute http:// or https:// URL with a host")
+		return "must be an absolute http:// or https:// URL with a host"
 	case u.User != nil:
-		s.Problemf(name, "must not contain credentials (user:password@)")
+		return "must not contain credentials (user:password@)"
 	case u.Fragment != "" || strings.Contains(value, "#"):
-		s.Problemf(name, "must not contain a fragment (#…)")
+		return "must not contain a fragment (#…)"
 	case !queryOK && (u.RawQuery != "" || u.ForceQuery):
-		s.Problemf(name, "must not contain a query (?…)")
-	default:
-		return u, true
+		return "must not contain a query (?…)"
 	}
-	return nil, false
+	return ""
 }
 
 // TrimBaseURL returns a base URL that Settings.BaseURL accepted in the form it returned:
