@@ -68,6 +68,18 @@ func PostJSON(ctx context.Context, client *httpx.Client, rawURL string, header h
 	return out, nil
 }
 
+// URLProblem is the rule for a channel's URL, "" when raw follows it: present, and as
+// httpx.URLProblem has it for an endpoint (absolute http or https with a host, no
+// credentials, no fragment; a query is allowed). The configuration checks the channel URL
+// settings with it, so each has this one rule. The problem never shows the URL: channel URLs
+// carry tokens in their path.
+func URLProblem(raw string) string {
+	if strings.TrimSpace(raw) == "" {
+		return "is required"
+	}
+	return httpx.URLProblem(raw, true)
+}
+
 // SafeURL returns scheme://host of rawURL (no user, path or query), or "<invalid URL>".
 func SafeURL(rawURL string) string { return httpx.Origin(rawURL) }
 

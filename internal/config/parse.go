@@ -230,6 +230,19 @@ func providerURL(optional, queryOK bool) check[string] {
 	}
 }
 
+// channelURL is the alert channels' own rule for their URLs (see alert.URLProblem).
+func channelURL(optional bool) check[string] {
+	return func(v string) string {
+		if strings.TrimSpace(v) == "" {
+			if optional {
+				return ""
+			}
+			return "must not be empty"
+		}
+		return alert.URLProblem(v)
+	}
+}
+
 // alertName is the alert package's own rule for its stream, consumer and bucket names (see
 // alert.NameProblem): the setting and the component share it.
 func alertName(kind string) check[string] {
@@ -345,30 +358,6 @@ func existingFile(v string) string {
 		return "is a directory, not a file"
 	}
 	return ""
-}
-
-// httpURL accepts an http or https URL with a host and no user info (keys belong in their
-// own settings); optional lets it be empty.
-func httpURL(optional bool) check[string] {
-	return func(v string) string {
-		if v == "" {
-			if optional {
-				return ""
-			}
-			return "must not be empty"
-		}
-		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-			return "not an http or https URL"
-		}
-		if u.Host == "" {
-			return "missing host"
-		}
-		if u.User != nil {
-			return "must not hold credentials (user:password@); use the key settings"
-		}
-		return ""
-	}
 }
 
 // jsonObject accepts "" or a JSON object.

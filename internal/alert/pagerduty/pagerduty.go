@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"github.com/callagent/resilience/internal/config/field"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -82,8 +81,8 @@ func (o Options) WithDefaults() Options {
 func (o Options) Validate() error {
 	var l field.List
 	l.Required("RoutingKey", o.RoutingKey.Reveal(), "is required")
-	if u, err := url.Parse(o.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		l.Addf("URL", "must be an http or https URL, got %q", alert.SafeURL(o.URL))
+	if p := alert.URLProblem(o.URL); p != "" {
+		l.Addf("URL", "%s", p)
 	}
 	return l.Err()
 }

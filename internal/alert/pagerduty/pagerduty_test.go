@@ -198,6 +198,13 @@ func TestErrorsHideTheURLsTokens(t *testing.T) {
 		"http://ops@" + host + "/relay/" + pathToken + "/v2/enqueue?sig=" + sig,
 	} {
 		p, err := pagerduty.New(pagerduty.Options{RoutingKey: routingKey, URL: raw, Client: alerttest.HTTPClient(t)})
+		if strings.Contains(raw, "@") { // credentials in the URL: refused, without showing it
+			if err == nil {
+				t.Fatalf("%s: accepted a URL with credentials", raw)
+			}
+			alerttest.AssertNoSecrets(t, raw+" refusal", []byte(err.Error()), pathToken, sig, routingKey)
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

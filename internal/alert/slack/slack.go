@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/callagent/resilience/internal/config/field"
-	"net/url"
 	"strings"
 	"time"
 
@@ -57,9 +56,8 @@ type Notifier struct {
 // Validate reports a missing or bad WebhookURL as a *field.Error that never contains the
 // URL.
 func (o Options) Validate() error {
-	raw := strings.TrimSpace(o.WebhookURL.Reveal())
-	if u, err := url.Parse(raw); raw == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return &field.Error{Field: "WebhookURL", Problem: "is required and must be an http or https URL"}
+	if p := alert.URLProblem(o.WebhookURL.Reveal()); p != "" {
+		return &field.Error{Field: "WebhookURL", Problem: p}
 	}
 	return nil
 }

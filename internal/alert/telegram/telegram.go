@@ -16,7 +16,6 @@ import (
 	"github.com/callagent/resilience/internal/config/field"
 	"html"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -80,8 +79,8 @@ func (o Options) Validate() error {
 		l.Addf("BotToken", "is required and must be a bot token")
 	}
 	l.Required("ChatID", o.ChatID, "is required")
-	if u, err := url.Parse(o.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		l.Addf("APIURL", "must be an http or https URL, got %q", alert.SafeURL(o.APIURL))
+	if p := alert.URLProblem(o.APIURL); p != "" {
+		l.Addf("APIURL", "%s", p)
 	}
 	return l.Err()
 }

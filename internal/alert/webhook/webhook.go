@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"github.com/callagent/resilience/internal/config/field"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -96,8 +95,8 @@ type Notifier struct {
 // shows the secret.
 func (o Options) Validate() error {
 	var l field.List
-	if u, err := url.Parse(o.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		l.Addf("URL", "must be an http or https URL, got %q", alert.SafeURL(o.URL))
+	if p := alert.URLProblem(o.URL); p != "" {
+		l.Addf("URL", "%s", p)
 	}
 	if _, err := DecodeSecret(o.Secret.Reveal()); err != nil {
 		l.Addf("Secret", "%v", err)

@@ -338,6 +338,13 @@ func TestErrorsHideTheURLsTokens(t *testing.T) {
 		"http://ops@" + host + "/hooks/" + pathToken + "?sig=" + sig,
 	} {
 		w, err := webhook.New(webhook.Options{URL: raw, Secret: specSecret, Client: alerttest.HTTPClient(t)})
+		if strings.Contains(raw, "@") { // credentials in the URL: refused, without showing it
+			if err == nil {
+				t.Fatalf("%s: accepted a URL with credentials", raw)
+			}
+			alerttest.AssertNoSecrets(t, raw+" refusal", []byte(err.Error()), pathToken, sig)
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
