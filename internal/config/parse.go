@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/callagent/resilience/internal/alert"
+	"github.com/callagent/resilience/internal/provider/elevenlabs"
 	"github.com/callagent/resilience/internal/provider/httpx"
 )
 
@@ -230,6 +231,18 @@ func providerURL(optional, queryOK bool) check[string] {
 	}
 }
 
+// voiceID is the ElevenLabs client's own rule for a voice id (blank is left to the
+// client's required check).
+func voiceID(v string) string { return elevenlabs.VoiceIDProblem(v) }
+
+// elevenlabsFormat is the ElevenLabs client's own rule for an output format.
+func elevenlabsFormat(v string) string {
+	if v == "" {
+		return "must not be empty"
+	}
+	return elevenlabs.OutputFormatProblem(v)
+}
+
 // channelURL is the alert channels' own rule for their URLs (see alert.URLProblem).
 func channelURL(optional bool) check[string] {
 	return func(v string) string {
@@ -368,14 +381,6 @@ func jsonObject(v string) string {
 	var m map[string]any
 	if err := json.Unmarshal([]byte(v), &m); err != nil {
 		return "not a JSON object"
-	}
-	return ""
-}
-
-// pathSegment accepts "" or a value that is safe as one URL path segment (an id).
-func pathSegment(v string) string {
-	if strings.ContainsAny(v, "/?#% \t") {
-		return "must not contain '/', '?', '#', '%' or spaces"
 	}
 	return ""
 }

@@ -231,20 +231,39 @@ func (o Options) WithDefaults() Options {
 	return o
 }
 
+// VoiceIDProblem is the rule for a voice id, "" when id follows it (a blank id is left to
+// the required check). The configuration checks ELEVENLABS_VOICE_ID and its fallback's with
+// it, so each has this one rule.
+func VoiceIDProblem(id string) string {
+	if strings.ContainsAny(id, "/?#% \t\r\n") {
+		return fmt.Sprintf("%q is not a voice id (letters and digits, as shown in the ElevenLabs voice library)", id)
+	}
+	return ""
+}
+
+// OutputFormatProblem is the rule for an output format, "" when format is one of the API's
+// (see Codec). The configuration checks ELEVENLABS_OUTPUT_FORMAT with it.
+func OutputFormatProblem(format string) string {
+	if Codec(format) == "" {
+		return fmt.Sprintf("%q is not an ElevenLabs output format; use one of %s", format, compactFormats())
+	}
+	return ""
+}
+
 // Validate reports every bad option of o (after WithDefaults), each a *field.Error naming
 // the field, e.g. "APIKey is required when SIMULATE is unset".
 func (o Options) Validate() error {
 	s := httpx.NewSettings()
 	s.Required("APIKey", o.APIKey.Reveal())
 	s.Required("VoiceID", o.VoiceID)
-	if strings.ContainsAny(o.VoiceID, "/?#% \t\r\n") {
-		s.Problemf("VoiceID", "%q is not a voice id (letters and digits, as shown in the ElevenLabs voice library)", o.VoiceID)
+	if p := VoiceIDProblem(o.VoiceID); p != "" {
+		s.Problemf("VoiceID", "%s", p)
 	}
 	if strings.ContainsAny(o.ModelID, "/?#% \t\r\n") {
 		s.Problemf("ModelID", "%q is not a model id (e.g. %s)", o.ModelID, DefaultModelID)
 	}
-	if Codec(o.OutputFormat) == "" {
-		s.Problemf("OutputFormat", "%q is not an ElevenLabs output format; use one of %s", o.OutputFormat, compactFormats())
+	if p := OutputFormatProblem(o.OutputFormat); p != "" {
+		s.Problemf("OutputFormat", "%s", p)
 	}
 	s.BaseURL("BaseURL", o.BaseURL)
 	if o.Timeout < 0 {
