@@ -482,16 +482,15 @@ func (c *claim) write(ctx context.Context, next call.Checkpoint) error {
 
 // current reads the record and its revision; ErrClaimLost unless it is still this claim's.
 func (c *claim) current(ctx context.Context) (call.Checkpoint, uint64, error) {
-	e, err := c.store.kv.Get(ctx, ProgressKey(c.id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	cur, rev, ok, err := c.store.progress(ctx, c.id)
+	if err != nil {
+		return call.Checkpoint{}, 0, err
+	}
+	if !ok {
 		return call.Checkpoint{}, 0, fmt.Errorf("checkpoint %q is gone: %w", c.id, call.ErrClaimLost)
 	}
-	if err != nil {
-		return call.Checkpoint{}, 0, fmt.Errorf("read checkpoint %q: %w", c.id, err)
-	}
-	var cur call.Checkpoint
-	if err := json.Unmarshal(e.Value(), &cur); err != nil || cur.Owner != c.worker {
+	if cur.Owner != c.worker { // another owner, or an unreadable record (read as empty)
 		return call.Checkpoint{}, 0, fmt.Errorf("checkpoint %q: %w", c.id, call.ErrClaimLost)
 	}
-	return cur, e.Revision(), nil
+	return cur, rev, nil
 }

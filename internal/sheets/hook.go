@@ -151,6 +151,16 @@ func (o Options) WithDefaults() Options {
 // runs it when the configuration is loaded, so a bad file is reported with the other
 // settings instead of when the worker starts.
 func (o Options) Validate() error {
+	errs := []error{o.validateFields()}
+	if _, err := loadCredentials(o.CredentialsFile); err != nil {
+		errs = append(errs, &field.Error{Field: "CredentialsFile", Problem: err.Error()})
+	}
+	return errors.Join(errs...)
+}
+
+// validateFields is Validate without reading the credentials file (New reads it once, for
+// the token flow).
+func (o Options) validateFields() error {
 	var l field.List
 	l.Required("SpreadsheetID", o.SpreadsheetID, "is empty")
 	if o.BatchSize < 1 || o.BatchSize > 10000 {
@@ -170,9 +180,6 @@ func (o Options) Validate() error {
 	}
 	if err := (resilience.GuardOptions{Breaker: o.Breaker}).Validate(); err != nil {
 		l.Addf("Breaker", "%v", err)
-	}
-	if _, err := loadCredentials(o.CredentialsFile); err != nil {
-		l.Addf("CredentialsFile", "%v", err)
 	}
 	return l.Err()
 }
@@ -226,7 +233,7 @@ func New(o Options) (*Hook, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := o.Validate(); err != nil {
+	if err := o.validateFields(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
 	ownHTTP := o.HTTPClient == nil
