@@ -169,7 +169,7 @@ func TestAHeldHolderUsesTheScriptKeptWhileItWaited(t *testing.T) {
 		t.Fatalf("text-to-speech spoke %q, want worker-a's script once", got)
 	}
 	cp, _, err = b.checkpoints.Get(ctx, ada.ID)
-	if err != nil || cp.Script == nil || cp.Script.Text != "from a" || cp.AudioRef == "" {
+	if err != nil || cp.Script == nil || cp.Script.Text != "from a" { // the audio is in the completed record, below
 		t.Fatalf("checkpoint after worker-b completed = %+v (%v)", cp, err)
 	}
 	if rec := b.completedRecord(t, ada.ID); rec.ScriptChars != len("from a") || rec.Spend[call.StepLLM].PromptTokens != 100 || rec.AudioRef == "" {

@@ -8,7 +8,6 @@
 package call
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -205,9 +204,8 @@ const (
 // at once; the claim also finds a contact completed before. On error the caller decides
 // what becomes of the contact (the worker's outcome table) and releases claim.
 //
-// On a first delivery the JetStream writes are: the claim, the script (sent while the TTS
-// call runs, and waited for before the audio is stored), the audio, and the completed
-// record. Nothing is read.
+// On a first delivery the JetStream writes are: the claim, the script, the audio, and the
+// completed record. Nothing is read.
 func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progress) (Outcome, error) {
 	log := p.Log.WithField("contact_id", c.ID)
 	claim := prog.Claim()
@@ -235,9 +233,6 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 	// Only a run that got past the LLM before can have left audio behind.
 	resumed := cp.Script != nil
 
-	// scriptSaved, when set, delivers the result of saving the script written just now; the
-	// write runs while the TTS call does, and is waited for before anything else is stored.
-	var scriptSaved chan error
 	script := cp.Script
 	if script == nil {
 		log.Info("Step 1: Generating response with LLM")
@@ -257,24 +252,13 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 		result := Checkpoint{Script: script}
 		setStep(&result, StepLLM, served, took)
 		setSpend(&result, StepLLM, spend)
-		scriptSaved = make(chan error, 1)
-		go func() { scriptSaved <- p.keepResult(ctx, log, c.ID, claim, "script", result) }()
+		// Saved before the TTS call, not alongside it: while NATS is down the save waits, and
+		// a TTS call made meanwhile would be paid again by the worker the contact passes to.
+		if err := p.keepResult(ctx, log, c.ID, claim, "script", result); err != nil {
+			return 0, fmt.Errorf("checkpoint the script: %w", err)
+		}
 	} else {
 		log.Info("Step 1: script already written (checkpoint); not calling the LLM again")
-	}
-	// waitScript returns the script write's error; from here on nothing may be stored, and no
-	// failure handed to the caller, before the script is (the hold and retry paths resume
-	// from it).
-	waitScript := func() error {
-		if scriptSaved == nil {
-			return nil
-		}
-		err := <-scriptSaved
-		scriptSaved = nil
-		if err != nil {
-			return fmt.Errorf("checkpoint the script: %w", err)
-		}
-		return nil
 	}
 
 	cp = claim.Checkpoint()
@@ -299,9 +283,8 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 			audio, err = tts.Synthesize(ctx, c, script.Text)
 			return err
 		})
-		serr := waitScript()
-		if err != nil || (serr != nil && !errors.Is(serr, ErrClaimLost)) {
-			return 0, cmp.Or(serr, err)
+		if err != nil {
+			return 0, err
 		}
 		spend := audioSpend(served, audio)
 		p.observeSpend(spend)
@@ -311,27 +294,17 @@ func (p *Pipeline) Process(ctx context.Context, c contact.Contact, prog *Progres
 		var ref string
 		if err := keep(ctx, func(ctx context.Context) error {
 			var err error
-			ref, err = p.Checkpoints.PutAudio(ctx, c.ID, audio, step, resumed || serr != nil)
+			ref, err = p.Checkpoints.PutAudio(ctx, c.ID, audio, step, resumed)
 			return err
 		}); err != nil {
 			return 0, fmt.Errorf("checkpoint the audio: %w", err)
 		}
 		step.AudioRef, step.AudioFormat = ref, audio.Format
-		if serr != nil {
-			// The claim was lost while the audio was being paid for: keep it in the checkpoint
-			// for the worker holding the contact now, as the script was.
-			_ = p.keepResult(ctx, log, c.ID, claim, "audio", step)
-			return 0, serr
-		}
 		// The audio result goes into the completed record, not the checkpoint: it is stored
 		// with what it cost, and a run that dies before completing finds it (StoredAudio).
 		cp = claim.Checkpoint()
 		cp.TakeResults(step)
 	} else {
-		if err := waitScript(); err != nil {
-			return 0, err
-		}
-		cp = claim.Checkpoint()
 		log.Info("Step 2: audio already synthesized (checkpoint); not calling text-to-speech again")
 	}
 
