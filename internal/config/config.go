@@ -235,6 +235,10 @@ type NATS struct {
 	// CredsFile (NATS_CREDS) is a NATS
 	// credentials file; when set it must exist.
 	CredsFile string
+	// ConnectTimeout (NATS_CONNECT_TIMEOUT) is how long the process waits
+	// for NATS at start, retrying with backoff, before it gives up; 0 means
+	// one attempt, failing at once. At least 0.
+	ConnectTimeout time.Duration
 	// Embedded (EMBEDDED_NATS) runs a JetStream
 	// server inside the worker, listening on URL.
 	Embedded bool
@@ -416,6 +420,10 @@ type Log struct {
 	File string
 	// Level (LOG_LEVEL) is one of LogLevels.
 	Level string
+	// Format (LOG_FORMAT) is one of LogFormats: what stdout receives, the
+	// human lines (LogFormatHuman) or the JSON lines File receives
+	// (LogFormatJSON). Independent of File.
+	Format string
 	// MaxSizeMB (LOG_MAX_SIZE_MB) rotates the file at this size.
 	// At least 1.
 	MaxSizeMB int
@@ -455,6 +463,18 @@ var BreakerOpenPolicies = []string{OnBreakerOpenHold, OnBreakerOpenDeadLetter}
 
 // LogLevels lists the accepted LOG_LEVEL values, least severe first.
 var LogLevels = []string{"debug", "info", "warn", "error"}
+
+// Values of Log.Format, the same as package logging's.
+const (
+	// LogFormatHuman writes the bare message on stdout, as the seed prints it.
+	LogFormatHuman = "human"
+	// LogFormatJSON writes on stdout the JSON lines of LOG_FILE: same fields,
+	// same redaction, one object per line.
+	LogFormatJSON = "json"
+)
+
+// LogFormats lists the accepted LOG_FORMAT values, the default first.
+var LogFormats = []string{LogFormatHuman, LogFormatJSON}
 
 // TTS fallback kinds (TTS_FALLBACK).
 const (

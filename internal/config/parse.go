@@ -392,7 +392,7 @@ func listenAddr(v string) string {
 	}
 	_, port, err := net.SplitHostPort(v)
 	if err != nil {
-		return "not host:port (e.g. :9090 or 127.0.0.1:9090)"
+		return "not host:port (e.g. :8397 or 127.0.0.1:8397)"
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return "port must be between 0 and 65535"

@@ -326,7 +326,8 @@ func FuzzMatchesLegacy(f *testing.F) {
 	})
 }
 
-// The typical lines cost no allocation on either output.
+// The typical lines cost no allocation on any output: the file, the human console and the
+// JSON console.
 func TestNoAllocations(t *testing.T) {
 	red := benchRedactor()
 	buf := make([]byte, 0, 4096)
@@ -350,6 +351,14 @@ func TestNoAllocations(t *testing.T) {
 			}
 		}); n != 0 {
 			t.Errorf("%s: console line: %v allocations, want 0", name, n)
+		}
+		if n := testing.AllocsPerRun(100, func() {
+			lent.Reset()
+			if _, err := (jsonFormatter{red: red}).Format(e); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("%s: JSON console line (LOG_FORMAT=json): %v allocations, want 0", name, n)
 		}
 	}
 }

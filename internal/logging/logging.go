@@ -1,8 +1,11 @@
 // Package logging builds the logrus logger every binary uses: human lines on
 // the console (the bare message, as the seed prints it) and one JSON object per
-// line in a rotated file (logs/error_recovery.log by default). Everything is
-// redacted before it is written: phone numbers are masked and secrets removed,
-// in the message and in every field, on both outputs.
+// line in a rotated file (logs/error_recovery.log by default). With the json
+// format (Options.Format) the console carries the same JSON lines as the file
+// instead of the human ones, for log collectors reading stdout (containers,
+// Kubernetes); the file stays optional either way. Everything is redacted
+// before it is written: phone numbers are masked and secrets removed, in the
+// message and in every field, on every output.
 package logging
 
 import (
@@ -49,14 +52,30 @@ const MillGoroutine = "gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"
 // Levels are the accepted Options.Level values, least severe first.
 var Levels = []string{"debug", "info", "warn", "error"}
 
+// Values of Options.Format.
+const (
+	// FormatHuman writes the bare message on the console, as the seed prints it.
+	FormatHuman = "human"
+	// FormatJSON writes on the console the JSON lines the file receives.
+	FormatJSON = "json"
+)
+
+// Formats are the accepted Options.Format values, the default first.
+var Formats = []string{FormatHuman, FormatJSON}
+
 // ErrInvalidOptions is wrapped by every error New returns for bad Options.
 var ErrInvalidOptions = errors.New("invalid logging options")
 
 // Options configure New. The zero value logs info and above to os.Stdout only.
 type Options struct {
-	// Console receives the human lines: the bare message, one per line.
-	// Nil means os.Stdout; io.Discard silences the console.
+	// Console receives one line per entry, in Format. Nil means os.Stdout;
+	// io.Discard silences the console.
 	Console io.Writer
+	// Format is what the console receives (case-insensitive): human, the bare
+	// message (the seed's console), or json, the JSON object the file receives,
+	// byte for byte (same keys, same redaction), one per line. Empty means
+	// human. The file is always JSON, whatever the format.
+	Format string
 	// File receives one JSON object per line, e.g. "logs/error_recovery.log".
 	// Its parent directory is created. Empty means no file.
 	File string
@@ -76,14 +95,18 @@ type Options struct {
 	Redactor *redact.Redactor
 }
 
-// New returns a logger that writes to the console and, when opts.File is set,
-// to a rotated JSON-lines file, plus a Closer that closes the file (a no-op
-// closer when there is none). The file is created at once so that an
-// unwritable path fails here, not on the first log line. The logger is safe for
-// concurrent use. Errors wrap ErrInvalidOptions for bad options, or the
+// New returns a logger that writes to the console (human or JSON lines, as
+// opts.Format says) and, when opts.File is set, to a rotated JSON-lines file,
+// plus a Closer that closes the file (a no-op closer when there is none). The
+// file is created at once so that an unwritable path fails here, not on the
+// first log line. The logger is safe for concurrent use. Errors wrap ErrInvalidOptions for bad options, or the
 // os.PathError from creating the directory or file.
 func New(opts Options) (*logrus.Logger, io.Closer, error) {
 	level, err := parseLevel(opts.Level)
+	if err != nil {
+		return nil, nil, err
+	}
+	jsonConsole, err := parseFormat(opts.Format)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -107,7 +130,11 @@ func New(opts Options) (*logrus.Logger, io.Closer, error) {
 	logger := logrus.New()
 	logger.SetOutput(console)
 	logger.SetLevel(level)
-	logger.SetFormatter(consoleFormatter{red: red})
+	if jsonConsole {
+		logger.SetFormatter(jsonFormatter{red: red})
+	} else {
+		logger.SetFormatter(consoleFormatter{red: red})
+	}
 
 	if opts.File == "" {
 		return logger, nopCloser{}, nil
@@ -148,6 +175,18 @@ func parseLevel(s string) (logrus.Level, error) {
 		return logrus.ErrorLevel, nil
 	}
 	return 0, fmt.Errorf("%w: unknown level %q; one of: %s", ErrInvalidOptions, s, strings.Join(Levels, ", "))
+}
+
+// parseFormat reports whether s, one of Formats, is FormatJSON; empty means
+// FormatHuman.
+func parseFormat(s string) (isJSON bool, err error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", FormatHuman:
+		return false, nil
+	case FormatJSON:
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: unknown format %q; one of: %s", ErrInvalidOptions, s, strings.Join(Formats, ", "))
 }
 
 // fileHook writes every entry that passes the logger's level filter to the

@@ -373,6 +373,8 @@ func TestNewErrors(t *testing.T) {
 	}{
 		{name: "unknown level", opts: logging.Options{Level: "verbose"}, wantIs: logging.ErrInvalidOptions,
 			wantMsg: `invalid logging options: unknown level "verbose"; one of: debug, info, warn, error`},
+		{name: "unknown format", opts: logging.Options{Format: "logfmt"}, wantIs: logging.ErrInvalidOptions,
+			wantMsg: `invalid logging options: unknown format "logfmt"; one of: human, json`},
 		{name: "negative size", opts: logging.Options{MaxSizeMB: -1}, wantIs: logging.ErrInvalidOptions,
 			wantMsg: "invalid logging options: MaxSizeMB is -1, must not be negative"},
 		{name: "negative backups", opts: logging.Options{MaxBackups: -2}, wantIs: logging.ErrInvalidOptions,

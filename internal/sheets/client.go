@@ -149,9 +149,6 @@ func (c *client) refusal(resp *httpx.Response, accessToken string) error {
 // PERMISSION_DENIED, RESOURCE_EXHAUSTED).
 var statusWordPattern = regexp.MustCompile(`^[A-Z_]{1,64}$`)
 
-// tokenCodePattern is the shape of an OAuth error code (invalid_grant, unauthorized_client).
-var tokenCodePattern = regexp.MustCompile(`^[A-Za-z0-9_.+-]{1,64}$`)
-
 // diagnose returns the kind that replaces the status's (KindUnknown: keep it) and what the
 // operator should do, for the refusals in refusal's table.
 func (c *client) diagnose(status int, word, message string) (fault.Kind, string) {
@@ -191,7 +188,7 @@ func tokenError(err error) error {
 				code = body.Error
 			}
 		}
-		if !tokenCodePattern.MatchString(code) {
+		if !httpx.ValidCode(code) {
 			code = "" // not an OAuth error code: a control character, a sentence, a page
 		}
 		msg := fmt.Sprintf("%s: the token endpoint refused the service account (HTTP %d", Provider, re.Response.StatusCode)

@@ -3,12 +3,8 @@ package sheets
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 	"unicode"
@@ -18,6 +14,7 @@ import (
 
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/provider/providertest"
 )
 
 const (
@@ -33,12 +30,6 @@ const maxRefusalLen = 700
 
 // fuzzWindow is the shortest piece of a credential counted as a leak.
 const fuzzWindow = 12
-
-type fuzzAnswer struct {
-	status     int
-	body       string
-	retryAfter string
-}
 
 // FuzzRefusal feeds arbitrary error answers of the Sheets API to the sink's client: refusal
 // directly, and a real append against a server that sends the answer. The body is raw
@@ -80,29 +71,13 @@ func FuzzRefusal(f *testing.F) {
 		f.Add(s.status, s.shape, s.msg, s.word, s.raw, s.retryAfter)
 	}
 
-	var reply atomic.Pointer[fuzzAnswer]
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		rep := reply.Load()
-		if fuzzValidHeaderValue(rep.retryAfter) {
-			w.Header().Set("Retry-After", rep.retryAfter)
-		}
-		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-		w.WriteHeader(rep.status)
-		_, _ = io.WriteString(w, fuzzEchoer(r.URL.RequestURI()).Replace(rep.body))
-	}))
-	f.Cleanup(srv.Close)
-	hc, err := httpx.New(httpx.Options{Version: "fuzz"})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(hc.CloseIdleConnections)
+	srv := providertest.NewFuzzServer(f)
 	c := &client{
 		endpoint:      srv.URL,
 		spreadsheetID: fuzzSpreadsheetID,
 		rng:           "Log!A1",
 		account:       fuzzAccount,
-		hc:            hc,
+		hc:            providertest.HTTPClient(f, "fuzz"),
 		timeout:       10 * time.Second,
 		tokens:        oauth2.StaticTokenSource(&oauth2.Token{AccessToken: fuzzAccessToken, TokenType: "Bearer"}),
 		now:           time.Now,
@@ -110,9 +85,7 @@ func FuzzRefusal(f *testing.F) {
 	rows := [][]string{{"2026-01-01T00:00:00Z", "error", "ElevenLabs answered 503"}}
 
 	f.Fuzz(func(t *testing.T, status int, shape uint8, msg, word, raw, ra string) {
-		if status < 200 || status > 599 {
-			status = 200 + fuzzAbs(status)%400 // every answer but 1xx
-		}
+		status = providertest.AnswerStatus(status)
 		body := raw
 		if shape%2 == 1 {
 			b, err := json.Marshal(map[string]any{"error": map[string]any{"code": status, "message": msg, "status": word}})
@@ -132,7 +105,10 @@ func FuzzRefusal(f *testing.F) {
 			fuzzCheckRefusal(t, "refusal", c.refusal(resp, fuzzAccessToken), status)
 		}
 
-		reply.Store(&fuzzAnswer{status: status, body: body, retryAfter: ra})
+		srv.AnswerFunc(func(r *http.Request) providertest.Answer {
+			return providertest.Answer{Status: status, Body: fuzzEchoer(r.URL.RequestURI()).Replace(body),
+				Header: map[string]string{"Retry-After": ra, "Content-Type": "application/json; charset=UTF-8"}}
+		})
 		err := c.append(context.Background(), rows)
 		if status/100 == 2 {
 			if err != nil {
@@ -151,12 +127,9 @@ func fuzzEchoer(requestURI string) *strings.Replacer {
 
 func fuzzCheckRefusal(t *testing.T, what string, err error, status int) {
 	t.Helper()
-	var se *fault.ServiceError
-	if !errors.As(err, &se) {
-		t.Fatalf("%s: %v (%T) is not a *fault.ServiceError", what, err, err)
-	}
-	if se.Provider != Provider || se.Status != status || se.RetryAfter < 0 {
-		t.Fatalf("%s: provider %q status %d wait %v, want %s %d and a wait >= 0", what, se.Provider, se.Status, se.RetryAfter, Provider, status)
+	se := providertest.FuzzServiceError(t, what, err, Provider, status)
+	if se.RetryAfter < 0 {
+		t.Fatalf("%s: wait %v, want a wait >= 0", what, se.RetryAfter)
 	}
 	if (status == http.StatusForbidden || status == http.StatusNotFound) && se.Kind != fault.KindConfiguration {
 		t.Fatalf("%s: HTTP %d is %v, want configuration", what, status, se.Kind)
@@ -169,35 +142,8 @@ func fuzzCheckRefusal(t *testing.T, what string, err error, status int) {
 		if i := strings.IndexFunc(v, unicode.IsControl); i >= 0 {
 			t.Fatalf("%s: %s holds a control character at byte %d: %q", what, name, i, v)
 		}
-	}
-	for _, sec := range []string{fuzzSpreadsheetID, fuzzAccessToken} {
-		for i := 0; i+fuzzWindow <= len(sec); i++ {
-			if w := sec[i : i+fuzzWindow]; strings.Contains(text, w) || strings.Contains(se.Code, w) {
-				t.Fatalf("%s: error %q (code %q) shows %q of %q", what, text, se.Code, w, sec)
-			}
+		if w, sec := providertest.SecretPiece(fuzzWindow, v, fuzzSpreadsheetID, fuzzAccessToken); w != "" {
+			t.Fatalf("%s: error %q (code %q) shows %q of %q", what, text, se.Code, w, sec)
 		}
 	}
-}
-
-// fuzzValidHeaderValue reports whether a server can send v as a header value as it is.
-func fuzzValidHeaderValue(v string) bool {
-	if v == "" || v != strings.TrimSpace(v) {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func fuzzAbs(n int) int {
-	if n < 0 {
-		if n == -n { // math.MinInt
-			return 0
-		}
-		return -n
-	}
-	return n
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,7 +16,6 @@ import (
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/fault/faulttest"
 	"github.com/callagent/resilience/internal/provider/crm"
-	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/provider/providertest"
 	"github.com/callagent/resilience/internal/redact"
 	"github.com/callagent/resilience/internal/secret"
@@ -48,12 +46,7 @@ type bundle struct {
 func setup(t *testing.T, withHealth bool, edit func(*crm.Options)) *bundle {
 	t.Helper()
 	fake := providertest.NewCRM(t, providertest.CRMOptions{Token: token})
-	hc, err := httpx.New(httpx.Options{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(hc.CloseIdleConnections)
-	o := crm.Options{WebhookURL: fake.WebhookURL(), Token: secret.Secret(token), HTTP: hc}
+	o := crm.Options{WebhookURL: fake.WebhookURL(), Token: secret.Secret(token), HTTP: providertest.HTTPClient(t, "test")}
 	if withHealth {
 		o.HealthURL = fake.HealthURL()
 	}
@@ -65,15 +58,6 @@ func setup(t *testing.T, withHealth bool, edit func(*crm.Options)) *bundle {
 		t.Fatal(err)
 	}
 	return &bundle{fake: fake, client: c}
-}
-
-func serviceError(t *testing.T, err error) *fault.ServiceError {
-	t.Helper()
-	var se *fault.ServiceError
-	if !errors.As(err, &se) {
-		t.Fatalf("err = %v (%T), want a *fault.ServiceError", err, err)
-	}
-	return se
 }
 
 func TestRecordCallSendsTheResultWithItsIdempotencyKey(t *testing.T) {
@@ -145,7 +129,7 @@ func TestConflictIsInProgressAndRetriedWithTheSameKey(t *testing.T) {
 		Body:   `{"error":{"message":"A request with this Idempotency-Key is being processed"}}`})
 
 	err := b.client.RecordCall(context.Background(), result)
-	se := serviceError(t, err)
+	se := providertest.ServiceError(t, err)
 	if se.Kind != fault.KindUnavailable || !fault.IsTransient(err) || se.Status != http.StatusConflict ||
 		se.RetryAfter != 2*time.Second || se.RequestID != "req_7Hq2" ||
 		se.Message != "A request with this Idempotency-Key is being processed" {
@@ -184,7 +168,7 @@ func TestConflictForeverIsTransient(t *testing.T) {
 	b := setup(t, false, nil)
 	b.fake.SetFault(providertest.JSONReply(http.StatusConflict, `{"error":"request in progress"}`))
 	waits, err := retryLoop(t, b.client, 4)
-	se := serviceError(t, err)
+	se := providertest.ServiceError(t, err)
 	if se.Kind != fault.KindUnavailable || !fault.IsTransient(err) || se.Message != "request in progress" {
 		t.Errorf("after %d attempts: %v (%v)", len(waits)+1, err, se.Kind)
 	}
@@ -213,7 +197,7 @@ func TestRequestIDIsReported(t *testing.T) {
 			t.Parallel()
 			b := setup(t, false, nil)
 			b.fake.Enqueue(providertest.Reply{Status: 503, Header: tc.header})
-			if se := serviceError(t, b.client.RecordCall(context.Background(), result)); se.RequestID != tc.want {
+			if se := providertest.ServiceError(t, b.client.RecordCall(context.Background(), result)); se.RequestID != tc.want {
 				t.Errorf("RequestID = %q, want %q", se.RequestID, tc.want)
 			}
 		})
@@ -222,29 +206,22 @@ func TestRequestIDIsReported(t *testing.T) {
 
 func TestErrorsClassifyLikeTheSharedTable(t *testing.T) {
 	t.Parallel()
-	for _, tc := range faulttest.ClassificationCases() {
-		if !tc.For("CRM") || tc.Status == 0 {
-			continue
-		}
-		t.Run(tc.Name, func(t *testing.T) {
-			t.Parallel()
-			b := setup(t, false, nil)
-			rep := providertest.Reply{Status: tc.Status, Header: tc.Header, Body: tc.Body}
-			b.fake.Enqueue(rep)
-			check := func(what string, err error) {
-				se := serviceError(t, err)
-				if se.Kind != tc.Want || se.Provider != "CRM" || se.Status != tc.Facts.Status || se.RetryAfter != tc.Facts.RetryAfter {
-					t.Errorf("%s: got %v %q HTTP %d %v, want %v CRM HTTP %d %v", what, se.Kind, se.Provider, se.Status, se.RetryAfter,
-						tc.Want, tc.Facts.Status, tc.Facts.RetryAfter)
-				}
+	providertest.RunTable(t, "CRM", func(t *testing.T, tc faulttest.Case, rep providertest.Reply) {
+		b := setup(t, false, nil)
+		b.fake.Enqueue(rep)
+		check := func(what string, err error) {
+			se := providertest.ServiceError(t, err)
+			if se.Kind != tc.Want || se.Provider != "CRM" || se.Status != tc.Facts.Status || se.RetryAfter != tc.Facts.RetryAfter {
+				t.Errorf("%s: got %v %q HTTP %d %v, want %v CRM HTTP %d %v", what, se.Kind, se.Provider, se.Status, se.RetryAfter,
+					tc.Want, tc.Facts.Status, tc.Facts.RetryAfter)
 			}
-			check("RecordCall", b.client.RecordCall(context.Background(), result))
+		}
+		check("RecordCall", b.client.RecordCall(context.Background(), result))
 
-			h := setup(t, true, nil)
-			h.fake.SetFault(rep)
-			check("Probe", h.client.Probe(context.Background()))
-		})
-	}
+		h := setup(t, true, nil)
+		h.fake.SetFault(rep)
+		check("Probe", h.client.Probe(context.Background()))
+	})
 }
 
 func TestErrorBodiesAndRetryAfter(t *testing.T) {
@@ -269,7 +246,7 @@ func TestErrorBodiesAndRetryAfter(t *testing.T) {
 			b := setup(t, false, nil)
 			b.fake.Enqueue(tc.reply)
 			start := time.Now()
-			se := serviceError(t, b.client.RecordCall(context.Background(), result))
+			se := providertest.ServiceError(t, b.client.RecordCall(context.Background(), result))
 			if se.Kind != tc.kind || se.Message != tc.message || se.RetryAfter != tc.retryAfter {
 				t.Errorf("got %v %q %v, want %v %q %v", se.Kind, se.Message, se.RetryAfter, tc.kind, tc.message, tc.retryAfter)
 			}
@@ -291,7 +268,7 @@ func TestSecretsNeverAppearInErrors(t *testing.T) {
 	c := b.client
 	b.fake.Enqueue(providertest.JSONReply(401, `{"error":"token `+token+` rejected for `+hook+`"}`))
 	err := c.RecordCall(context.Background(), result)
-	se := serviceError(t, err)
+	se := providertest.ServiceError(t, err)
 	for _, leak := range []string{token, "whsec-0a1b2c3d4e5f6a7b8c9d"} {
 		if strings.Contains(err.Error(), leak) {
 			t.Errorf("error %q leaks %q", err, leak)
@@ -302,18 +279,12 @@ func TestSecretsNeverAppearInErrors(t *testing.T) {
 	}
 
 	// A transport error names the host only.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	c, err = crm.New(crm.Options{WebhookURL: "http://" + addr + "/hooks/catch/123/s3cr3tp4th/?sig=whsec-zz"})
+	c, err = crm.New(crm.Options{WebhookURL: "http://" + providertest.ClosedAddr(t) + "/hooks/catch/123/s3cr3tp4th/?sig=whsec-zz"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = c.RecordCall(context.Background(), result)
-	if se := serviceError(t, err); se.Kind != fault.KindNetwork || strings.Contains(err.Error(), "s3cr3tp4th") || strings.Contains(err.Error(), "whsec") {
+	if se := providertest.ServiceError(t, err); se.Kind != fault.KindNetwork || strings.Contains(err.Error(), "s3cr3tp4th") || strings.Contains(err.Error(), "whsec") {
 		t.Errorf("transport error: %v (%v)", err, se.Kind)
 	}
 }
@@ -335,11 +306,7 @@ func TestReceiverQuotingTheRequestURIDoesNotLeakTheWebhookTokens(t *testing.T) {
 		_, _ = fmt.Fprintf(w, `{"message":"Route POST:%s not found","error":"Not Found","statusCode":404}`, uri)
 	}))
 	t.Cleanup(srv.Close)
-	hc, err := httpx.New(httpx.Options{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(hc.CloseIdleConnections)
+	hc := providertest.HTTPClient(t, "test")
 	for _, hook := range []string{
 		srv.URL + "/hooks/catch/123/" + pathToken + "/?sig=" + sig,
 		strings.Replace(srv.URL, "http://", "HTTP://", 1) + "/hooks/catch/123/" + pathToken + "/?sig=" + sig,
@@ -349,7 +316,7 @@ func TestReceiverQuotingTheRequestURIDoesNotLeakTheWebhookTokens(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = c.RecordCall(context.Background(), result)
-		se := serviceError(t, err)
+		se := providertest.ServiceError(t, err)
 		for _, leak := range []string{pathToken, sig, pathToken[:12], sig[:12]} {
 			if strings.Contains(err.Error(), leak) || strings.Contains(se.RequestID, leak) {
 				t.Errorf("%s: error %q (request id %q) leaks %q", hook, err, se.RequestID, leak)
@@ -367,7 +334,7 @@ func TestSlowResponseHonoursTheTimeout(t *testing.T) {
 	b.fake.Enqueue(providertest.Reply{Hang: true})
 	start := time.Now()
 	err := b.client.RecordCall(context.Background(), result)
-	if se := serviceError(t, err); se.Kind != fault.KindTimeout {
+	if se := providertest.ServiceError(t, err); se.Kind != fault.KindTimeout {
 		t.Errorf("kind = %v (%v)", se.Kind, err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
@@ -404,7 +371,7 @@ func TestRefusesAResultWithoutContactID(t *testing.T) {
 	t.Parallel()
 	b := setup(t, false, nil)
 	err := b.client.RecordCall(context.Background(), call.CallResult{Status: "completed"})
-	if se := serviceError(t, err); se.Kind != fault.KindInvalidPayload || !errors.Is(err, crm.ErrNoContactID) {
+	if se := providertest.ServiceError(t, err); se.Kind != fault.KindInvalidPayload || !errors.Is(err, crm.ErrNoContactID) {
 		t.Errorf("err = %v", err)
 	}
 	if n := b.fake.Calls(); n != 0 {

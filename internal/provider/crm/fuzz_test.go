@@ -2,21 +2,15 @@ package crm
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
+	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/callagent/resilience/internal/call"
-	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/provider/providertest"
 	"github.com/callagent/resilience/internal/secret"
 )
 
@@ -34,15 +28,6 @@ const (
 // {"message":"Route POST:/hooks/… not found"}, quotes the path): \x01 the request URI (path
 // and query), \x02 the Authorization header, \x03 the whole webhook URL. One byte each, so
 // the fuzzer puts them anywhere.
-
-// fuzzWindow is the shortest piece of a secret counted as a leak.
-const fuzzWindow = 12
-
-type fuzzAnswer struct {
-	status        int
-	body          string
-	ct, rid, xrid string
-}
 
 // FuzzErrorAnswer feeds arbitrary error answers (status, body, content type, request id
 // headers) to the CRM client: message() and check() directly, and a real RecordCall against
@@ -75,39 +60,19 @@ func FuzzErrorAnswer(f *testing.F) {
 		f.Add(s.status, s.body, s.ct, s.rid, s.xid)
 	}
 
-	var reply atomic.Pointer[fuzzAnswer]
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		rep := reply.Load()
-		echo := func(s string) string {
-			return strings.NewReplacer("\x01", r.URL.RequestURI(), "\x02", r.Header.Get("Authorization"),
-				"\x03", "http://"+r.Host+r.URL.RequestURI()).Replace(s)
-		}
-		for k, v := range map[string]string{"Content-Type": rep.ct, "Request-Id": echo(rep.rid), "X-Request-Id": echo(rep.xrid)} {
-			if fuzzValidHeaderValue(v) {
-				w.Header().Set(k, v)
-			}
-		}
-		w.WriteHeader(rep.status)
-		_, _ = io.WriteString(w, echo(rep.body))
-	}))
-	f.Cleanup(srv.Close)
-	hc, err := httpx.New(httpx.Options{Version: "fuzz"})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(hc.CloseIdleConnections)
+	srv := providertest.NewFuzzServer(f)
 	hook := srv.URL + fuzzWebhook
-	c, err := New(Options{WebhookURL: hook, Token: secret.Secret(fuzzToken), Timeout: 10 * time.Second, HTTP: hc})
+	c, err := New(Options{WebhookURL: hook, Token: secret.Secret(fuzzToken), Timeout: 10 * time.Second, HTTP: providertest.HTTPClient(f, "fuzz")})
 	if err != nil {
 		f.Fatal(err)
 	}
-	// The URL as a whole; the tokens in any piece of fuzzWindow characters.
-	secrets := []string{fuzzToken, fuzzPathToken, fuzzSig}
+	// The URL as a whole; the tokens in any piece of 12 characters.
+	inv := providertest.Invariants{Provider: DefaultName, Hidden: []string{hook},
+		Secrets: []string{fuzzToken, fuzzPathToken, fuzzSig}, SecretWindow: 12}
 	result := call.CallResult{ContactID: "c-42", Status: "completed", Script: "Hello", CompletedAt: time.Unix(1767225600, 0).UTC()}
 
 	f.Fuzz(func(t *testing.T, status int, body, ct, rid, xrid string) {
-		status = 300 + fuzzAbs(status)%300 // every answer that is not a 2xx and that a server can send
+		status = providertest.ErrorStatus(status)
 
 		// Directly, with what the server would send for a POST to the webhook.
 		echo := strings.NewReplacer("\x01", fuzzWebhook, "\x02", "Bearer "+fuzzToken, "\x03", hook).Replace
@@ -118,93 +83,18 @@ func FuzzErrorAnswer(f *testing.F) {
 			}
 		}
 		resp := &httpx.Response{Status: status, Header: h, Body: []byte(echo(body))}
-		if m := message(resp); m != "" && !strings.Contains(string(resp.Body), m) && !fuzzContainsString(fuzzJSONTexts(string(resp.Body)), m) {
+		if m := message(resp); m != "" && !strings.Contains(string(resp.Body), m) && !slices.Contains(providertest.JSONStrings(string(resp.Body)), m) {
 			t.Fatalf("message(%q) = %q, which the body does not hold", resp.Body, m)
 		}
-		fuzzCheckCRMError(t, "check", c.check(resp, nil), status, hook, secrets)
+		inv.Check(t, "check", c.check(resp, nil), status)
 
 		// Through the wire.
-		reply.Store(&fuzzAnswer{status: status, body: body, ct: ct, rid: rid, xrid: xrid})
-		fuzzCheckCRMError(t, "RecordCall", c.RecordCall(context.Background(), result), status, hook, secrets)
+		srv.AnswerFunc(func(r *http.Request) providertest.Answer {
+			echo := strings.NewReplacer("\x01", r.URL.RequestURI(), "\x02", r.Header.Get("Authorization"),
+				"\x03", "http://"+r.Host+r.URL.RequestURI()).Replace
+			return providertest.Answer{Status: status, Body: echo(body),
+				Header: map[string]string{"Content-Type": ct, "Request-Id": echo(rid), "X-Request-Id": echo(xrid)}}
+		})
+		inv.Check(t, "RecordCall", c.RecordCall(context.Background(), result), status)
 	})
-}
-
-func fuzzCheckCRMError(t *testing.T, what string, err error, status int, hook string, secrets []string) {
-	t.Helper()
-	var se *fault.ServiceError
-	if !errors.As(err, &se) {
-		t.Fatalf("%s: %v (%T) is not a *fault.ServiceError", what, err, err)
-	}
-	if se.Status != status || se.Provider != DefaultName {
-		t.Fatalf("%s: status %d provider %q, want %d %q", what, se.Status, se.Provider, status, DefaultName)
-	}
-	for name, v := range map[string]string{"message": se.Message, "request id": se.RequestID, "code": se.Code, "param": se.Param} {
-		if n := utf8.RuneCountInString(v); n > httpx.MaxMessageLen {
-			t.Fatalf("%s: %s has %d characters, more than %d", what, name, n, httpx.MaxMessageLen)
-		}
-		if !utf8.ValidString(v) || strings.IndexFunc(v, unicode.IsControl) >= 0 {
-			t.Fatalf("%s: %s %q is not printable UTF-8 text", what, name, v)
-		}
-	}
-	text := err.Error()
-	if strings.ContainsAny(text, "\r\n") {
-		t.Fatalf("%s: error text is not one line: %q", what, text)
-	}
-	if strings.Contains(text, hook) {
-		t.Fatalf("%s: error text %q shows the webhook URL", what, text)
-	}
-	for _, sec := range secrets {
-		for i := 0; i+fuzzWindow <= len(sec); i++ {
-			if w := sec[i : i+fuzzWindow]; strings.Contains(text, w) {
-				t.Fatalf("%s: error text %q shows %q of the credential %q", what, text, w, sec)
-			}
-		}
-	}
-}
-
-func fuzzContainsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-// fuzzJSONTexts returns the strings of a JSON document, keys included, as far as it parses.
-func fuzzJSONTexts(s string) []string {
-	var out []string
-	dec := json.NewDecoder(strings.NewReader(s))
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return out
-		}
-		if v, ok := tok.(string); ok {
-			out = append(out, v)
-		}
-	}
-}
-
-// fuzzValidHeaderValue reports whether a server can send v as a header value as it is.
-func fuzzValidHeaderValue(v string) bool {
-	if v == "" || v != strings.TrimSpace(v) {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func fuzzAbs(n int) int {
-	if n < 0 {
-		if n == -n { // math.MinInt
-			return 0
-		}
-		return -n
-	}
-	return n
 }

@@ -22,7 +22,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -413,7 +412,7 @@ func (c *Client) failure(resp *httpx.Response, err error) (fault.Facts, bool) {
 		return fault.Facts{
 			Provider:   c.o.Name,
 			Status:     resp.Status,
-			Code:       cleanCode(c.red, d.code),
+			Code:       httpx.CleanCode(c.red, d.code),
 			Message:    httpx.CleanMessage(c.red, d.message),
 			Param:      httpx.CleanMessage(c.red, d.param),
 			RequestID:  requestID(c.red, resp.Header, d.requestID),
@@ -462,24 +461,6 @@ func requestID(r *redact.Redactor, h http.Header, fromBody string) string {
 		id = strings.ToValidUTF8(id[:requestIDLimit], "")
 	}
 	return id
-}
-
-// codePattern is what an error code looks like: "invalid_api_key", "value_error.missing",
-// "only_for_creator+". Anything else is not a code (a control character, a sentence, a
-// 64 KiB string) and is dropped.
-var codePattern = regexp.MustCompile(`^[A-Za-z0-9_.+-]{1,64}$`)
-
-// validCode reports whether code has the shape of an error code.
-func validCode(code string) bool { return codePattern.MatchString(code) }
-
-// cleanCode returns code when it has the shape of an error code and shows nothing r
-// redacts (the API key echoed as a code, a phone number), else "": a code is kept as it is
-// or not at all, since ServiceError prints it when the message is empty.
-func cleanCode(r *redact.Redactor, code string) string {
-	if !validCode(code) || r.Text(code) != code {
-		return ""
-	}
-	return code
 }
 
 // errorBody is either ElevenLabs error shape; Detail is an object, a list or a string.
@@ -582,11 +563,11 @@ func topField(loc []any) string {
 // decidingCode returns the first of the body's codes (detail.code, the legacy detail.status,
 // detail.type) that the classification table knows, else the first one given: a new code
 // ElevenLabs adds must not hide a known status beside it. Codes without the shape of a code
-// (see codePattern) are not given.
+// (see httpx.ValidCode) are not given.
 func decidingCode(codes ...string) string {
 	valid := make([]string, 0, len(codes))
 	for _, c := range codes {
-		if c = strings.TrimSpace(c); validCode(c) {
+		if c = strings.TrimSpace(c); httpx.ValidCode(c) {
 			valid = append(valid, c)
 		}
 	}

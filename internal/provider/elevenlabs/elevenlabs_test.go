@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/callagent/resilience/internal/config/field"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -46,17 +45,12 @@ func setup(t *testing.T, fo providertest.ElevenLabsOptions, edit func(*elevenlab
 	}
 	fake := providertest.NewElevenLabs(t, fo)
 	fake.Forbid(someone.Phone)
-	hc, err := httpx.New(httpx.Options{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(hc.CloseIdleConnections)
 	red := redact.New()
 	o := elevenlabs.Options{
 		APIKey:   secret.Secret(apiKey),
 		VoiceID:  fake.Options().VoiceID,
 		BaseURL:  fake.URL(),
-		HTTP:     hc,
+		HTTP:     providertest.HTTPClient(t, "test"),
 		Redactor: red,
 	}
 	if edit != nil {
@@ -67,15 +61,6 @@ func setup(t *testing.T, fo providertest.ElevenLabsOptions, edit func(*elevenlab
 		t.Fatal(err)
 	}
 	return &bundle{fake: fake, client: c, red: red}
-}
-
-func serviceError(t *testing.T, err error) *fault.ServiceError {
-	t.Helper()
-	var se *fault.ServiceError
-	if !errors.As(err, &se) {
-		t.Fatalf("err = %v (%T), want a *fault.ServiceError", err, err)
-	}
-	return se
 }
 
 func TestSynthesizeSendsTheDocumentedRequest(t *testing.T) {
@@ -186,37 +171,27 @@ var operatorView = map[string]struct {
 // alike; the retry decision and the operator's line must be as operatorView says.
 func TestErrorsClassifyLikeTheSharedTable(t *testing.T) {
 	t.Parallel()
-	served := map[string]bool{}
-	for _, tc := range faulttest.ClassificationCases() {
-		if !tc.For(faulttest.ElevenLabs) || tc.Status == 0 {
-			continue
-		}
-		served[tc.Name] = true
+	served := providertest.RunTable(t, faulttest.ElevenLabs, func(t *testing.T, tc faulttest.Case, rep providertest.Reply) {
 		view, ok := operatorView[tc.Name]
 		if !ok {
-			t.Errorf("row %q has no operatorView entry", tc.Name)
-			continue
+			t.Fatalf("row %q has no operatorView entry", tc.Name)
 		}
-		t.Run(tc.Name, func(t *testing.T) {
-			t.Parallel()
-			b := setup(t, providertest.ElevenLabsOptions{}, nil)
-			rep := providertest.Reply{Status: tc.Status, Header: tc.Header, Body: tc.Body}
-			b.fake.Enqueue(rep)
-			_, err := b.client.Synthesize(context.Background(), someone, "Hello")
-			checkFacts(t, "Synthesize", err, tc)
-			checkView(t, "Synthesize", err, view.retried, view.shows)
+		b := setup(t, providertest.ElevenLabsOptions{}, nil)
+		b.fake.Enqueue(rep)
+		_, err := b.client.Synthesize(context.Background(), someone, "Hello")
+		checkFacts(t, "Synthesize", err, tc)
+		checkView(t, "Synthesize", err, view.retried, view.shows)
 
-			if tc.Status >= 200 && tc.Status <= 299 {
-				return // a probe does not read the body
-			}
-			b.fake.SetFault(rep)
-			err = b.client.Probe(context.Background())
-			checkFacts(t, "Probe", err, tc)
-			checkView(t, "Probe", err, view.retried, view.shows)
-		})
-	}
+		if tc.Status >= 200 && tc.Status <= 299 {
+			return // a probe does not read the body
+		}
+		b.fake.SetFault(rep)
+		err = b.client.Probe(context.Background())
+		checkFacts(t, "Probe", err, tc)
+		checkView(t, "Probe", err, view.retried, view.shows)
+	})
 	for name := range operatorView {
-		if !served[name] {
+		if !slices.Contains(served, name) {
 			t.Errorf("operatorView has %q, which is not a row of the table", name)
 		}
 	}
@@ -225,7 +200,7 @@ func TestErrorsClassifyLikeTheSharedTable(t *testing.T) {
 // checkFacts checks that err carries exactly the facts of the row and its kind.
 func checkFacts(t *testing.T, what string, err error, tc faulttest.Case) {
 	t.Helper()
-	se := serviceError(t, err)
+	se := providertest.ServiceError(t, err)
 	want := tc.Facts
 	if se.Kind != tc.Want || se.Provider != "ElevenLabs" || se.Status != want.Status || se.Code != want.Code ||
 		se.Message != want.Message || se.Param != want.Param || se.RequestID != want.RequestID || se.RetryAfter != want.RetryAfter {
@@ -334,7 +309,7 @@ func TestBodyShapes(t *testing.T) {
 			b := setup(t, providertest.ElevenLabsOptions{}, nil)
 			b.fake.Enqueue(tc.reply)
 			_, err := b.client.Synthesize(context.Background(), someone, "Hello")
-			se := serviceError(t, err)
+			se := providertest.ServiceError(t, err)
 			if se.Kind != tc.kind || se.Code != tc.code || se.Message != tc.message || se.Param != tc.param ||
 				se.RequestID != tc.rid || se.RetryAfter != tc.retryAfter {
 				t.Errorf("got  %v %q %q param %q id %q %v\nwant %v %q %q param %q id %q %v",
@@ -355,16 +330,16 @@ func TestWrongKeyAndVoiceGetTheAPIsAnswers(t *testing.T) {
 	t.Parallel()
 	b := setup(t, providertest.ElevenLabsOptions{}, func(o *elevenlabs.Options) { o.APIKey = "sk_wrong_key_000000000000000000" })
 	_, err := b.client.Synthesize(context.Background(), someone, "Hello")
-	if se := serviceError(t, err); se.Kind != fault.KindAuthentication || se.Code != "invalid_api_key" {
+	if se := providertest.ServiceError(t, err); se.Kind != fault.KindAuthentication || se.Code != "invalid_api_key" {
 		t.Errorf("wrong key: %v %q", se.Kind, se.Code)
 	}
-	if se := serviceError(t, b.client.Probe(context.Background())); se.Kind != fault.KindAuthentication {
+	if se := providertest.ServiceError(t, b.client.Probe(context.Background())); se.Kind != fault.KindAuthentication {
 		t.Errorf("probe with a wrong key: %v", se.Kind)
 	}
 
 	b = setup(t, providertest.ElevenLabsOptions{}, func(o *elevenlabs.Options) { o.VoiceID = "gone" })
 	_, err = b.client.Synthesize(context.Background(), someone, "Hello")
-	if se := serviceError(t, err); se.Kind != fault.KindConfiguration || se.Code != "voice_not_found" {
+	if se := providertest.ServiceError(t, err); se.Kind != fault.KindConfiguration || se.Code != "voice_not_found" {
 		t.Errorf("unknown voice: %v %q", se.Kind, se.Code)
 	}
 }
@@ -381,7 +356,7 @@ func TestHugeAudioBodyStopsAtTheCap(t *testing.T) {
 	if !errors.As(err, &tl) || tl.Limit != 1<<20 {
 		t.Fatalf("err = %v, want a *httpx.TooLargeError at 1 MiB", err)
 	}
-	if se := serviceError(t, err); se.Kind != fault.KindBadResponse || se.Status != 200 {
+	if se := providertest.ServiceError(t, err); se.Kind != fault.KindBadResponse || se.Status != 200 {
 		t.Errorf("classified %v (HTTP %d), want bad_response (HTTP 200)", se.Kind, se.Status)
 	}
 	if d := time.Since(start); d > 3*time.Second {
@@ -406,7 +381,7 @@ func TestSlowBodyHonoursTheDeadline(t *testing.T) {
 		}
 		start := time.Now()
 		_, err := b.client.Synthesize(ctx, someone, "Hello")
-		if se := serviceError(t, err); se.Kind != fault.KindTimeout || !errors.Is(err, context.DeadlineExceeded) {
+		if se := providertest.ServiceError(t, err); se.Kind != fault.KindTimeout || !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("timeout via option=%v: %v (%v)", viaOption, se.Kind, err)
 		}
 		if d := time.Since(start); d > 2*time.Second {
@@ -440,7 +415,7 @@ func TestKeyEchoedInErrorBodyIsRedacted(t *testing.T) {
 		"header.xi-api-key: " + redact.Placeholder + " " + redact.Placeholder + " is malformed", // "xi-api-key: key" reads as a credential too
 	} {
 		_, err := b.client.Synthesize(context.Background(), someone, "Hello")
-		se := serviceError(t, err)
+		se := providertest.ServiceError(t, err)
 		for _, s := range []string{err.Error(), se.Message, se.Param, se.RequestID, fmt.Sprintf("%+v", *se)} {
 			if strings.Contains(s, apiKey) || strings.Contains(s, apiKey[10:30]) {
 				t.Fatalf("reply %d: the key leaked: %q", i, s)
@@ -473,7 +448,7 @@ func TestConcurrencyLimitHeaderIsReportedWhenItChanges(t *testing.T) {
 	rep.Header.Set("maximum-concurrent-requests", "3")
 	b.fake.Enqueue(rep)
 	_, err := b.client.Synthesize(context.Background(), someone, "Hello")
-	if se := serviceError(t, err); se.Kind != fault.KindConcurrencyLimit {
+	if se := providertest.ServiceError(t, err); se.Kind != fault.KindConcurrencyLimit {
 		t.Errorf("kind = %v", se.Kind)
 	}
 	mu.Lock()
@@ -493,21 +468,14 @@ func TestProbe(t *testing.T) {
 	if r.Method != http.MethodGet || r.Path != "/v1/models" || r.RawQuery != "" || r.Header.Get("xi-api-key") != apiKey || len(r.Body) != 0 {
 		t.Errorf("probe = %s %s?%s key=%v body=%q", r.Method, r.Path, r.RawQuery, r.Header.Get("xi-api-key") == apiKey, r.Body)
 	}
-	b.fake.SetFault(providertest.ElevenLabsError(503, "", "Service temporarily unavailable"))
-	if se := serviceError(t, b.client.Probe(context.Background())); se.Kind != fault.KindUnavailable {
-		t.Errorf("probe during an outage: %v", se.Kind)
-	}
-	b.fake.ClearFault()
-	if err := b.client.Probe(context.Background()); err != nil {
-		t.Errorf("probe after recovery: %v", err)
-	}
+	providertest.CheckOutage(t, b.fake.Server, providertest.ElevenLabsError(503, "", "Service temporarily unavailable"), b.client.Probe)
 }
 
 func TestEmptyScriptIsRefusedWithoutACall(t *testing.T) {
 	t.Parallel()
 	b := setup(t, providertest.ElevenLabsOptions{}, nil)
 	_, err := b.client.Synthesize(context.Background(), someone, " \n")
-	if se := serviceError(t, err); se.Kind != fault.KindInvalidPayload || !errors.Is(err, elevenlabs.ErrEmptyScript) {
+	if se := providertest.ServiceError(t, err); se.Kind != fault.KindInvalidPayload || !errors.Is(err, elevenlabs.ErrEmptyScript) {
 		t.Errorf("err = %v", err)
 	}
 	if n := b.fake.Calls(); n != 0 {
@@ -517,18 +485,12 @@ func TestEmptyScriptIsRefusedWithoutACall(t *testing.T) {
 
 func TestConnectionRefusedIsANetworkError(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	c, err := elevenlabs.New(elevenlabs.Options{APIKey: apiKey, VoiceID: "v", BaseURL: "http://" + addr})
+	c, err := elevenlabs.New(elevenlabs.Options{APIKey: apiKey, VoiceID: "v", BaseURL: "http://" + providertest.ClosedAddr(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.Synthesize(context.Background(), someone, "Hello")
-	if se := serviceError(t, err); se.Kind != fault.KindNetwork || !errors.Is(err, fault.ErrTransient) {
+	if se := providertest.ServiceError(t, err); se.Kind != fault.KindNetwork || !errors.Is(err, fault.ErrTransient) {
 		t.Errorf("kind = %v", se.Kind)
 	}
 }
@@ -644,11 +606,7 @@ func TestBaseURLPath(t *testing.T) {
 		_, _ = w.Write([]byte("ID3"))
 	}))
 	t.Cleanup(api.Close)
-	hc, err := httpx.New(httpx.Options{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(hc.CloseIdleConnections)
+	hc := providertest.HTTPClient(t, "test")
 	for suffix, prefix := range map[string]string{
 		"": "", "/": "", "/v1": "", "/v1/": "", "/v1//": "",
 		"/eleven": "/eleven", "/eleven/": "/eleven", "/eleven/v1": "/eleven", "/eleven/v1/": "/eleven",
@@ -712,7 +670,7 @@ func TestProbeWithAScopedKey(t *testing.T) {
 	t.Parallel()
 	b := setup(t, providertest.ElevenLabsOptions{Permissions: []string{"text_to_speech"}}, nil)
 	err := b.client.Probe(context.Background())
-	se := serviceError(t, err)
+	se := providertest.ServiceError(t, err)
 	if se.Kind != fault.KindPermission || se.Status != 401 || se.Code != "missing_permissions" || fault.IsTransient(err) {
 		t.Errorf("probe: %v %d %q transient=%v", se.Kind, se.Status, se.Code, fault.IsTransient(err))
 	}
@@ -744,7 +702,7 @@ func TestProbeWithAScopedKey(t *testing.T) {
 	b = setup(t, providertest.ElevenLabsOptions{Permissions: []string{"text_to_speech"}},
 		func(o *elevenlabs.Options) { o.APIKey = "sk_wrong_key_000000000000000000" })
 	err = b.client.Probe(context.Background())
-	if se := serviceError(t, err); se.Kind != fault.KindAuthentication || se.Code != "invalid_api_key" || fault.IsTransient(err) {
+	if se := providertest.ServiceError(t, err); se.Kind != fault.KindAuthentication || se.Code != "invalid_api_key" || fault.IsTransient(err) {
 		t.Errorf("probe with a wrong key: %v %q", se.Kind, se.Code)
 	}
 }

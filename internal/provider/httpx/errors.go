@@ -3,6 +3,7 @@ package httpx
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -154,6 +155,24 @@ func CleanMessage(r *redact.Redactor, s string) string {
 		s = string([]rune(s)[:MaxMessageLen-1]) + "…"
 	}
 	return s
+}
+
+// codePattern is what an error code looks like: "invalid_api_key", "value_error.missing",
+// "only_for_creator+", an OAuth error such as "invalid_grant". Anything else is not a code (a
+// control character, a sentence, a 64 KiB string) and is dropped.
+var codePattern = regexp.MustCompile(`^[A-Za-z0-9_.+-]{1,64}$`)
+
+// ValidCode reports whether code has the shape of an error code.
+func ValidCode(code string) bool { return codePattern.MatchString(code) }
+
+// CleanCode returns code when it has the shape of an error code and shows nothing r
+// redacts (the API key echoed as a code, a phone number), else "": a code is kept as it is
+// or not at all, since ServiceError prints it when the message is empty.
+func CleanCode(r *redact.Redactor, code string) string {
+	if !ValidCode(code) || r.Text(code) != code {
+		return ""
+	}
+	return code
 }
 
 // FormatBytes prints n as B, KiB or MiB, whichever is exact or shortest.

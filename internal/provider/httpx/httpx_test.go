@@ -18,6 +18,7 @@ import (
 
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/provider/providertest"
 	"github.com/callagent/resilience/internal/redact"
 )
 
@@ -228,12 +229,7 @@ func TestDoReusesConnectionsAfterDraining(t *testing.T) {
 
 func TestTransportErrorHidesURLDetails(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := providertest.ClosedAddr(t)
 	c := setup(t, httpx.Options{})
 	req, err := httpx.NewRequest(context.Background(), http.MethodPost,
 		"http://"+addr+"/hooks/s3cr3t-path?token=t0ps3cr3t", []byte("{}"))

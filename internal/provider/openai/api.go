@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -137,7 +136,7 @@ func (a *api) call(ctx context.Context, method, path string, body []byte, limit 
 		return nil, fault.Classify(fault.Facts{
 			Provider:    a.name,
 			Status:      resp.Status,
-			Code:        cleanCode(a.red, e.code),
+			Code:        httpx.CleanCode(a.red, e.code),
 			Message:     httpx.CleanMessage(a.red, e.message),
 			Param:       httpx.CleanMessage(a.red, e.param),
 			RequestID:   a.requestID(resp),
@@ -230,31 +229,13 @@ func parseError(body []byte) apiError {
 // codeOrType returns the code when it is a string with the shape of a code, else the type
 // when it has that shape, else "".
 func codeOrType(code json.RawMessage, typ string) string {
-	if s := jsonString(code); validCode(s) {
+	if s := jsonString(code); httpx.ValidCode(s) {
 		return s
 	}
-	if validCode(typ) {
+	if httpx.ValidCode(typ) {
 		return typ
 	}
 	return ""
-}
-
-// codePattern is what an error code looks like: "invalid_api_key", "insufficient_quota",
-// "model_not_found". Anything else is not a code (a control character, a sentence, a
-// 64 KiB string) and is dropped.
-var codePattern = regexp.MustCompile(`^[A-Za-z0-9_.+-]{1,64}$`)
-
-// validCode reports whether code has the shape of an error code.
-func validCode(code string) bool { return codePattern.MatchString(code) }
-
-// cleanCode returns code when it has the shape of an error code and shows nothing r
-// redacts (the API key echoed as a code, a phone number), else "": a code is kept as it is
-// or not at all, since ServiceError prints it when the message is empty.
-func cleanCode(r *redact.Redactor, code string) string {
-	if !validCode(code) || r.Text(code) != code {
-		return ""
-	}
-	return code
 }
 
 // jsonString returns raw as a string when it is a JSON string, else "".

@@ -52,7 +52,7 @@ func TestShouldRetryHeaderDecidesTheRetry(t *testing.T) {
 			b := setup(t, providertest.OpenAIOptions{}, nil, nil)
 			check := func(what string, err error) {
 				t.Helper()
-				se := serviceError(t, err)
+				se := providertest.ServiceError(t, err)
 				if se.Kind != tc.kind || fault.IsTransient(err) != tc.retry || fault.Retryable(err, 1) != tc.retry ||
 					errors.Is(err, fault.ErrPermanent) == tc.retry {
 					t.Errorf("%s: kind %v, transient %v, retryable %v; want %v, %v", what, se.Kind,
@@ -82,7 +82,7 @@ func TestProbeWithAScopedKeyIsAPermissionError(t *testing.T) {
 	b := setup(t, providertest.OpenAIOptions{RestrictedKey: true}, nil, nil)
 	for what, probe := range map[string]func(context.Context) error{"chat": b.chat.Probe, "speech": b.speech.Probe} {
 		err := probe(context.Background())
-		se := serviceError(t, err)
+		se := providertest.ServiceError(t, err)
 		if se.Kind != fault.KindPermission || fault.KindOf(err) != fault.KindPermission || fault.IsTransient(err) ||
 			se.Status != http.StatusUnauthorized || !strings.Contains(err.Error(), "Missing scopes: api.model.read") ||
 			!strings.Contains(err.Error(), "(request_id req_fake") {
@@ -98,7 +98,7 @@ func TestProbeWithAScopedKeyIsAPermissionError(t *testing.T) {
 
 	wrong := setup(t, providertest.OpenAIOptions{APIKey: "sk-proj-another-key-entirely-0000"}, nil, nil)
 	err := wrong.chat.Probe(context.Background())
-	if se := serviceError(t, err); se.Kind != fault.KindAuthentication || se.Code != "invalid_api_key" || fault.IsTransient(err) {
+	if se := providertest.ServiceError(t, err); se.Kind != fault.KindAuthentication || se.Code != "invalid_api_key" || fault.IsTransient(err) {
 		t.Errorf("probe with a wrong key: %v %q", se.Kind, se.Code)
 	}
 }
@@ -121,7 +121,7 @@ func TestErrorTextNeverHoldsTheKey(t *testing.T) {
 		b.fake.SetFault(echo(status))
 		for what, err := range map[string]error{"WriteScript": chatErr, "Synthesize": speechErr,
 			"Probe": b.chat.Probe(context.Background())} {
-			se := serviceError(t, err)
+			se := providertest.ServiceError(t, err)
 			if strings.Contains(err.Error(), apiKey) || strings.Contains(se.Param, apiKey) || strings.Contains(se.RequestID, apiKey) ||
 				strings.Contains(se.Message, apiKey[4:20]) {
 				t.Errorf("HTTP %d %s: the key leaked: %q (param %q, request id %q)", status, what, err, se.Param, se.RequestID)
@@ -164,7 +164,7 @@ func TestErrorParamShapes(t *testing.T) {
 			b := setup(t, providertest.OpenAIOptions{}, nil, nil)
 			b.fake.Enqueue(providertest.JSONReply(400, tc.body))
 			_, err := b.chat.WriteScript(context.Background(), someone)
-			if se := serviceError(t, err); se.Param != tc.param || se.Code != tc.code || se.Kind != tc.kind {
+			if se := providertest.ServiceError(t, err); se.Param != tc.param || se.Code != tc.code || se.Kind != tc.kind {
 				t.Errorf("param %q code %q kind %v; want %q %q %v", se.Param, se.Code, se.Kind, tc.param, tc.code, tc.kind)
 			}
 		})
@@ -193,7 +193,7 @@ func TestErrorCodeShapes(t *testing.T) {
 			b := setup(t, providertest.OpenAIOptions{}, nil, nil)
 			b.fake.Enqueue(providertest.JSONReply(403, tc.body))
 			_, err := b.chat.WriteScript(context.Background(), someone)
-			se := serviceError(t, err)
+			se := providertest.ServiceError(t, err)
 			if se.Code != tc.code {
 				t.Errorf("code %.100q, want %q", se.Code, tc.code)
 			}

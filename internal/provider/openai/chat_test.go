@@ -13,6 +13,7 @@ import (
 	"github.com/callagent/resilience/internal/call"
 	"github.com/callagent/resilience/internal/contact"
 	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/fault/faulttest"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/provider/openai"
 	"github.com/callagent/resilience/internal/provider/providertest"
@@ -86,21 +87,17 @@ func TestWriteScriptWithTheDefaultPromptNeverSendsThePhoneNumber(t *testing.T) {
 
 func TestChatErrorsClassifyLikeTheSharedTable(t *testing.T) {
 	t.Parallel()
-	for _, tc := range tableRows() {
-		t.Run(tc.Name, func(t *testing.T) {
-			t.Parallel()
-			b := setup(t, providertest.OpenAIOptions{}, nil, nil)
-			rep := providertest.Reply{Status: tc.Status, Header: tc.Header, Body: tc.Body}
-			b.fake.Enqueue(rep)
-			_, err := b.chat.WriteScript(context.Background(), someone)
-			checkFacts(t, "WriteScript", "LLM", err, tc)
-			if tc.Status >= 200 && tc.Status <= 299 {
-				return
-			}
-			b.fake.SetFault(rep)
-			checkFacts(t, "Probe", "LLM", b.chat.Probe(context.Background()), tc)
-		})
-	}
+	providertest.RunTable(t, faulttest.LLM, func(t *testing.T, tc faulttest.Case, rep providertest.Reply) {
+		b := setup(t, providertest.OpenAIOptions{}, nil, nil)
+		b.fake.Enqueue(rep)
+		_, err := b.chat.WriteScript(context.Background(), someone)
+		checkFacts(t, "WriteScript", "LLM", err, tc)
+		if tc.Status >= 200 && tc.Status <= 299 {
+			return
+		}
+		b.fake.SetFault(rep)
+		checkFacts(t, "Probe", "LLM", b.chat.Probe(context.Background()), tc)
+	})
 }
 
 func TestChatUnusableBodies(t *testing.T) {
@@ -129,7 +126,7 @@ func TestChatUnusableBodies(t *testing.T) {
 			b := setup(t, providertest.OpenAIOptions{}, nil, nil)
 			b.fake.Enqueue(tc.reply)
 			_, err := b.chat.WriteScript(context.Background(), someone)
-			se := serviceError(t, err)
+			se := providertest.ServiceError(t, err)
 			if se.Kind != fault.KindBadResponse || se.Status != 200 || !errors.Is(err, httpx.ErrUnusableBody) {
 				t.Errorf("got %v HTTP %d (%v)", se.Kind, se.Status, err)
 			}
@@ -172,7 +169,7 @@ func TestCompatibleServersErrorShapes(t *testing.T) {
 			b := setup(t, providertest.OpenAIOptions{}, nil, nil)
 			b.fake.Enqueue(tc.reply)
 			_, err := b.chat.WriteScript(context.Background(), someone)
-			se := serviceError(t, err)
+			se := providertest.ServiceError(t, err)
 			if se.Kind != tc.kind || se.Code != tc.code || se.Message != tc.message || se.RetryAfter != tc.retryAfter {
 				t.Errorf("got %v %q %q %v, want %v %q %q %v", se.Kind, se.Code, se.Message, se.RetryAfter,
 					tc.kind, tc.code, tc.message, tc.retryAfter)
@@ -185,12 +182,12 @@ func TestChatWrongKeyAndModel(t *testing.T) {
 	t.Parallel()
 	b := setup(t, providertest.OpenAIOptions{}, func(o *openai.ChatOptions) { o.APIKey = "not-the-key" }, nil)
 	_, err := b.chat.WriteScript(context.Background(), someone)
-	if se := serviceError(t, err); se.Kind != fault.KindAuthentication || se.Code != "invalid_api_key" {
+	if se := providertest.ServiceError(t, err); se.Kind != fault.KindAuthentication || se.Code != "invalid_api_key" {
 		t.Errorf("wrong key: %v %q", se.Kind, se.Code)
 	}
 	b = setup(t, providertest.OpenAIOptions{}, func(o *openai.ChatOptions) { o.Model = "gpt-9" }, nil)
 	_, err = b.chat.WriteScript(context.Background(), someone)
-	if se := serviceError(t, err); se.Kind != fault.KindConfiguration || se.Message != "The model `gpt-9` does not exist or you do not have access to it." {
+	if se := providertest.ServiceError(t, err); se.Kind != fault.KindConfiguration || se.Message != "The model `gpt-9` does not exist or you do not have access to it." {
 		t.Errorf("unknown model: %v %q", se.Kind, se.Message)
 	}
 }
@@ -201,7 +198,7 @@ func TestChatKeyEchoedInErrorBodyIsRedacted(t *testing.T) {
 	b.fake.Enqueue(providertest.OpenAIError(401, "invalid_api_key", "invalid_request_error",
 		"Incorrect API key provided: "+apiKey+". You can find your API key at https://platform.openai.com/account/api-keys."))
 	_, err := b.chat.WriteScript(context.Background(), someone)
-	se := serviceError(t, err)
+	se := providertest.ServiceError(t, err)
 	if strings.Contains(err.Error(), apiKey) || strings.Contains(se.Message, apiKey[4:20]) {
 		t.Fatalf("the key leaked: %q", err)
 	}
@@ -244,7 +241,7 @@ func TestChatTemplateFailureForOneContactIsNotAProviderFailure(t *testing.T) {
 	}
 	b := setup(t, providertest.OpenAIOptions{}, func(o *openai.ChatOptions) { o.Prompt = prompt }, nil)
 	_, err = b.chat.WriteScript(context.Background(), contact.Contact{ID: "x", Name: "Boom", Phone: "+14155550123"})
-	if se := serviceError(t, err); se.Kind != fault.KindInvalidPayload || !strings.Contains(err.Error(), `template: p:1:39: executing "p" at <{{template "nope"}}>: template "nope" not defined`) {
+	if se := providertest.ServiceError(t, err); se.Kind != fault.KindInvalidPayload || !strings.Contains(err.Error(), `template: p:1:39: executing "p" at <{{template "nope"}}>: template "nope" not defined`) {
 		t.Errorf("err = %v", err)
 	}
 	if n := b.fake.Calls(); n != 0 {
@@ -263,14 +260,7 @@ func TestChatProbe(t *testing.T) {
 		r.Header.Get("Content-Type") != "" || len(r.Body) != 0 {
 		t.Errorf("probe = %s %s %q body=%q", r.Method, r.Path, r.Header.Get("Content-Type"), r.Body)
 	}
-	b.fake.SetFault(providertest.OpenAIError(503, "", "server_error", "The server is overloaded"))
-	if se := serviceError(t, b.chat.Probe(context.Background())); se.Kind != fault.KindUnavailable {
-		t.Errorf("probe during an outage: %v", se.Kind)
-	}
-	b.fake.ClearFault()
-	if err := b.chat.Probe(context.Background()); err != nil {
-		t.Errorf("probe after recovery: %v", err)
-	}
+	providertest.CheckOutage(t, b.fake.Server, providertest.OpenAIError(503, "", "server_error", "The server is overloaded"), b.chat.Probe)
 }
 
 func TestNewChatNamesTheBadSettings(t *testing.T) {
@@ -362,7 +352,7 @@ func TestReasoningModelRefusesMaxTokens(t *testing.T) {
 	fo := providertest.OpenAIOptions{Model: "gpt-5-mini", ReasoningModel: true, ReasoningTokens: 64, CompletionTokens: 90}
 	b := setup(t, fo, func(o *openai.ChatOptions) { o.Model, o.TokenParam = "gpt-5-mini", openai.TokenParamMaxTokens }, nil)
 	_, err := b.chat.WriteScript(context.Background(), someone)
-	se := serviceError(t, err)
+	se := providertest.ServiceError(t, err)
 	if se.Kind != fault.KindConfiguration || se.Code != "unsupported_parameter" || se.Param != "max_tokens" ||
 		fault.IsTransient(err) || !strings.Contains(err.Error(), "Use 'max_completion_tokens' instead.") ||
 		!strings.HasSuffix(err.Error(), "(request_id req_fake1)") {
@@ -436,7 +426,7 @@ func TestWriteScriptRefusesAScriptCutByTheTokenLimit(t *testing.T) {
 			rep.Header.Set("X-Request-Id", "req_cut")
 			b.fake.Enqueue(rep)
 			s, err := b.chat.WriteScript(context.Background(), someone)
-			se := serviceError(t, err)
+			se := providertest.ServiceError(t, err)
 			want := "LLM (fallback): configuration error (HTTP 200, code token_limit_reached): unusable response body: " + tc.want + " (request_id req_cut)"
 			if se.Kind != fault.KindConfiguration || fault.IsTransient(err) || !errors.Is(err, httpx.ErrUnusableBody) || err.Error() != want || s.Text != "" {
 				t.Errorf("script %q, err =\n%v\nwant\n%s", s.Text, err, want)

@@ -42,11 +42,7 @@ func setup(t *testing.T, fo providertest.OpenAIOptions, editChat func(*openai.Ch
 	}
 	fake := providertest.NewOpenAI(t, fo)
 	fake.Forbid(someone.Phone)
-	hc, err := httpx.New(httpx.Options{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(hc.CloseIdleConnections)
+	hc := providertest.HTTPClient(t, "test")
 	red := redact.New()
 	co := openai.ChatOptions{APIKey: secret.Secret(apiKey), BaseURL: fake.BaseURL(), HTTP: hc, Redactor: red}
 	if editChat != nil {
@@ -67,22 +63,13 @@ func setup(t *testing.T, fo providertest.OpenAIOptions, editChat func(*openai.Ch
 	return &bundle{fake: fake, chat: chat, speech: speech, red: red}
 }
 
-func serviceError(t *testing.T, err error) *fault.ServiceError {
-	t.Helper()
-	var se *fault.ServiceError
-	if !errors.As(err, &se) {
-		t.Fatalf("err = %v (%T), want a *fault.ServiceError", err, err)
-	}
-	return se
-}
-
 // checkFacts compares what a client reported with a row of the shared table: the facts a
 // correct client extracts (code, param, message, request id, wait), the kind, the retry
 // decision (what fault.Classify makes of the row's facts, x-should-retry included), and
 // the error text the operator sees (the provider's message and the request id).
 func checkFacts(t *testing.T, what, provider string, err error, tc faulttest.Case) {
 	t.Helper()
-	se := serviceError(t, err)
+	se := providertest.ServiceError(t, err)
 	want := tc.Facts
 	if se.Kind != tc.Want || se.Provider != provider || se.Status != want.Status || se.Code != want.Code ||
 		se.Param != want.Param || se.RequestID != want.RequestID || se.RetryAfter != want.RetryAfter {
@@ -108,16 +95,4 @@ func checkFacts(t *testing.T, what, provider string, err error, tc faulttest.Cas
 	if want.Err != nil && !errors.Is(err, httpx.ErrUnusableBody) {
 		t.Errorf("%s: err = %v, want an unusable-body error", what, err)
 	}
-}
-
-// tableRows returns the shared table's rows for OpenAI-compatible APIs that a server can
-// serve.
-func tableRows() []faulttest.Case {
-	var rows []faulttest.Case
-	for _, tc := range faulttest.ClassificationCases() {
-		if tc.For(faulttest.LLM) && tc.Status != 0 {
-			rows = append(rows, tc)
-		}
-	}
-	return rows
 }

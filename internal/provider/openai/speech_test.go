@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/fault/faulttest"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/provider/openai"
 	"github.com/callagent/resilience/internal/provider/providertest"
@@ -58,26 +59,22 @@ func TestSpeechDefaults(t *testing.T) {
 // errors have the same shape, and a JSON or HTML 2xx is not audio.
 func TestSpeechErrorsClassifyLikeTheSharedTable(t *testing.T) {
 	t.Parallel()
-	for _, tc := range tableRows() {
-		t.Run(tc.Name, func(t *testing.T) {
-			t.Parallel()
-			b := setup(t, providertest.OpenAIOptions{}, nil, func(o *openai.SpeechOptions) { o.Name = "OpenAI TTS (fallback)" })
-			rep := providertest.Reply{Status: tc.Status, Header: tc.Header, Body: tc.Body}
-			b.fake.Enqueue(rep)
-			_, err := b.speech.Synthesize(context.Background(), someone, "Hello")
-			if tc.Status >= 200 && tc.Status <= 299 && tc.Facts.Code == fault.CodeTokenLimit {
-				// A chat completion cut by its token bound is, at the speech endpoint, just a
-				// JSON document instead of audio: retried once like any unusable body.
-				tc.Facts.Code, tc.Facts.Param, tc.Want = "", "", fault.KindBadResponse
-			}
-			checkFacts(t, "Synthesize", "OpenAI TTS (fallback)", err, tc)
-			if tc.Status >= 200 && tc.Status <= 299 {
-				return
-			}
-			b.fake.SetFault(rep)
-			checkFacts(t, "Probe", "OpenAI TTS (fallback)", b.speech.Probe(context.Background()), tc)
-		})
-	}
+	providertest.RunTable(t, faulttest.LLM, func(t *testing.T, tc faulttest.Case, rep providertest.Reply) {
+		b := setup(t, providertest.OpenAIOptions{}, nil, func(o *openai.SpeechOptions) { o.Name = "OpenAI TTS (fallback)" })
+		b.fake.Enqueue(rep)
+		_, err := b.speech.Synthesize(context.Background(), someone, "Hello")
+		if tc.Status >= 200 && tc.Status <= 299 && tc.Facts.Code == fault.CodeTokenLimit {
+			// A chat completion cut by its token bound is, at the speech endpoint, just a
+			// JSON document instead of audio: retried once like any unusable body.
+			tc.Facts.Code, tc.Facts.Param, tc.Want = "", "", fault.KindBadResponse
+		}
+		checkFacts(t, "Synthesize", "OpenAI TTS (fallback)", err, tc)
+		if tc.Status >= 200 && tc.Status <= 299 {
+			return
+		}
+		b.fake.SetFault(rep)
+		checkFacts(t, "Probe", "OpenAI TTS (fallback)", b.speech.Probe(context.Background()), tc)
+	})
 }
 
 func TestSpeechUnusableAndHostileBodies(t *testing.T) {
@@ -85,7 +82,7 @@ func TestSpeechUnusableAndHostileBodies(t *testing.T) {
 	b := setup(t, providertest.OpenAIOptions{}, nil, func(o *openai.SpeechOptions) { o.MaxAudioBytes = 1 << 20 })
 	b.fake.Enqueue(providertest.Reply{Header: http.Header{"Content-Type": {"audio/mpeg"}}})
 	_, err := b.speech.Synthesize(context.Background(), someone, "Hello")
-	if se := serviceError(t, err); se.Kind != fault.KindBadResponse || !strings.HasSuffix(err.Error(), "unusable response body: empty audio") {
+	if se := providertest.ServiceError(t, err); se.Kind != fault.KindBadResponse || !strings.HasSuffix(err.Error(), "unusable response body: empty audio") {
 		t.Errorf("empty audio: %v", err)
 	}
 
@@ -118,12 +115,12 @@ func TestSpeechKeyEchoedIsRedactedAndEmptyInputRefused(t *testing.T) {
 	b := setup(t, providertest.OpenAIOptions{}, nil, nil)
 	b.fake.Enqueue(providertest.OpenAIError(401, "invalid_api_key", "invalid_request_error", "Incorrect API key provided: "+apiKey))
 	_, err := b.speech.Synthesize(context.Background(), someone, "Hello")
-	if se := serviceError(t, err); strings.Contains(err.Error(), apiKey) || se.Message != "Incorrect API key provided: "+redact.Placeholder {
+	if se := providertest.ServiceError(t, err); strings.Contains(err.Error(), apiKey) || se.Message != "Incorrect API key provided: "+redact.Placeholder {
 		t.Errorf("err = %q", err)
 	}
 
 	_, err = b.speech.Synthesize(context.Background(), someone, "\t")
-	if se := serviceError(t, err); se.Kind != fault.KindInvalidPayload || !errors.Is(err, openai.ErrEmptyInput) {
+	if se := providertest.ServiceError(t, err); se.Kind != fault.KindInvalidPayload || !errors.Is(err, openai.ErrEmptyInput) {
 		t.Errorf("empty input: %v", err)
 	}
 	if n := b.fake.Calls(); n != 1 {
@@ -184,7 +181,7 @@ func TestSynthesizeRefusesDocuments(t *testing.T) {
 		b := setup(t, providertest.OpenAIOptions{}, nil, nil)
 		b.fake.Enqueue(providertest.Reply{Header: http.Header{"Content-Type": {ct}, "X-Request-Id": {"req_doc"}}, Body: `{"ok":true}`})
 		_, err := b.speech.Synthesize(context.Background(), someone, "Hello")
-		if se := serviceError(t, err); se.Kind != fault.KindBadResponse || se.RequestID != "req_doc" ||
+		if se := providertest.ServiceError(t, err); se.Kind != fault.KindBadResponse || se.RequestID != "req_doc" ||
 			!strings.Contains(err.Error(), "document instead of audio") {
 			t.Errorf("%s: %v", ct, err)
 		}

@@ -12,6 +12,11 @@
 // SetFault answers every request, probes included, until ClearFault (an outage and its
 // recovery). A Reply can stream a huge body without allocating it (Filler) or stall after
 // its headers (Stall).
+//
+// The package also holds what the clients' tests share besides the fakes (clients.go: the
+// shared classification table replayed through a client, a test's HTTP client) and the
+// harness of their fuzz targets (fuzz.go: a server sending the fuzzed answer, and the
+// invariants every client's error keeps).
 package providertest
 
 import (
