@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // Binaries are the programs the suite runs as processes.
@@ -171,6 +173,24 @@ func (p *Proc) wait(d time.Duration) error {
 	}
 }
 
+// awaitReady waits up to d for the process to be ready (checking ready while it runs) and
+// fails t with its output if it exits or d passes first; what says what ready is.
+func (p *Proc) awaitReady(t testing.TB, d time.Duration, what string, ready func() bool) {
+	t.Helper()
+	ok := testwait.Until(d, 50*time.Millisecond, func() bool {
+		if done, _ := p.Exited(); done {
+			return true
+		}
+		return ready()
+	})
+	if done, err := p.Exited(); done {
+		t.Fatalf("%s exited at start (%v):\n%s", p.Name, err, p.Output())
+	}
+	if !ok {
+		t.Fatalf("%s not %s after %s:\n%s", p.Name, what, d, p.Output())
+	}
+}
+
 // Output is what the process wrote so far.
 func (p *Proc) Output() string {
 	b, _ := os.ReadFile(p.LogPath)
@@ -208,20 +228,6 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// waitUntil polls cond every interval until it holds or d has passed.
-func waitUntil(d, interval time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(interval)
-	}
 }
 
 // NATSServer is a nats-server process with JetStream on loopback. Restarts reuse its ports
@@ -277,10 +283,7 @@ func (s *NATSServer) Start() {
 		filepath.Join(s.logDir, fmt.Sprintf("nats-server-%d.out", s.starts)))
 	healthz := fmt.Sprintf("http://127.0.0.1:%d/healthz", s.MonitorPort)
 	client := &http.Client{Timeout: time.Second}
-	ok := waitUntil(s.readyIn, 50*time.Millisecond, func() bool {
-		if done, _ := s.proc.Exited(); done {
-			return true
-		}
+	s.proc.awaitReady(s.t, s.readyIn, "healthy", func() bool {
 		resp, err := client.Get(healthz)
 		if err != nil {
 			return false
@@ -288,12 +291,6 @@ func (s *NATSServer) Start() {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	if done, err := s.proc.Exited(); done {
-		s.t.Fatalf("%s exited at start (%v):\n%s", name, err, s.proc.Output())
-	}
-	if !ok {
-		s.t.Fatalf("%s not healthy after %s:\n%s", name, s.readyIn, s.proc.Output())
-	}
 }
 
 // Kill SIGKILLs the server.

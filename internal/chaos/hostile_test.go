@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // hugeBody is the size of the hostile bodies: twice the audio cap, a hundred times the JSON
@@ -65,7 +67,7 @@ func TestHostileProviders(t *testing.T) {
 
 	// The normal figure: each worker's peak after a batch of ordinary calls.
 	s.Enqueue(s.NewContacts(warm))
-	if !waitUntil(time.Minute, 100*time.Millisecond, func() bool { p, err := s.Pending(); return err == nil && p == 0 }) {
+	if !testwait.Until(time.Minute, 100*time.Millisecond, func() bool { p, err := s.Pending(); return err == nil && p == 0 }) {
 		t.Fatal("the warm-up batch did not drain")
 	}
 	normal := map[string]int64{}
@@ -83,7 +85,7 @@ func TestHostileProviders(t *testing.T) {
 		}
 	}
 	s.Enqueue(s.NewContacts(n))
-	served := waitUntil(2*time.Minute, 100*time.Millisecond, func() bool {
+	served := testwait.Until(2*time.Minute, 100*time.Millisecond, func() bool {
 		if p, err := s.Pending(); err == nil && p == 0 {
 			return true
 		}

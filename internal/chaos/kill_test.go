@@ -12,10 +12,7 @@ import (
 func TestWorkerSIGKILLs(t *testing.T) {
 	workers, kills, batch := pick(2, 3), pick(3, 20), pick(20, 60)
 	s := NewScenario(t, "worker-sigkill", binaries(t), workers)
-	// Latency keeps calls in flight, so the kills land in the middle of them.
-	s.Faults[StepLLM].SetLatency(150*time.Millisecond, 400*time.Millisecond)
-	s.Faults[StepTTS].SetLatency(200*time.Millisecond, 500*time.Millisecond)
-	s.Faults[StepCRM].SetLatency(20*time.Millisecond, 100*time.Millisecond)
+	keepCallsInFlight(s)
 	s.StartWorkers()
 	s.Enqueue(s.NewContacts(batch))
 	for range kills {
@@ -29,4 +26,11 @@ func TestWorkerSIGKILLs(t *testing.T) {
 	s.FaultEnded(time.Now())
 	s.WaitDrained(pick(60*time.Second, 120*time.Second))
 	s.Finish()
+}
+
+// keepCallsInFlight slows the providers down, so that kills land in the middle of calls.
+func keepCallsInFlight(s *Scenario) {
+	s.Faults[StepLLM].SetLatency(150*time.Millisecond, 400*time.Millisecond)
+	s.Faults[StepTTS].SetLatency(200*time.Millisecond, 500*time.Millisecond)
+	s.Faults[StepCRM].SetLatency(20*time.Millisecond, 100*time.Millisecond)
 }

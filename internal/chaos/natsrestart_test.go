@@ -3,6 +3,8 @@ package chaos
 import (
 	"testing"
 	"time"
+
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // TestNATSServerSIGKILL kills the nats-server while contacts flow and restarts it on the
@@ -12,14 +14,12 @@ import (
 func TestNATSServerSIGKILL(t *testing.T) {
 	workers, n, restarts, down := pick(2, 3), pick(40, 300), pick(1, 3), pick(2*time.Second, 5*time.Second)
 	s := NewScenario(t, "nats-server-sigkill", binaries(t), workers)
-	s.Faults[StepLLM].SetLatency(150*time.Millisecond, 400*time.Millisecond)
-	s.Faults[StepTTS].SetLatency(200*time.Millisecond, 500*time.Millisecond)
-	s.Faults[StepCRM].SetLatency(20*time.Millisecond, 100*time.Millisecond)
+	keepCallsInFlight(s)
 	s.StartWorkers()
 	s.Enqueue(s.NewContacts(n))
 	for i := range restarts {
 		target := n * (i + 1) / (restarts + 2)
-		if !waitUntil(2*time.Minute, 100*time.Millisecond, func() bool { return s.Completed() >= target }) {
+		if !testwait.Until(2*time.Minute, 100*time.Millisecond, func() bool { return s.Completed() >= target }) {
 			t.Fatalf("only %d of %d contacts completed before server kill %d", s.Completed(), target, i+1)
 		}
 		s.KillNATS(down)

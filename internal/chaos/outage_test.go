@@ -3,6 +3,8 @@ package chaos
 import (
 	"testing"
 	"time"
+
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // TestTTSOutage takes text-to-speech down (503 to calls and health probes) while contacts
@@ -15,7 +17,7 @@ func TestTTSOutage(t *testing.T) {
 	s.Faults[StepTTS].SetLatency(100*time.Millisecond, 300*time.Millisecond)
 	s.StartWorkers()
 	s.Enqueue(s.NewContacts(n))
-	if !waitUntil(time.Minute, 100*time.Millisecond, func() bool { return s.Completed() >= n/5 }) {
+	if !testwait.Until(time.Minute, 100*time.Millisecond, func() bool { return s.Completed() >= n/5 }) {
 		t.Fatalf("only %d contacts completed before the outage", s.Completed())
 	}
 	s.Faults[StepTTS].SetOutage(Outage(StepTTS))

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -12,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/callagent/resilience/internal/queue"
 )
@@ -144,30 +148,17 @@ func (s *Scenario) completedKeys(ctx context.Context, r *Report) map[string]bool
 // sequences.
 func (s *Scenario) pendingMessages(ctx context.Context, r *Report) (ids map[string]bool, seqs map[uint64]bool) {
 	ids, seqs = map[string]bool{}, map[uint64]bool{}
-	st, err := s.JS.Stream(ctx, contactsStream)
-	if err != nil {
-		s.T.Errorf("read the contacts stream: %v", err)
-		return
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		s.T.Errorf("read the contacts stream: %v", err)
-		return
-	}
-	r.Pending = info.State.Msgs
-	if info.State.Msgs == 0 {
-		return
-	}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			continue // acked or terminated
-		}
+	n, err := s.eachMsg(ctx, contactsStream, func(seq uint64, m *jetstream.RawStreamMsg) {
 		seqs[seq] = true
 		if id := payloadID(m.Data); id != "" {
 			ids[id] = true
 		}
+	})
+	if err != nil {
+		s.T.Errorf("read the contacts stream: %v", err)
+		return
 	}
+	r.Pending = n
 	return
 }
 
@@ -175,38 +166,47 @@ func (s *Scenario) pendingMessages(ctx context.Context, r *Report) (ids map[stri
 // sequence of the message it replaces.
 func (s *Scenario) deadLetters(ctx context.Context, r *Report) (contacts map[string]bool, seqs map[uint64]bool) {
 	contacts, seqs = map[string]bool{}, map[uint64]bool{}
-	st, err := s.JS.Stream(ctx, deadLetterStream)
-	if errorsIsNotFound(err) {
-		return
-	}
-	if err != nil {
-		s.T.Errorf("read the dead-letter stream: %v", err)
-		return
-	}
-	info, err := st.Info(ctx)
-	if err != nil || info.State.Msgs == 0 {
-		return
-	}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			continue // deleted
-		}
+	_, err := s.eachMsg(ctx, deadLetterStream, func(_ uint64, m *jetstream.RawStreamMsg) {
 		reason := cmp.Or(m.Header.Get(queue.HeaderReason), "(no reason)")
 		r.DeadLettered[reason]++
-		var hdr strings.Builder
-		for k, vs := range m.Header {
-			fmt.Fprintf(&hdr, "%s: %s\n", k, strings.Join(vs, ", "))
-		}
-		r.deadLetterHeaders = append(r.deadLetterHeaders, hdr.String())
+		r.deadLetterHeaders = append(r.deadLetterHeaders, string(headerText(m.Header)))
 		if id := m.Header.Get(queue.HeaderContactID); id != "" {
 			contacts[id] = true
 		}
 		if n, err := strconv.ParseUint(m.Header.Get(queue.HeaderStreamSeq), 10, 64); err == nil {
 			seqs[n] = true
 		}
+	})
+	if err != nil && !errorsIsNotFound(err) {
+		s.T.Errorf("read the dead-letter stream: %v", err)
 	}
 	return
+}
+
+// eachMsg looks the stream name up and calls fn with each message it stored then, in sequence
+// order (one removed since, acked or deleted, is passed over). It returns how many messages
+// the stream held at the look-up.
+func (s *Scenario) eachMsg(ctx context.Context, name string, fn func(seq uint64, m *jetstream.RawStreamMsg)) (uint64, error) {
+	st, err := s.JS.Stream(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	state := st.CachedInfo().State // read by the look-up
+	for seq := state.FirstSeq; state.Msgs > 0 && seq <= state.LastSeq; seq++ {
+		if m, err := st.GetMsg(ctx, seq); err == nil {
+			fn(seq, m)
+		}
+	}
+	return state.Msgs, nil
+}
+
+// headerText is a message's headers, a "Name: values" line each.
+func headerText(h nats.Header) []byte {
+	var b bytes.Buffer
+	for k, vs := range h {
+		fmt.Fprintf(&b, "%s: %s\n", k, strings.Join(vs, ", "))
+	}
+	return b.Bytes()
 }
 
 // tallyCalls counts calls and answers by step and contact, and checks every answer paid again

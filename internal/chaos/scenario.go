@@ -18,6 +18,7 @@ import (
 	"github.com/callagent/resilience/internal/config"
 	"github.com/callagent/resilience/internal/provider/providertest"
 	"github.com/callagent/resilience/internal/queue"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // Credentials the workers get. The secret scan looks for every one of them (and every phone
@@ -197,18 +198,7 @@ func (s *Scenario) startWorker(w *Worker) {
 	}, workerEnv...)
 	env = append(env, s.Env...)
 	w.proc = StartProc(s.T, name, s.Bins.Worker, nil, env, filepath.Join(s.LogDir, name+".out"))
-	ok := waitUntil(workerReady, 50*time.Millisecond, func() bool {
-		if done, _ := w.proc.Exited(); done {
-			return true
-		}
-		return strings.Contains(w.proc.Output(), " consuming ")
-	})
-	if done, err := w.proc.Exited(); done {
-		s.T.Fatalf("%s exited at start (%v):\n%s", name, err, w.proc.Output())
-	}
-	if !ok {
-		s.T.Fatalf("%s not consuming after %s:\n%s", name, workerReady, w.proc.Output())
-	}
+	w.proc.awaitReady(s.T, workerReady, "consuming", func() bool { return strings.Contains(w.proc.Output(), " consuming ") })
 }
 
 // KillWorker SIGKILLs the worker in w, counts the calls it had in flight, and restarts it.
@@ -441,7 +431,7 @@ func (s *Scenario) WaitDrained(d time.Duration) bool {
 		s.faultEnd = time.Now()
 	}
 	var last error
-	s.drained = waitUntil(d, 200*time.Millisecond, func() bool {
+	s.drained = testwait.Until(d, 200*time.Millisecond, func() bool {
 		n, err := s.Pending()
 		last = err
 		return err == nil && n == 0

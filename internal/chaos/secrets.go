@@ -136,32 +136,10 @@ func (sc *secretScanner) scanFile(path string, ls *leaks) {
 
 // scanStream scans every message of a stream, headers and data.
 func (s *Scenario) scanStream(ctx context.Context, name string, sc *secretScanner, ls *leaks) {
-	st, err := s.JS.Stream(ctx, name)
-	if errorsIsNotFound(err) {
-		return
-	}
-	if err != nil {
+	_, err := s.eachMsg(ctx, name, func(seq uint64, m *jetstream.RawStreamMsg) {
+		ls.add("stream "+name, fmt.Sprintf("message %d on %s", seq, m.Subject), sc.scan(append(headerText(m.Header), m.Data...)))
+	})
+	if err != nil && !errorsIsNotFound(err) {
 		s.T.Errorf("secret scan: stream %s: %v", name, err)
-		return
 	}
-	info, err := st.Info(ctx)
-	if err != nil || info.State.Msgs == 0 {
-		return
-	}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			continue
-		}
-		ls.add("stream "+name, fmt.Sprintf("message %d on %s", seq, m.Subject), sc.scan(msgText(m)))
-	}
-}
-
-func msgText(m *jetstream.RawStreamMsg) []byte {
-	var b bytes.Buffer
-	for k, vs := range m.Header {
-		fmt.Fprintf(&b, "%s: %s\n", k, strings.Join(vs, ", "))
-	}
-	b.Write(m.Data)
-	return b.Bytes()
 }

@@ -104,23 +104,19 @@ func (a *AudioStore) fail(name, op string, err error) *AudioError {
 	return &AudioError{Object: a.bucket + "/" + name, Op: op, Err: err}
 }
 
-// Put stores data under name with description format. replace=false promises no object of
-// that name exists (a contact's first audio): nothing is read first; should one exist all the
-// same (a redelivery after a lost ack), the server refuses the meta and Put replaces it as if
-// replace were true. replace=true looks up the current object first and purges its chunks
-// once the new meta is acked (as nats.go does).
+// PutWithMetadata stores data under name with description format and metadata (ObjectMeta.
+// Metadata; nil for none). replace=false promises no object of that name exists (a contact's
+// first audio): nothing is read first; should one exist all the same (a redelivery after a
+// lost ack), the server refuses the meta and the object is replaced as if replace were true.
+// replace=true looks up the current object first and purges its chunks once the new meta is
+// acked (as nats.go does).
 //
 // The chunks and the meta are published without waiting in between, then their acks are
 // awaited (until ctx's end; with no deadline, for the JetStream context's default timeout).
-// On a failure or ctx's end Put undoes what landed, best effort: it puts the previous meta
+// On a failure or ctx's end it undoes what landed, best effort: it puts the previous meta
 // back (or a deleted marker if there was none) when the new one was stored, purges the new
 // chunks, and returns an *AudioError; the name then reads as before. data must not change
-// until Put returns.
-func (a *AudioStore) Put(ctx context.Context, name, format string, data []byte, replace bool) error {
-	return a.PutWithMetadata(ctx, name, format, nil, data, replace)
-}
-
-// PutWithMetadata is Put with the object's metadata (ObjectMeta.Metadata) set to metadata.
+// until PutWithMetadata returns.
 func (a *AudioStore) PutWithMetadata(ctx context.Context, name, format string, metadata map[string]string, data []byte, replace bool) error {
 	if name == "" {
 		return a.fail(name, "check the name", jetstream.ErrNameRequired)
@@ -199,14 +195,8 @@ func (a *AudioStore) PutWithMetadata(ctx context.Context, name, format string, m
 	return nil
 }
 
-// Info returns (format=description, ok) of the stored object, ok false when there is none
-// (ErrObjectNotFound or a deleted object).
-func (a *AudioStore) Info(ctx context.Context, name string) (format string, ok bool, err error) {
-	format, _, ok, err = a.InfoWithMetadata(ctx, name)
-	return format, ok, err
-}
-
-// InfoWithMetadata is Info with the object's metadata.
+// InfoWithMetadata returns (format=description, metadata, ok) of the stored object, ok false
+// when there is none (ErrObjectNotFound or a deleted object).
 func (a *AudioStore) InfoWithMetadata(ctx context.Context, name string) (format string, metadata map[string]string, ok bool, err error) {
 	info, err := a.obs.GetInfo(ctx, name)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {

@@ -77,7 +77,7 @@ func audioData(n int, seed uint64) []byte {
 }
 
 // checkAudio reads name back with nats.go's reader (which verifies the digest) and checks the
-// bytes, the info and AudioStore.Info.
+// bytes, the info and AudioStore.InfoWithMetadata.
 func checkAudio(t *testing.T, store *queue.AudioStore, obs jetstream.ObjectStore, name, format string, want []byte) *jetstream.ObjectInfo {
 	t.Helper()
 	ctx := context.Background()
@@ -97,7 +97,7 @@ func checkAudio(t *testing.T, store *queue.AudioStore, obs jetstream.ObjectStore
 		t.Fatalf("nats.go GetInfo(%q) = size %d, chunks %d, description %q, name %q, deleted %v; want %d, %d, %q, %q, false",
 			name, info.Size, info.Chunks, info.Description, info.Name, info.Deleted, len(want), chunks, format, name)
 	}
-	if gotFormat, ok, err := store.Info(ctx, name); err != nil || !ok || gotFormat != format {
+	if gotFormat, _, ok, err := store.InfoWithMetadata(ctx, name); err != nil || !ok || gotFormat != format {
 		t.Fatalf("Info(%q) = %q, %v, %v; want %q, true, nil", name, gotFormat, ok, err, format)
 	}
 	return info
@@ -114,7 +114,7 @@ func TestAudioPutIsReadByNatsGo(t *testing.T) {
 	for _, size := range sizes {
 		name := fmt.Sprintf("contact-%d", size)
 		data := audioData(size, 1)
-		if err := store.Put(ctx, name, "audio/mpeg", data, false); err != nil {
+		if err := store.PutWithMetadata(ctx, name, "audio/mpeg", nil, data, false); err != nil {
 			t.Fatalf("Put %d bytes: %v", size, err)
 		}
 		chunks += uint64(checkAudio(t, store, obs, name, "audio/mpeg", data).Chunks)
@@ -150,7 +150,7 @@ func TestAudioMetaIsWhatNatsGoWrites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := store.Put(ctx, tc.name, tc.format, data, true); err != nil {
+		if err := store.PutWithMetadata(ctx, tc.name, tc.format, nil, data, true); err != nil {
 			t.Fatalf("Put: %v", err)
 		}
 		ours := audioRawMeta(t, js, "audio", tc.name)
@@ -178,11 +178,11 @@ func TestAudioReplacePurgesTheOldChunks(t *testing.T) {
 	store, obs := audioBucket(t, js, jetstream.ObjectStoreConfig{})
 	ctx := context.Background()
 
-	if err := store.Put(ctx, "c1", "audio/mpeg", audioData(700*1024, 3), false); err != nil {
+	if err := store.PutWithMetadata(ctx, "c1", "audio/mpeg", nil, audioData(700*1024, 3), false); err != nil {
 		t.Fatal(err)
 	}
 	newer := audioData(200*1024, 4)
-	if err := store.Put(ctx, "c1", "audio/wav", newer, true); err != nil {
+	if err := store.PutWithMetadata(ctx, "c1", "audio/wav", nil, newer, true); err != nil {
 		t.Fatalf("replace: %v", err)
 	}
 	info := checkAudio(t, store, obs, "c1", "audio/wav", newer)
@@ -193,7 +193,7 @@ func TestAudioReplacePurgesTheOldChunks(t *testing.T) {
 	// A name said to be new that is not (a redelivery after a lost ack) is replaced all the
 	// same, its old chunks purged.
 	newest := audioData(5, 5)
-	if err := store.Put(ctx, "c1", "audio/ogg", newest, false); err != nil {
+	if err := store.PutWithMetadata(ctx, "c1", "audio/ogg", nil, newest, false); err != nil {
 		t.Fatalf("Put of an existing name with replace=false: %v", err)
 	}
 	checkAudio(t, store, obs, "c1", "audio/ogg", newest)
@@ -205,7 +205,7 @@ func TestAudioReplacePurgesTheOldChunks(t *testing.T) {
 	if err := obs.Delete(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Put(ctx, "c1", "audio/mpeg", newer, false); err != nil {
+	if err := store.PutWithMetadata(ctx, "c1", "audio/mpeg", nil, newer, false); err != nil {
 		t.Fatalf("Put after Delete: %v", err)
 	}
 	checkAudio(t, store, obs, "c1", "audio/mpeg", newer)
@@ -233,7 +233,7 @@ func TestAudioConcurrentPutsOfOneName(t *testing.T) {
 	for i := range writers {
 		wg.Go(func() {
 			for r := range rounds {
-				if err := store.Put(ctx, "shared", fmt.Sprint(i), payloads[fmt.Sprint(i)], (i+r)%2 == 0); err != nil {
+				if err := store.PutWithMetadata(ctx, "shared", fmt.Sprint(i), nil, payloads[fmt.Sprint(i)], (i+r)%2 == 0); err != nil {
 					errs <- err
 				}
 			}
@@ -242,7 +242,7 @@ func TestAudioConcurrentPutsOfOneName(t *testing.T) {
 	// Meanwhile, distinct new names.
 	for i := range newNames {
 		wg.Go(func() {
-			if err := store.Put(ctx, fmt.Sprintf("own-%d", i), "audio/mpeg", payloads[fmt.Sprint(i)], false); err != nil {
+			if err := store.PutWithMetadata(ctx, fmt.Sprintf("own-%d", i), "audio/mpeg", nil, payloads[fmt.Sprint(i)], false); err != nil {
 				errs <- err
 			}
 		})
@@ -253,7 +253,7 @@ func TestAudioConcurrentPutsOfOneName(t *testing.T) {
 		t.Errorf("concurrent Put: %v", err)
 	}
 
-	format, ok, err := store.Info(ctx, "shared")
+	format, _, ok, err := store.InfoWithMetadata(ctx, "shared")
 	if err != nil || !ok {
 		t.Fatalf("Info = %q, %v, %v", format, ok, err)
 	}
@@ -275,7 +275,7 @@ func TestAudioPutWithEndedContextStoresNothing(t *testing.T) {
 	cancel()
 
 	for _, replace := range []bool{false, true} {
-		err := store.Put(ctx, "c1", "audio/mpeg", audioData(300*1024, 6), replace)
+		err := store.PutWithMetadata(ctx, "c1", "audio/mpeg", nil, audioData(300*1024, 6), replace)
 		var aerr *queue.AudioError
 		if !errors.Is(err, context.Canceled) || !errors.As(err, &aerr) || !strings.Contains(err.Error(), "audio/c1") {
 			t.Errorf("Put(replace=%v) with a cancelled context = %v, want an *AudioError naming audio/c1 wrapping context.Canceled", replace, err)
@@ -312,7 +312,7 @@ func TestAudioPutEndedWhileAcksAreOut(t *testing.T) {
 	_, js := natstest.Connect(t, srv)
 	store, obs := audioBucket(t, js, jetstream.ObjectStoreConfig{})
 	cur := audioData(1000, 11)
-	if err := store.Put(context.Background(), "c1", "v0", cur, false); err != nil {
+	if err := store.PutWithMetadata(context.Background(), "c1", "v0", nil, cur, false); err != nil {
 		t.Fatal(err)
 	}
 	curFormat := "v0"
@@ -321,7 +321,7 @@ func TestAudioPutEndedWhileAcksAreOut(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		racing := queue.NewAudioStore(cancelOnMeta{js, cancel}, obs, "audio")
 		data, format := audioData(200*1024, uint64(i)), fmt.Sprintf("v%d", i+1)
-		err := racing.Put(ctx, "c1", format, data, i%2 == 0)
+		err := racing.PutWithMetadata(ctx, "c1", format, nil, data, i%2 == 0)
 		cancel()
 		var aerr *queue.AudioError
 		switch {
@@ -350,19 +350,19 @@ func TestAudioInfoOfAMissingOrDeletedName(t *testing.T) {
 	store, obs := audioBucket(t, js, jetstream.ObjectStoreConfig{})
 	ctx := context.Background()
 
-	if format, ok, err := store.Info(ctx, "nobody"); err != nil || ok || format != "" {
+	if format, _, ok, err := store.InfoWithMetadata(ctx, "nobody"); err != nil || ok || format != "" {
 		t.Errorf("Info of a missing name = %q, %v, %v; want \"\", false, nil", format, ok, err)
 	}
-	if err := store.Put(ctx, "c1", "audio/mpeg", []byte("abc"), false); err != nil {
+	if err := store.PutWithMetadata(ctx, "c1", "audio/mpeg", nil, []byte("abc"), false); err != nil {
 		t.Fatal(err)
 	}
 	if err := obs.Delete(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
-	if format, ok, err := store.Info(ctx, "c1"); err != nil || ok || format != "" {
+	if format, _, ok, err := store.InfoWithMetadata(ctx, "c1"); err != nil || ok || format != "" {
 		t.Errorf("Info of a deleted name = %q, %v, %v; want \"\", false, nil", format, ok, err)
 	}
-	if err := store.Put(ctx, "", "audio/mpeg", nil, false); !errors.Is(err, jetstream.ErrNameRequired) {
+	if err := store.PutWithMetadata(ctx, "", "audio/mpeg", nil, nil, false); !errors.Is(err, jetstream.ErrNameRequired) {
 		t.Errorf("Put of an empty name = %v, want ErrNameRequired", err)
 	}
 }
@@ -377,11 +377,11 @@ func TestAudioFailedChunkLeavesTheNameAsItWas(t *testing.T) {
 	ctx := context.Background()
 
 	old := audioData(1000, 7)
-	if err := store.Put(ctx, "c1", "audio/mpeg", old, false); err != nil {
+	if err := store.PutWithMetadata(ctx, "c1", "audio/mpeg", nil, old, false); err != nil {
 		t.Fatal(err)
 	}
 	for _, replace := range []bool{true, false} {
-		err := store.Put(ctx, "c1", "audio/wav", audioData(100*1024, 8), replace)
+		err := store.PutWithMetadata(ctx, "c1", "audio/wav", nil, audioData(100*1024, 8), replace)
 		var aerr *queue.AudioError
 		var apiErr *jetstream.APIError
 		if !errors.As(err, &aerr) || aerr.Cleanup != nil || !errors.As(err, &apiErr) {
@@ -393,10 +393,10 @@ func TestAudioFailedChunkLeavesTheNameAsItWas(t *testing.T) {
 		}
 	}
 
-	if err := store.Put(ctx, "c2", "audio/wav", audioData(100*1024, 9), false); err == nil {
+	if err := store.PutWithMetadata(ctx, "c2", "audio/wav", nil, audioData(100*1024, 9), false); err == nil {
 		t.Fatal("Put of a new name over max bytes succeeded")
 	}
-	if format, ok, err := store.Info(ctx, "c2"); err != nil || ok {
+	if format, _, ok, err := store.InfoWithMetadata(ctx, "c2"); err != nil || ok {
 		t.Errorf("Info of the failed new name = %q, %v, %v; want not found", format, ok, err)
 	}
 	if _, err := obs.GetInfo(ctx, "c2"); !errors.Is(err, jetstream.ErrObjectNotFound) {
@@ -406,14 +406,14 @@ func TestAudioFailedChunkLeavesTheNameAsItWas(t *testing.T) {
 		t.Errorf("stream holds %d messages, want the old object and c2's deleted marker", got)
 	}
 	// The marker does not stand in the way of a later Put.
-	if err := store.Put(ctx, "c2", "audio/wav", []byte("ok"), false); err != nil {
+	if err := store.PutWithMetadata(ctx, "c2", "audio/wav", nil, []byte("ok"), false); err != nil {
 		t.Fatalf("Put after a failed one: %v", err)
 	}
 	checkAudio(t, store, obs, "c2", "audio/wav", []byte("ok"))
 }
 
 // BenchmarkAudioPut stores 4 KiB objects with nats.go's ObjectStore.PutBytes and with
-// AudioStore.Put: new names (what the worker does per contact), one name replaced, and new
+// AudioStore.PutWithMetadata: new names (what the worker does per contact), one name replaced, and new
 // names from 64 goroutines. allocs/op and cpu-µs/op count the whole process, the in-process
 // server included; set AUDIO_BENCH_NATS_URL to a separate nats-server (JetStream enabled) to
 // count the client alone.
@@ -449,7 +449,7 @@ func BenchmarkAudioPut(b *testing.B) {
 			return err
 		}},
 		{"AudioStore", func(store *queue.AudioStore, _ jetstream.ObjectStore, name string, replace bool) error {
-			return store.Put(ctx, name, "audio/mpeg", data, replace)
+			return store.PutWithMetadata(ctx, name, "audio/mpeg", nil, data, replace)
 		}},
 	}
 	for _, mode := range []string{"new", "replace", "new-64-goroutines"} {

@@ -23,24 +23,14 @@ const (
 // must be called from the goroutine running the test.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (ok bool, detail string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	pause := firstPause
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			if detail == "" {
-				t.Fatalf("timed out after %s waiting for %s", timeout, what)
-			} else {
-				t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, detail)
-			}
-			return
-		}
-		time.Sleep(min(pause, left))
-		pause = min(2*pause, maxPause)
+	var detail string
+	if Until(timeout, maxPause, func() (ok bool) { ok, detail = cond(); return ok }) {
+		return
+	}
+	if detail == "" {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	} else {
+		t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, detail)
 	}
 }
 
@@ -48,4 +38,22 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (o
 func True(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	Eventually(t, timeout, what, func() (bool, string) { return cond(), "" })
+}
+
+// Until checks cond until it holds or timeout has passed, and reports whether it held; cond
+// is checked one last time at the deadline. It is for a caller that decides itself what a
+// timeout means, such as a harness that fails with a process's output. Checks start 1ms
+// apart and double up to longest (at least 1ms), which a condition costing a round trip to a
+// server can set above Eventually's 20ms.
+func Until(timeout, longest time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	longest = max(longest, firstPause)
+	for pause := firstPause; !cond(); pause = min(2*pause, longest) {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		time.Sleep(min(pause, left))
+	}
+	return true
 }

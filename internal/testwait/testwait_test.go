@@ -97,3 +97,32 @@ func TestTrueChecksAnExpiredConditionOnce(t *testing.T) {
 		t.Errorf("a condition true at once failed with a zero timeout: %s", msg)
 	}
 }
+
+func TestUntilReportsWhetherTheConditionHeld(t *testing.T) {
+	t.Parallel()
+	checks := 0
+	if !testwait.Until(5*time.Second, time.Second, func() bool { checks++; return checks >= 3 }) {
+		t.Fatal("Until = false although the condition held at the third check")
+	}
+	if checks != 3 {
+		t.Errorf("condition checked %d times, want 3 (stop at the first true)", checks)
+	}
+	start := time.Now()
+	if testwait.Until(50*time.Millisecond, time.Second, func() bool { return false }) {
+		t.Fatal("Until = true for a condition that never held")
+	}
+	if elapsed := time.Since(start); elapsed < 50*time.Millisecond {
+		t.Errorf("gave up after %s, before the 50ms timeout", elapsed)
+	}
+}
+
+func TestUntilPausesUpToItsLongest(t *testing.T) {
+	t.Parallel()
+	// Pauses of 1, 2, 4, 8, 16, 32 and then 100ms make at most 10 checks in 300ms (fewer on a
+	// busy machine); Eventually's 20ms would make about 20.
+	checks := 0
+	testwait.Until(300*time.Millisecond, 100*time.Millisecond, func() bool { checks++; return false })
+	if checks < 2 || checks > 10 {
+		t.Errorf("condition checked %d times in 300ms, want 2 (the first and the last) to 10", checks)
+	}
+}
