@@ -59,7 +59,7 @@ docs: ## Regenerate the README's configuration table from internal/config
 	$(GO) test ./internal/config -run TestREADMEConfigurationTable -update
 
 docker: ## Build the container image (needs a Docker engine)
-	docker build -t call-agent:$(VERSION) .
+	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t call-agent:$(VERSION) .
 
 clean: ## Remove build output, demo data and logs
 	rm -rf $(BIN) data logs

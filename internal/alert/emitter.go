@@ -22,6 +22,7 @@ import (
 const (
 	DefaultQueueSize      = 1024
 	DefaultPublishTimeout = 5 * time.Second
+	DefaultDrainTimeout   = 5 * time.Second
 	// publishAttempts bounds the tries of one event before it is counted as failed.
 	publishAttempts = 3
 )
@@ -30,7 +31,7 @@ const (
 var (
 	// ErrQueueFull: the publishing queue is full (NATS is slow or away).
 	ErrQueueFull = errors.New("alert queue full: event dropped")
-	// ErrEmitterClosed: Close was called.
+	// ErrEmitterClosed: Run's context has ended.
 	ErrEmitterClosed = errors.New("alert emitter closed: event dropped")
 )
 
@@ -51,6 +52,9 @@ type EmitterOptions struct {
 	QueueSize int
 	// PublishTimeout bounds one publish attempt (default 5s).
 	PublishTimeout time.Duration
+	// DrainTimeout bounds how long Run goes on publishing the queued events once its context
+	// has ended (default 5s).
+	DrainTimeout time.Duration
 	// Redactor removes secrets and phone numbers from event text; nil redacts credential
 	// shapes and phone numbers only.
 	Redactor *redact.Redactor
@@ -69,19 +73,20 @@ type EmitterStats struct {
 	// Dropped events were refused by Emit (queue full, closed, invalid).
 	Dropped int64
 	// Failed events were accepted but could not be published (NATS away for all attempts,
-	// or still queued when Close gave up).
+	// or still queued when Run's drain timed out).
 	Failed int64
 }
 
 // Emitter publishes alert events to the alerts stream without ever blocking its caller:
-// Emit puts the event on a bounded queue and one goroutine publishes the queue in order,
-// each with Nats-Msg-Id = event id. When the queue is full the event is dropped, counted
-// and logged (the first drop, then every 100th). Safe for concurrent use.
+// Emit puts the event on a bounded queue and Run publishes the queue in order, each with
+// Nats-Msg-Id = event id. When the queue is full the event is dropped, counted and logged
+// (the first drop, then every 100th). Safe for concurrent use.
 type Emitter struct {
 	js      jetstream.JetStream
 	topo    Topology
 	source  string
 	timeout time.Duration
+	drain   time.Duration
 	red     *redact.Redactor
 	clock   clock.Clock
 	log     *logrus.Logger
@@ -89,16 +94,14 @@ type Emitter struct {
 	mu     sync.RWMutex // guards closed against sends on queue
 	closed bool
 	queue  chan Event
-	done   chan struct{}
-	stop   context.CancelFunc
-	runCtx context.Context
+	ran    atomic.Bool
 
 	emitted, published, dropped, failed atomic.Int64
 }
 
-// NewEmitter returns an Emitter publishing with js and starts its publishing goroutine;
-// Close stops it. The alerts stream should exist (see Ensure); events published before it
-// does fail and are counted.
+// NewEmitter returns an Emitter publishing with js once Run runs; events emitted before wait
+// in the queue. The alerts stream should exist (see Ensure); events published before it does
+// fail and are counted.
 func NewEmitter(js jetstream.JetStream, o EmitterOptions) *Emitter {
 	if o.QueueSize <= 0 {
 		o.QueueSize = DefaultQueueSize
@@ -106,25 +109,23 @@ func NewEmitter(js jetstream.JetStream, o EmitterOptions) *Emitter {
 	if o.PublishTimeout <= 0 {
 		o.PublishTimeout = DefaultPublishTimeout
 	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = DefaultDrainTimeout
+	}
 	if o.Clock == nil {
 		o.Clock = clock.New()
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	e := &Emitter{
+	return &Emitter{
 		js:      js,
 		topo:    o.Topology.WithDefaults(),
 		source:  o.Source,
 		timeout: o.PublishTimeout,
+		drain:   o.DrainTimeout,
 		red:     o.Redactor,
 		clock:   o.Clock,
 		log:     loggerOrDiscard(o.Logger),
 		queue:   make(chan Event, o.QueueSize),
-		done:    make(chan struct{}),
-		stop:    stop,
-		runCtx:  ctx,
 	}
-	go e.run()
-	return e
 }
 
 // Emit completes ev (ID, Time, Source, Severity, DedupKey when empty), redacts and bounds
@@ -191,43 +192,72 @@ func (e *Emitter) Stats() EmitterStats {
 	}
 }
 
-// Close stops accepting events, publishes those still queued until ctx ends, then stops the
-// publishing goroutine. Events left when ctx ends are counted as failed. Close is
-// idempotent; it returns ctx's error if it had to give up.
-func (e *Emitter) Close(ctx context.Context) error {
-	e.mu.Lock()
-	if !e.closed {
-		e.closed = true
-		close(e.queue)
+// Run publishes the queued events in order until ctx ends. Then it stops accepting events
+// (Emit returns ErrEmitterClosed) and goes on publishing those still queued, the one it was
+// publishing first, for at most DrainTimeout; events left when that ends are counted as
+// failed, and Run returns an error wrapping context.DeadlineExceeded. Run runs once: a second
+// call returns an error at once.
+func (e *Emitter) Run(ctx context.Context) error {
+	if !e.ran.CompareAndSwap(false, true) {
+		return errors.New("alert emitter: Run called twice")
 	}
-	e.mu.Unlock()
-	select {
-	case <-e.done:
-		return nil
-	case <-ctx.Done():
-		e.stop()
-		<-e.done
-		return fmt.Errorf("close alert emitter: %w", ctx.Err())
+	for {
+		select {
+		case <-ctx.Done():
+			return e.drainQueue(ctx)
+		case ev := <-e.queue:
+			err := e.publish(ctx, ev)
+			if err != nil && ctx.Err() != nil {
+				return e.drainQueue(ctx, ev) // cut off by the end of ctx: published again
+			}
+			e.count(ev, err)
+		}
 	}
 }
 
-// run publishes queued events in order until the queue is closed and empty.
-func (e *Emitter) run() {
-	defer close(e.done)
-	defer e.stop()
-	for ev := range e.queue {
-		if e.runCtx.Err() != nil {
+// drainQueue stops Emit, then publishes first and every event still queued until
+// DrainTimeout has passed since ctx ended.
+func (e *Emitter) drainQueue(ctx context.Context, first ...Event) error {
+	e.mu.Lock()
+	e.closed = true
+	close(e.queue)
+	e.mu.Unlock()
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.drain)
+	defer cancel()
+	cut := 0 // events the deadline left unpublished
+	publish := func(ev Event) {
+		if dctx.Err() != nil {
+			cut++
 			e.failed.Add(1)
-			continue
+			return
 		}
-		if err := e.publish(e.runCtx, ev); err != nil {
-			n := e.failed.Add(1)
-			e.log.WithError(err).WithField("alert_kind", string(ev.Kind)).
-				Warnf("Could not publish alert event (%d lost so far): %s", n, ev.Message)
-			continue
+		err := e.publish(dctx, ev)
+		if err != nil && dctx.Err() != nil {
+			cut++
 		}
-		e.published.Add(1)
+		e.count(ev, err)
 	}
+	for _, ev := range first {
+		publish(ev)
+	}
+	for ev := range e.queue {
+		publish(ev)
+	}
+	if cut > 0 {
+		return fmt.Errorf("%d alert events were not published within %s of shutdown: %w", cut, e.drain, context.DeadlineExceeded)
+	}
+	return nil
+}
+
+// count records the outcome of publishing ev.
+func (e *Emitter) count(ev Event, err error) {
+	if err != nil {
+		n := e.failed.Add(1)
+		e.log.WithError(err).WithField("alert_kind", string(ev.Kind)).
+			Warnf("Could not publish alert event (%d lost so far): %s", n, ev.Message)
+		return
+	}
+	e.published.Add(1)
 }
 
 // publish stores ev in the stream, trying publishAttempts times with a short pause.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/callagent/resilience/internal/alert/alerttest"
 	"github.com/callagent/resilience/internal/natsembed"
 	"github.com/callagent/resilience/internal/natstest"
 	"github.com/callagent/resilience/internal/testwait"
@@ -66,7 +67,9 @@ func TestEmitterNeverBlocksAndCountsDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	log, logs := newLogger()
-	e := NewEmitter(js, EmitterOptions{Source: "w", QueueSize: 4, PublishTimeout: 200 * time.Millisecond, Logger: log})
+	e := NewEmitter(js, EmitterOptions{Source: "w", QueueSize: 4, PublishTimeout: 200 * time.Millisecond,
+		DrainTimeout: 100 * time.Millisecond, Logger: log})
+	stop := alerttest.Start(t, e.Run)
 	srv.Shutdown() // NATS is away: every publish waits for its timeout
 
 	start := time.Now()
@@ -89,13 +92,11 @@ func TestEmitterNeverBlocksAndCountsDrops(t *testing.T) {
 		t.Error("no drop was logged")
 	}
 
-	closeCtx, cancelClose := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancelClose()
-	if err := e.Close(closeCtx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Close with NATS away = %v, want the deadline", err)
+	if err := stop(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Run's drain with NATS away = %v, want the deadline", err)
 	}
 	if err := e.Emit(CallFailed("ElevenLabs", "z", "timeout", "")); !errors.Is(err, ErrEmitterClosed) {
-		t.Errorf("Emit after Close = %v", err)
+		t.Errorf("Emit after Run = %v", err)
 	}
 	st := e.Stats()
 	if st.Published != 0 || st.Failed+st.Dropped != 51 || st.Emitted+int64(full) != 50 {
@@ -112,5 +113,35 @@ func TestEmitterRejectsInvalidEvent(t *testing.T) {
 	}
 	if e.Stats().Dropped != 1 {
 		t.Errorf("stats: %+v", e.Stats())
+	}
+}
+
+// Events still queued when Run's context ends are published before Run returns, and Emit
+// refuses from then on.
+func TestEmitterRunDrainsTheQueueWhenItsContextEnds(t *testing.T) {
+	t.Parallel()
+	js := jsFor(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := Ensure(ctx, js, Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	e := NewEmitter(js, EmitterOptions{Source: "w"})
+	for i := range 3 {
+		mustEmit(t, e, CallFailed("ElevenLabs", string(rune('a'+i)), "timeout", ""))
+	}
+	ended, stop := context.WithCancel(context.Background())
+	stop() // the queue is published after the context has ended
+	if err := e.Run(ended); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if st := e.Stats(); st.Published != 3 || st.Failed != 0 {
+		t.Errorf("stats after Run: %+v", st)
+	}
+	if err := e.Emit(CallFailed("ElevenLabs", "d", "timeout", "")); !errors.Is(err, ErrEmitterClosed) {
+		t.Errorf("Emit after Run = %v", err)
+	}
+	if err := e.Run(context.Background()); err == nil {
+		t.Error("a second Run did not fail")
 	}
 }

@@ -233,18 +233,14 @@ func startFleet(t *testing.T, replicas int) *fleet {
 		if err != nil {
 			t.Fatal(err)
 		}
-		runCtx, stop := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- d.Run(runCtx) }()
+		stopEmitter := alerttest.Start(t, em.Run)
+		stopDispatcher := alerttest.Start(t, d.Run)
 		t.Cleanup(func() {
-			stop()
-			if err := <-done; err != nil {
+			if err := stopDispatcher(); err != nil {
 				t.Errorf("%s dispatcher: %v", id, err)
 			}
 			ba.Close()
-			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := em.Close(cctx); err != nil {
+			if err := stopEmitter(); err != nil {
 				t.Errorf("%s emitter: %v", id, err)
 			}
 		})

@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.uber.org/goleak"
 
+	"github.com/callagent/resilience/internal/alert/alerttest"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/natstest"
 	"github.com/callagent/resilience/internal/resilience"
@@ -151,12 +152,9 @@ func startDispatcher(t *testing.T, js jetstream.JetStream, o DispatcherOptions) 
 	if err != nil {
 		t.Fatalf("NewDispatcher: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	run := alerttest.Start(t, d.Run)
 	stop := sync.OnceFunc(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := run(); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
@@ -184,7 +182,7 @@ func channelConsumers(o DispatcherOptions) []string {
 	return out
 }
 
-// newEmitter returns an emitter closed when the test ends.
+// newEmitter returns an emitter running until the test ends.
 func newEmitter(t *testing.T, js jetstream.JetStream, source string, c clock.Clock, log *logrus.Logger) *Emitter {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -193,11 +191,10 @@ func newEmitter(t *testing.T, js jetstream.JetStream, source string, c clock.Clo
 		t.Fatalf("Ensure: %v", err)
 	}
 	e := NewEmitter(js, EmitterOptions{Source: source, Clock: c, Logger: log})
+	stop := alerttest.Start(t, e.Run)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := e.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
 		}
 	})
 	return e

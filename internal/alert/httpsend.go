@@ -68,6 +68,22 @@ func PostJSON(ctx context.Context, client *httpx.Client, rawURL string, header h
 	return out, nil
 }
 
+// HTTPDefaults returns what an HTTP channel sends with when its options leave them unset:
+// client, or a new outbound client with httpx's defaults, and now, or time.Now.
+func HTTPDefaults(client *httpx.Client, now func() time.Time) (*httpx.Client, func() time.Time, error) {
+	if client == nil {
+		c, err := httpx.New(httpx.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		client = c
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return client, now, nil
+}
+
 // URLProblem is the rule for a channel's URL, "" when raw follows it: present, and as
 // httpx.URLProblem has it for an endpoint (absolute http or https with a host, no
 // credentials, no fragment; a query is allowed). The configuration checks the channel URL

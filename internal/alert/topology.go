@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/callagent/resilience/internal/config/field"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/callagent/resilience/internal/config/field"
 )
 
 // Defaults for Topology.
@@ -248,28 +248,22 @@ func (t Topology) channelConsumerConfig(channel string, ackWait time.Duration) j
 	}
 }
 
-// Ensure creates the alerts stream and the incidents bucket, or updates the stream when its
-// settings changed. Workers call it at start-up before emitting; Dispatcher.Run calls it
-// too. t's zero fields take the defaults.
-//
-// An unchanged stream is left alone rather than updated on every start: replicas start
-// together, and a stream update racing another replica's consumer creation trips a data
-// race inside nats-server 2.15.3's file store.
+// Ensure creates the alerts stream and the incidents bucket when they are missing. Workers
+// call it at start-up before emitting; Dispatcher.Run calls it too. t's zero fields take the
+// defaults. An existing stream is never changed (one worker's settings must not become the
+// fleet's; see queue.Setup): Drift reports how it differs from t.
 func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	t = t.WithDefaults()
 	if err := t.Validate(); err != nil {
 		return err
 	}
 	want := t.StreamConfig()
-	s, err := js.Stream(ctx, t.Stream)
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
+	_, err := js.Stream(ctx, t.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		_, err = js.CreateStream(ctx, want)
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			err = nil // another replica created it just now
 		}
-	case err == nil && !sameStream(s.CachedInfo().Config, want):
-		_, err = js.UpdateStream(ctx, want)
 	}
 	if err != nil {
 		return fmt.Errorf("ensure alerts stream %s: %w", t.Stream, err)
@@ -287,10 +281,28 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	return nil
 }
 
-// sameStream compares the settings StreamConfig sets.
-func sameStream(have, want jetstream.StreamConfig) bool {
-	return slices.Equal(have.Subjects, want.Subjects) && have.Retention == want.Retention &&
-		have.Storage == want.Storage && have.MaxAge == want.MaxAge && have.MaxBytes == want.MaxBytes &&
-		have.Discard == want.Discard && have.Duplicates == want.Duplicates && have.Replicas == want.Replicas &&
-		have.Description == want.Description
+// Drift lists how the existing alerts stream differs from t, one "field: configured X,
+// server has Y" line each (none when it matches or does not exist).
+func Drift(ctx context.Context, js jetstream.JetStream, t Topology) ([]string, error) {
+	t = t.WithDefaults()
+	s, err := js.Stream(ctx, t.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read alerts stream %s: %w", t.Stream, err)
+	}
+	have, want := s.CachedInfo().Config, t.StreamConfig()
+	var out []string
+	add := func(field string, w, h any) {
+		if fmt.Sprint(w) != fmt.Sprint(h) {
+			out = append(out, fmt.Sprintf("stream %s %s: configured %v, server has %v", t.Stream, field, w, h))
+		}
+	}
+	add("subjects", want.Subjects, have.Subjects)
+	add("max_age", want.MaxAge, have.MaxAge)
+	add("max_bytes", want.MaxBytes, have.MaxBytes)
+	add("num_replicas", max(want.Replicas, 1), max(have.Replicas, 1))
+	add("duplicate_window", want.Duplicates, have.Duplicates)
+	return out, nil
 }

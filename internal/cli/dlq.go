@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/callagent/resilience/internal/daemon"
+	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/queue"
 	"github.com/callagent/resilience/internal/redact"
 )
@@ -23,13 +26,21 @@ type dlqFilterFlags struct {
 }
 
 func (f *dlqFilterFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.reason, "reason", "", "only dead letters with this reason (error category), e.g. quota_exceeded, max_deliveries, invalid_payload")
+	cmd.Flags().StringVar(&f.reason, "reason", "", "only dead letters with this reason: "+strings.Join(deadLetterReasons(), ", "))
 	cmd.Flags().StringVar(&f.provider, "provider", "", "only dead letters from this provider, e.g. ElevenLabs (case-insensitive)")
 	cmd.Flags().StringVar(&f.since, "since", "", "only dead letters written since a duration ago (24h) or a time (2026-11-26 or RFC 3339)")
 }
 
 func (f *dlqFilterFlags) filter(now time.Time) (queue.DeadLetterFilter, error) {
 	out := queue.DeadLetterFilter{Reason: f.reason, Provider: f.provider}
+	if f.reason != "" {
+		reasons := deadLetterReasons()
+		i := slices.IndexFunc(reasons, func(r string) bool { return strings.EqualFold(r, strings.TrimSpace(f.reason)) })
+		if i < 0 {
+			return out, usageError("--reason %q: not a dead-letter reason; the reasons are %s", f.reason, strings.Join(reasons, ", "))
+		}
+		out.Reason = reasons[i]
+	}
 	if f.since == "" {
 		return out, nil
 	}
@@ -39,6 +50,27 @@ func (f *dlqFilterFlags) filter(now time.Time) (queue.DeadLetterFilter, error) {
 	}
 	out.Since = since
 	return out, nil
+}
+
+// deadLetterReasons lists every reason a worker dead-letters a contact with, sorted: the
+// provider error kinds (fault.Kind), the worker's own reasons, and the reason of a dead
+// letter written without one.
+func deadLetterReasons() []string {
+	reasons := []string{daemon.ReasonInvalidContact, daemon.ReasonDeliveriesExceeded, daemon.ReasonBreakerOpen,
+		daemon.ReasonInternal, queue.ReasonUnknown}
+	for k := fault.KindUnknown + 1; k.String() != fault.KindUnknown.String(); k++ {
+		reasons = append(reasons, k.String())
+	}
+	slices.Sort(reasons)
+	return slices.Compact(reasons)
+}
+
+// checkLimit checks a --limit flag: 0 means no limit.
+func checkLimit(cmd *cobra.Command, limit int) error {
+	if limit < 0 {
+		return flagError(cmd, "limit", "must not be negative (0 means no limit)")
+	}
+	return nil
 }
 
 // parseSince accepts a Go duration (meaning that long ago), an RFC 3339 time or a date.
@@ -58,13 +90,16 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 }
 
 // openDLQ turns the filter flags into a filter (checking them before connecting) and connects.
-func (a *publisherApp) openDLQ(f dlqFilterFlags, limit int) (queue.DeadLetterFilter, jetstream.JetStream, func(), error) {
+func (a *publisherApp) openDLQ(cmd *cobra.Command, f dlqFilterFlags, limit int) (queue.DeadLetterFilter, jetstream.JetStream, func(), error) {
 	filter, err := f.filter(time.Now())
 	if err != nil {
 		return filter, nil, nil, err
 	}
+	if err := checkLimit(cmd, limit); err != nil {
+		return filter, nil, nil, err
+	}
 	filter.Limit = limit
-	js, closeConn, err := a.connect()
+	js, closeConn, err := a.connect(cmd.Context())
 	return filter, js, closeConn, err
 }
 
@@ -72,6 +107,18 @@ func (a *publisherApp) dlqCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dlq",
 		Short: "Inspect, replay and purge dead-lettered contacts",
+		Long: `dlq works on the dead-letter stream, where workers write off the contacts they cannot
+call, each with its reason, provider, attempts and last error. list, replay and purge take
+the same filters: --reason, --provider and --since.`,
+		Example: `  # What was written off in the last day, and why
+  publisher dlq list --since 24h
+
+  # Once the ElevenLabs quota is topped up: check, then replay those contacts
+  publisher dlq replay --reason quota_exceeded --provider ElevenLabs --dry-run
+  publisher dlq replay --reason quota_exceeded --provider ElevenLabs
+
+  # Drop the contacts whose data is wrong
+  publisher dlq purge --reason invalid_payload --yes`,
 	}
 	cmd.AddCommand(a.dlqListCommand(), a.dlqReplayCommand(), a.dlqPurgeCommand())
 	return cmd
@@ -84,9 +131,17 @@ func (a *publisherApp) dlqListCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List dead letters as a table, or as JSON lines with --json",
-		Args:  cobra.NoArgs,
+		Example: `  # Every dead letter, newest last
+  publisher dlq list
+
+  # Those from ElevenLabs in the last 6 hours
+  publisher dlq list --provider ElevenLabs --since 6h
+
+  # The ids of the first 100 contacts that hit the redelivery limit
+  publisher dlq list --reason max_deliveries --limit 100 --json | jq -r .contact_id`,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, js, closeConn, err := a.openDLQ(f, limit)
+			filter, js, closeConn, err := a.openDLQ(cmd, f, limit)
 			if err != nil {
 				return err
 			}
@@ -119,7 +174,7 @@ func (a *publisherApp) dlqListCommand() *cobra.Command {
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per line")
-	cmd.Flags().IntVar(&limit, "limit", 0, "list at most this many (0 = all)")
+	cmd.Flags().IntVar(&limit, "limit", 0, "list at most this many; 0 lists all")
 	return cmd
 }
 
@@ -135,9 +190,17 @@ and removes each from the dead-letter stream once the contacts stream has acked 
 is fixed per dead letter, so rerunning an interrupted replay enqueues no contact twice. A
 replayed contact resumes from its checkpoint: a contact whose TTS failed does not call the
 LLM again.`,
-		Args: cobra.NoArgs,
+		Example: `  # See what would be replayed, change nothing
+  publisher dlq replay --reason service_unavailable --dry-run
+
+  # Replay what failed since the outage began
+  publisher dlq replay --since "2026-11-26 08:00:00"
+
+  # Replay in batches of 500 (rerun until none is left)
+  publisher dlq replay --limit 500`,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, js, closeConn, err := a.openDLQ(f, limit)
+			filter, js, closeConn, err := a.openDLQ(cmd, f, limit)
 			if err != nil {
 				return err
 			}
@@ -194,7 +257,7 @@ LLM again.`,
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what would be replayed and change nothing")
-	cmd.Flags().IntVar(&limit, "limit", 0, "replay at most this many (0 = all)")
+	cmd.Flags().IntVar(&limit, "limit", 0, "replay at most this many; 0 replays all")
 	return cmd
 }
 
@@ -204,9 +267,14 @@ func (a *publisherApp) dlqPurgeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "purge",
 		Short: "Delete dead letters for good (asks first unless --yes)",
-		Args:  cobra.NoArgs,
+		Example: `  # Asks before deleting
+  publisher dlq purge --reason invalid_payload
+
+  # In a script: no question
+  publisher dlq purge --provider CRM --since 168h --yes`,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, js, closeConn, err := a.openDLQ(f, 0)
+			filter, js, closeConn, err := a.openDLQ(cmd, f, 0)
 			if err != nil {
 				return err
 			}

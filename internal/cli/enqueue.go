@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nats-io/nats.go/jetstream"
 	"hash/maphash"
 	"io"
 	"os"
@@ -29,37 +30,84 @@ const maxListedProblems = 100
 const progressThreshold = 1000
 
 func (a *publisherApp) enqueueCommand() *cobra.Command {
-	var skipInvalid bool
+	var skipInvalid, recall bool
 	cmd := &cobra.Command{
-		Use:   "enqueue FILE",
+		Use:   "enqueue FILE|-",
 		Short: "Validate a contacts file (JSON array or NDJSON) and enqueue its contacts",
 		Long: `enqueue reads FILE twice, streaming: first it validates every contact, then it publishes
 them with Nats-Msg-Id = contact id, so enqueuing the same file twice creates no duplicate
 work. By default a file with any invalid contact publishes nothing. PUBLISH_WINDOW contacts
-at most await their ack at a time. Ctrl-C stops publishing and prints what was enqueued.`,
-		Args: cobra.ExactArgs(1),
+at most await their ack at a time. With - as FILE the contacts are read from standard
+input, copied while they are validated to a temporary file that only the user can read
+and that is removed at once (Unix) or at the end.
+Ctrl-C stops publishing and prints how many contacts were enqueued (exit code 130);
+rerunning the same command then enqueues the rest, with no duplicates.
+A contact whose id already completed (or was cancelled) is not enqueued: it is listed and
+counted as such. --recall enqueues it again under a new delivery id, <id>.r<UTC time>, which
+its records, logs and dead letters carry.`,
+		Example: `  # Validate and enqueue a file: a JSON array, or one contact a line (NDJSON)
+  publisher enqueue contacts.ndjson
+
+  # Publish the valid contacts and list the invalid ones
+  publisher enqueue --skip-invalid contacts.json
+
+  # Read the contacts from standard input
+  jq -c '.contacts[]' crm-export.json | publisher enqueue -
+
+  # Call again the contacts of a file that were already called
+  publisher enqueue --recall follow-up.json`,
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.enqueue(cmd, args[0], skipInvalid)
+			return a.enqueue(cmd, args[0], skipInvalid, recall)
 		},
 	}
 	cmd.Flags().BoolVar(&skipInvalid, "skip-invalid", false, "publish the valid contacts and list the invalid ones instead of publishing nothing")
+	cmd.Flags().BoolVar(&recall, "recall", false, "enqueue contacts that already completed again, under a new delivery id")
 	return cmd
 }
 
-func (a *publisherApp) enqueue(cmd *cobra.Command, path string, skipInvalid bool) error {
+// stdinName is how messages name standard input read with "enqueue -".
+const stdinName = "stdin"
+
+func (a *publisherApp) enqueue(cmd *cobra.Command, path string, skipInvalid, recall bool) error {
 	started := time.Now()
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	// Ctrl-C (or SIGTERM) stops publishing, waits a moment for the acks of what is in flight
 	// and prints what was enqueued; a second one cuts that wait short.
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	var (
+		f     *os.File  // what pass 2 reads, from the start
+		input io.Reader // what pass 1 reads
+	)
+	if path == "-" {
+		// Standard input is read once: pass 1 copies it to a temporary file, which pass 2 reads.
+		path = stdinName
+		tmp, err := os.CreateTemp("", "publisher-enqueue-*.json")
+		if err != nil {
+			return fmt.Errorf("%s: a temporary copy for publishing: %w", path, err)
+		}
+		// The copy holds phone numbers: only the user may read it (CreateTemp's 0600), and it
+		// has no name from now on where the system allows (Unix), or from the end otherwise.
+		unlinked := os.Remove(tmp.Name()) == nil
+		defer func() {
+			_ = tmp.Close()
+			if !unlinked {
+				_ = os.Remove(tmp.Name())
+			}
+		}()
+		f, input = tmp, io.TeeReader(&ctxReader{ctx: ctx, r: cmd.InOrStdin()}, spoolWriter{tmp})
+	} else {
+		file, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		f, input = file, file
+	}
+
 	// Pass 1: validate everything, streaming, before publishing anything.
-	v, err := a.validate(ctx, f, path)
+	v, err := a.validate(ctx, input, path)
 	if err != nil {
 		return err
 	}
@@ -79,9 +127,9 @@ func (a *publisherApp) enqueue(cmd *cobra.Command, path string, skipInvalid bool
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("%s: rewind for publishing: %w", path, err)
 	}
-	js, closeConn, err := a.connect()
+	js, closeConn, err := a.connect(ctx)
 	if err != nil {
-		return err
+		return interrupted(ctx, err, path)
 	}
 	defer closeConn()
 	stream, err := queue.EnsureContactsStream(ctx, js, a.cfg.Topology)
@@ -92,6 +140,14 @@ func (a *publisherApp) enqueue(cmd *cobra.Command, path string, skipInvalid bool
 	enq := queue.NewEnqueuer(js, a.cfg.Topology.ContactsSubject, a.cfg.Publisher.Window)
 	defer enq.Close()
 	enq.SetStream(stream.CachedInfo())
+	done := &completedFilter{js: js, a: a, path: path, recall: recall, now: time.Now().UTC(), add: enq.AddRaw}
+	add := done.push
+	// Only a server with completed records needs the look-up (a fresh campaign skips it).
+	if n, err := queue.CountCompleted(ctx, js, a.cfg.Topology); err != nil {
+		return interrupted(ctx, err, path)
+	} else if n > 0 {
+		done.enabled = true
+	}
 	r := contact.NewReader(f)
 	r.IgnoreRepeatedIDs() // pass 1 found them: they are in v.skip
 	var (
@@ -125,7 +181,7 @@ func (a *publisherApp) enqueue(cmd *cobra.Command, path string, skipInvalid bool
 			}
 			payload = compact.Bytes()
 		}
-		if err := enq.AddRaw(ctx, id, payload); err != nil {
+		if err := add(ctx, id, payload); err != nil {
 			if ctx.Err() != nil {
 				return a.interruptedEnqueue(cmd, bar, enq, path, v, sent, started)
 			}
@@ -138,6 +194,12 @@ func (a *publisherApp) enqueue(cmd *cobra.Command, path string, skipInvalid bool
 	if sent != v.valid {
 		return changed(fmt.Sprintf("%d valid contacts in the publishing pass, %d when validated", sent, v.valid))
 	}
+	if err := done.flush(ctx); err != nil {
+		if ctx.Err() != nil {
+			return a.interruptedEnqueue(cmd, bar, enq, path, v, sent, started)
+		}
+		return fmt.Errorf("%s: %w; rerunning is safe, duplicates are dropped", path, err)
+	}
 	stats, err := enq.Flush(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -146,9 +208,96 @@ func (a *publisherApp) enqueue(cmd *cobra.Command, path string, skipInvalid bool
 		return fmt.Errorf("%s: %w; rerunning is safe, duplicates are dropped", path, err)
 	}
 	_ = bar.Finish()
-	fmt.Fprintf(a.stdout, "%s: %d enqueued, %d duplicates, %d rejected (subject %s, %s)\n",
-		path, stats.Enqueued, stats.Duplicates, v.rejected, a.cfg.Topology.ContactsSubject, time.Since(started).Round(time.Millisecond))
+	recalled := ""
+	if done.recalled > 0 {
+		recalled = fmt.Sprintf(" (%d of them recalled)", done.recalled)
+	}
+	completed := ""
+	if done.skipped > 0 {
+		completed = fmt.Sprintf(", %d already completed", done.skipped)
+	}
+	fmt.Fprintf(a.stdout, "%s: %d enqueued%s, %d duplicates%s, %d rejected (subject %s, %s)\n",
+		path, stats.Enqueued, recalled, stats.Duplicates, completed, v.rejected, a.cfg.Topology.ContactsSubject, time.Since(started).Round(time.Millisecond))
 	return nil
+}
+
+// completedFilter stands between the file and the enqueuer when the server has completed
+// records: it holds contacts back in batches, looks their completed records up in one
+// request a batch, and enqueues only those not completed, or with recall those under a new
+// delivery id.
+type completedFilter struct {
+	js      jetstream.JetStream
+	a       *publisherApp
+	path    string
+	recall  bool
+	enabled bool
+	now     time.Time
+	add     func(ctx context.Context, id string, payload []byte) error
+
+	ids               []string
+	payloads          [][]byte
+	skipped, recalled int
+}
+
+func (f *completedFilter) push(ctx context.Context, id string, payload []byte) error {
+	if !f.enabled {
+		return f.add(ctx, id, payload)
+	}
+	f.ids = append(f.ids, id)
+	f.payloads = append(f.payloads, bytes.Clone(payload))
+	if len(f.ids) >= completedCheckBatch {
+		return f.flush(ctx)
+	}
+	return nil
+}
+
+func (f *completedFilter) flush(ctx context.Context) error {
+	if len(f.ids) == 0 {
+		return nil
+	}
+	done, err := queue.CompletedAmong(ctx, f.js, f.a.cfg.Topology, f.ids)
+	if err != nil {
+		return err
+	}
+	for i, id := range f.ids {
+		payload := f.payloads[i]
+		if status, ok := done[id]; ok {
+			if !f.recall {
+				if f.skipped++; f.skipped <= maxListedProblems {
+					fmt.Fprintf(f.a.stderr, "%s: %s: already %s; not enqueued (--recall calls it again)\n", f.path, id, status)
+				}
+				continue
+			}
+			if id, payload, err = recallAs(id, payload, f.now); err != nil {
+				return err
+			}
+			f.recalled++
+		}
+		if err := f.add(ctx, id, payload); err != nil {
+			return err
+		}
+	}
+	f.ids, f.payloads = f.ids[:0], f.payloads[:0]
+	return nil
+}
+
+// completedCheckBatch is how many contacts one completed-records look-up covers.
+const completedCheckBatch = 512
+
+// recallAs gives a contact that already completed a new delivery id, <id>.r<UTC time>, so that
+// its records and its message id are new while the original id stays readable in it.
+func recallAs(id string, payload []byte, now time.Time) (string, []byte, error) {
+	newID := id + ".r" + now.Format("20060102T150405Z")
+	if len(newID) > contact.MaxIDLen {
+		return "", nil, fmt.Errorf("contact %s: its recall id %s is longer than %d characters", id, newID, contact.MaxIDLen)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &fields); err != nil {
+		return "", nil, fmt.Errorf("contact %s: %w", id, err)
+	}
+	fields["id"], _ = json.Marshal(newID)
+	out, err := json.Marshal(fields)
+	return newID, out, err
 }
 
 // maxRawPayload is the largest record published as it is in the file; a larger one is
@@ -187,6 +336,31 @@ func interrupted(ctx context.Context, err error, path string) error {
 		return &ExitError{Code: 130, Err: fmt.Errorf("%s: interrupted; nothing was published", path)}
 	}
 	return err
+}
+
+// ctxReader reads r until ctx ends: then it fails, so that Ctrl-C stops reading standard
+// input between two reads.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// spoolWriter writes the copy of standard input, naming it in its errors (a full disk).
+type spoolWriter struct{ f *os.File }
+
+func (s spoolWriter) Write(p []byte) (int, error) {
+	n, err := s.f.Write(p)
+	if err != nil {
+		err = fmt.Errorf("copying standard input to a temporary file: %w", err)
+	}
+	return n, err
 }
 
 // validation is what the first pass found.
@@ -263,6 +437,8 @@ func (a *publisherApp) validate(ctx context.Context, f io.Reader, path string) (
 			}
 		case errors.Is(err, contact.ErrEmpty):
 			return v, &ExitError{Code: 1, Err: fmt.Errorf("%s: %w", path, err)}
+		case err != nil && ctx.Err() != nil:
+			return v, interrupted(ctx, err, path)
 		case err != nil:
 			return v, &ExitError{Code: 1, Err: fmt.Errorf("%s: %w; nothing was published", path, err)}
 		default:

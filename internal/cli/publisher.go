@@ -23,10 +23,19 @@ func NewPublisherCommand(env Env, stdout, stderr io.Writer) *cobra.Command {
 		Short: "Enqueue contacts and inspect the call queue",
 		Long: `publisher pushes contacts onto the JetStream contacts subject and shows the state of the
 whole worker fleet. Every setting comes from a flag, the environment or a .env file.`,
+		Example: `  # Enqueue a campaign, follow it, and wait for it to finish
+  publisher enqueue contacts.ndjson
+  publisher status --watch
+  publisher wait --timeout 2h
+
+  # The same against a NATS cluster with credentials (a flag, or its environment variable)
+  publisher --nats-url nats://nats-1:4222,nats://nats-2:4222 --nats-creds ops.creds status
+  NATS_URL=nats://nats-1:4222 publisher dlq list --since 24h`,
 		Version: Version,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	setUpHelp(root)
 	loader := config.Register(root.PersistentFlags(), config.ScopePublisher)
 	app := &publisherApp{stdout: stdout, stderr: stderr}
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
@@ -37,7 +46,9 @@ whole worker fleet. Every setting comes from a flag, the environment or a .env f
 		app.cfg = cfg
 		return nil
 	}
-	root.AddCommand(app.enqueueCommand(), app.statusCommand(), app.waitCommand(), app.dlqCommand())
+	root.AddCommand(app.enqueueCommand(), app.statusCommand(), app.waitCommand(), app.dlqCommand(),
+		app.setupCommand(), app.pauseCommand(), app.resumeCommand(), app.inspectCommand(), app.cancelCommand(), app.purgeCommand())
+	addBuiltinExamples(root)
 	root.SetContext(context.Background())
 	return root
 }
@@ -47,12 +58,15 @@ type publisherApp struct {
 	stdout, stderr io.Writer
 }
 
-// connect opens NATS and JetStream for one command; close releases both.
-func (a *publisherApp) connect(opts ...jetstream.JetStreamOpt) (js jetstream.JetStream, close func(), err error) {
+// connect opens NATS and JetStream for one command, waiting up to NATS_CONNECT_TIMEOUT for a
+// server that is not up yet (or until ctx ends); close releases both.
+func (a *publisherApp) connect(ctx context.Context, opts ...jetstream.JetStreamOpt) (js jetstream.JetStream, close func(), err error) {
 	quiet := logrus.New()
 	quiet.Out = a.stderr
 	quiet.Level = logrus.WarnLevel
-	nc, err := queue.Connect(a.cfg.NATS.URL, "publisher", a.cfg.NATS.CredsFile, quiet)
+	nc, err := queue.Connect(ctx, a.cfg.NATS.URL, queue.ConnectOptions{
+		Name: "publisher", CredsFile: a.cfg.NATS.CredsFile, Wait: a.cfg.NATS.ConnectTimeout, Log: quiet,
+	})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -78,4 +92,24 @@ func drain(nc *nats.Conn) error {
 		nc.Close()
 	}
 	return nil
+}
+
+// addBuiltinExamples adds cobra's help and completion commands now, rather than when the
+// command runs, to give them examples too.
+func addBuiltinExamples(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	name := root.Name()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "help":
+			c.Example = fmt.Sprintf("  %[1]s help\n  %[1]s help enqueue\n  %[1]s help dlq replay", name)
+		case "completion":
+			c.Example = fmt.Sprintf("  # Load completions in the current bash session\n  source <(%[1]s completion bash)\n\n"+
+				"  # Install them for zsh\n  %[1]s completion zsh > \"${fpath[1]}/_%[1]s\"", name)
+			for _, sh := range c.Commands() {
+				sh.Example = fmt.Sprintf("  %s completion %s > %s-completion.%s", name, sh.Name(), name, sh.Name())
+			}
+		}
+	}
 }

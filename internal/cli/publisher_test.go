@@ -37,8 +37,13 @@ func publisher(t *testing.T, srv *natsembed.Server, args ...string) result {
 // publisherWithInput runs the publisher in process against srv with stdin as its input.
 func publisherWithInput(t *testing.T, srv *natsembed.Server, stdin string, args ...string) result {
 	t.Helper()
+	return runPublisher(t, map[string]string{"LOG_FILE": "", "NATS_URL": srv.ClientURL()}, stdin, args...)
+}
+
+// runPublisher runs the publisher in process with vars as its environment.
+func runPublisher(t *testing.T, vars map[string]string, stdin string, args ...string) result {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	vars := map[string]string{"LOG_FILE": "", "NATS_URL": srv.ClientURL()}
 	cmd := cli.NewPublisherCommand(env(vars), &out, &errOut)
 	cmd.SetIn(strings.NewReader(stdin))
 	code := cli.Execute(cmd, args, &errOut)

@@ -24,9 +24,23 @@ health checks. Several workers share one durable consumer. Every setting comes f
 the environment or a .env file (in that order of precedence); secrets are never flags: set
 them in the environment or .env, or name a file holding one with <SETTING>_FILE. Every bad
 setting is reported at once (exit 2); see the README.`,
+		Example: `  # Run with the settings of ./.env and the environment
+  worker
+
+  # One of several workers on a host: a stable id, a bigger pool, another metrics port
+  worker --worker-id host-a-2 --worker-concurrency 32 --metrics-addr :8398
+
+  # Rehearse without a NATS server or provider keys: an embedded JetStream server and
+  # simulated providers whose TTS answers 503 for 20s
+  worker --embedded-nats --simulate tts-503 --sim-tts-outage 20s
+
+  # Secrets never go on the command line: the environment, .env, or a file
+  ELEVENLABS_API_KEY_FILE=/run/secrets/elevenlabs worker --env-file /etc/callagent/worker.env`,
 		Version: Version,
-		Args:    cobra.NoArgs,
+		Args:    usageArgs(cobra.NoArgs),
 	}
+	cmd.SetOut(orStdout(stdout))
+	setUpHelp(cmd)
 	loader := config.Register(cmd.Flags(), config.ScopeWorker)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := loadConfig(loader, env, cmd.ErrOrStderr())

@@ -27,16 +27,21 @@ type alerting struct {
 	fallbacks  *alert.FallbackAlerts
 	dispatcher *alert.Dispatcher
 	http       *httpx.Client // the HTTP channels' outbound client
-	log        *logrus.Logger
+	// stopEmitter stops the emitter's service, which publishes the events still queued.
+	stopEmitter func()
 }
 
 // AlertTopology is the alert stream, consumer and bucket that cfg names.
 func AlertTopology(cfg config.Config) alert.Topology { return cfg.AlertTopology() }
 
 // newAlerting builds the channels cfg enables (every misconfigured one reported at once), the
-// emitter and the dispatcher. Channel secrets are added to red. The HTTP channels share one
-// outbound client of their own (no redirects, capped bodies, the providers' transport
-// timeouts), so a slow channel cannot take the providers' connections.
+// emitter and the dispatcher, and starts the emitter. Channel secrets are added to red. The
+// HTTP channels share one outbound client of their own (no redirects, capped bodies, the
+// providers' transport timeouts), so a slow channel cannot take the providers' connections.
+//
+// The emitter is a service of its own rather than one of the worker's background services:
+// every other service, and the breaker timers, emit through it, so it must stop after them
+// (see close), publishing what they emitted on their way out.
 func newAlerting(ctx context.Context, js jetstream.JetStream, cfg config.Config, log *logrus.Logger,
 	red *redact.Redactor, m *metrics.Metrics, version string) (_ *alerting, err error) {
 	hc, err := httpx.New(httpx.Options{Version: version, MaxIdleConnsPerHost: 2}) // one delivery at a time per channel
@@ -60,13 +65,19 @@ func newAlerting(ctx context.Context, js jetstream.JetStream, cfg config.Config,
 	if err := alert.Ensure(setup, js, topo); err != nil {
 		return nil, fmt.Errorf("ensure the alert stream: %w", err)
 	}
+	drift, err := alert.Drift(setup, js, topo)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range drift {
+		log.Warnf("Topology drift, running with the server's value: %s", d)
+	}
 	em := alert.NewEmitter(js, alert.EmitterOptions{Topology: topo, Source: cfg.Worker.ID, QueueSize: cfg.Alerts.QueueSize, Redactor: red, Logger: log})
 	breakers := alert.NewBreakerAlerts(em, alert.BreakerAlertsOptions{ServiceDownAfter: cfg.Alerts.ServiceDownAfter, Logger: log})
 	disp, err := alert.NewDispatcher(js, alert.DispatcherOptions{Topology: topo, Channels: chans, SummaryWindow: cfg.Alerts.SummaryWindow,
 		ReporterTTL: cfg.Alerts.ReporterTTL, AttemptTimeout: cfg.Alerts.Timeout, Logger: log, Observer: m, ChannelBreakers: breakers})
 	if err != nil {
 		breakers.Close()
-		_ = em.Close(ctx)
 		return nil, fmt.Errorf("alert dispatcher: %w", err)
 	}
 	if len(chans) == 0 {
@@ -79,12 +90,12 @@ func newAlerting(ctx context.Context, js jetstream.JetStream, cfg config.Config,
 		log.Infof("Alert channels: %s", strings.Join(names, ", "))
 	}
 	return &alerting{
-		emitter:    em,
-		breakers:   breakers,
-		fallbacks:  alert.NewFallbackAlerts(em, log),
-		dispatcher: disp,
-		http:       hc,
-		log:        log,
+		emitter:     em,
+		breakers:    breakers,
+		fallbacks:   alert.NewFallbackAlerts(em, log),
+		dispatcher:  disp,
+		http:        hc,
+		stopEmitter: startServices(ctx, log, service{name: "Alert emitter", level: logrus.WarnLevel, run: em.Run}),
 	}, nil
 }
 
@@ -95,16 +106,13 @@ func (a *alerting) failure(provider, contactID, reason string, deadLettered bool
 	}
 }
 
-// close stops the breaker timers and flushes the events still queued; the dispatcher must
-// have stopped before.
+// close stops the breaker timers, then the emitter, which publishes the events still queued
+// for up to alert.DefaultDrainTimeout (a shortfall is logged as "Alert emitter stopped: …");
+// the dispatcher must have stopped before.
 func (a *alerting) close() {
 	defer a.http.CloseIdleConnections()
 	a.breakers.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := a.emitter.Close(ctx); err != nil {
-		a.log.Warnf("Some alert events were not published before shutdown: %v", err)
-	}
+	a.stopEmitter()
 }
 
 // fallbackFanout tells several listeners that a step changed provider.

@@ -10,8 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -83,6 +86,26 @@ func Run(ctx context.Context, opts Options) error {
 		defer stopSheets()
 	}
 
+	// Metrics and probes before NATS: a port that cannot be bound stops the worker now, and
+	// /readyz answers "not ready" while the worker waits for NATS.
+	reg := metrics.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	ready := &readiness{}
+	if cfg.Metrics.Addr != "" {
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp", cfg.Metrics.Addr)
+		if err != nil {
+			return fmt.Errorf("metrics and probes (METRICS_ADDR=%s): %w", cfg.Metrics.Addr, err)
+		}
+		srv := health.NewServer(cfg.Metrics.Addr, reg, ready.check, health.WithLogger(log))
+		stopProbes := startServices(ctx, log, service{name: "Metrics endpoint on " + cfg.Metrics.Addr, level: logrus.ErrorLevel,
+			run: func(ctx context.Context) error { return srv.Serve(ctx, ln) }})
+		defer stopProbes()
+	}
+
 	url := cfg.NATS.URL
 	if cfg.NATS.Embedded {
 		srv, err := natsembed.Start(natsembed.Options{
@@ -98,7 +121,9 @@ func Run(ctx context.Context, opts Options) error {
 		url = srv.ClientURL()
 		log.Infof("Embedded NATS server with JetStream listening on %s (data in %s)", url, cfg.NATS.DataDir)
 	}
-	nc, err := queue.Connect(url, "call-worker "+cfg.Worker.ID, cfg.NATS.CredsFile, log)
+	nc, err := queue.Connect(ctx, url, queue.ConnectOptions{
+		Name: "call-worker " + cfg.Worker.ID, CredsFile: cfg.NATS.CredsFile, Wait: cfg.NATS.ConnectTimeout, Log: log,
+	})
 	if err != nil {
 		return err
 	}
@@ -107,10 +132,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	t, err := ensureTopology(ctx, js, cfg)
+	t, err := ensureTopology(ctx, js, cfg, log)
 	if err != nil {
 		return err
 	}
+	ready.set(health.NATSReady(nc, js, cfg.Topology.ContactsStream))
 
 	if cfg.Sim.Scenario != "" {
 		log.Infof("Simulated providers: scenario %s, latency %s, ElevenLabs outage %s",
@@ -120,11 +146,6 @@ func Run(ctx context.Context, opts Options) error {
 		cfg.Retry.MaxAttempts, cfg.Retry.InitialDelay, cfg.Retry.Multiplier, cfg.Retry.MaxDelay,
 		cfg.Breaker.FailureThreshold, cfg.Breaker.OpenTimeout, cfg.Breaker.SuccessThreshold, cfg.Health.Interval)
 
-	reg := metrics.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
 	m.ObserveConsumer(t.consumer)
 	reporter := fleet.NewReporter(t.fleet, cfg.Worker.ID, fleet.ReporterOptions{Refresh: cfg.Fleet.TTL / 3, Logger: log})
 	alerts, err := newAlerting(ctx, js, cfg, log, opts.Redactor, m, opts.Version)
@@ -187,10 +208,6 @@ func Run(ctx context.Context, opts Options) error {
 		service{name: "MAX_DELIVERIES sweeper", level: logrus.ErrorLevel, run: sweeper.run},
 		service{name: "Alert dispatcher", level: logrus.ErrorLevel, run: alerts.dispatcher.Run},
 		service{name: "Fleet breaker report", level: logrus.WarnLevel, run: reporter.Run})
-	if cfg.Metrics.Addr != "" {
-		srv := health.NewServer(cfg.Metrics.Addr, reg, health.NATSReady(nc, js, cfg.Topology.ContactsStream), health.WithLogger(log))
-		background = append(background, service{name: "Metrics endpoint on " + cfg.Metrics.Addr, level: logrus.ErrorLevel, run: srv.Run})
-	}
 	stopBackground := startServices(ctx, log, background...)
 	defer stopBackground() // on a panic in consume; normally stopped below
 
@@ -222,12 +239,30 @@ type topology struct {
 	fleet       jetstream.KeyValue
 }
 
-// ensureTopology creates or updates every stream, bucket and consumer the worker needs.
-func ensureTopology(ctx context.Context, js jetstream.JetStream, cfg config.Config) (topology, error) {
+// ensureTopology creates every stream, bucket and consumer the worker needs that is missing,
+// reports drift between cfg and the server (changing nothing that exists) and refuses to run
+// against what it cannot work with.
+func ensureTopology(ctx context.Context, js jetstream.JetStream, cfg config.Config, log logrus.FieldLogger) (topology, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var t topology
-	var err error
+	plan, err := queue.Setup(ctx, js, cfg.Topology)
+	if err != nil {
+		return t, err
+	}
+	for _, name := range plan.Created {
+		log.Infof("Created %s", name)
+	}
+	for _, d := range plan.Drift {
+		log.Warnf("Topology drift, running with the server's value: %s", d)
+	}
+	if bad := plan.Incompatible(); len(bad) > 0 {
+		lines := make([]string, len(bad))
+		for i, d := range bad {
+			lines[i] = "  " + d.String()
+		}
+		return t, fmt.Errorf("cannot run against this JetStream topology:\n%s", strings.Join(lines, "\n"))
+	}
 	if t.contacts, err = queue.EnsureContactsStream(ctx, js, cfg.Topology); err != nil {
 		return t, err
 	}
@@ -248,6 +283,22 @@ func ensureTopology(ctx context.Context, js jetstream.JetStream, cfg config.Conf
 		return t, fmt.Errorf("ensure KV bucket %s: %w", cfg.Fleet.Bucket, err)
 	}
 	return t, nil
+}
+
+// readiness answers /readyz: not ready until the worker is connected and its topology is set
+// up, then what the NATS check says.
+type readiness struct {
+	checker atomic.Pointer[func(context.Context) error]
+}
+
+func (r *readiness) set(check func(context.Context) error) { r.checker.Store(&check) }
+
+func (r *readiness) check(ctx context.Context) error {
+	c := r.checker.Load()
+	if c == nil {
+		return errors.New("connecting to NATS")
+	}
+	return (*c)(ctx)
 }
 
 // startSheets adds the Google Sheets error log to log when enabled and returns the func that

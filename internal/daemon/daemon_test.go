@@ -27,8 +27,13 @@ import (
 
 // testConfig is the default configuration against srv, with timings shortened for tests.
 func testConfig(srv *natsembed.Server, workerID string) config.Config {
+	return testConfigAt(srv.ClientURL(), workerID)
+}
+
+// testConfigAt is testConfig against the server at url (which may not be up yet).
+func testConfigAt(url, workerID string) config.Config {
 	cfg := config.Defaults()
-	cfg.NATS.URL = srv.ClientURL()
+	cfg.NATS.URL = url
 	cfg.Worker.ID = workerID
 	cfg.Worker.ShutdownGrace = 5 * time.Second
 	cfg.Topology.AckWait = 5 * time.Second

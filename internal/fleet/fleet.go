@@ -114,12 +114,19 @@ func (c BucketConfig) KeyValueConfig() jetstream.KeyValueConfig {
 	}
 }
 
-// EnsureBucket creates the fleet bucket or updates it to cfg.
+// EnsureBucket opens the fleet bucket, creating it with cfg when missing. It never changes an
+// existing bucket: the fleet's settings are not the last-started worker's.
 func EnsureBucket(ctx context.Context, js jetstream.KeyValueManager, cfg BucketConfig) (jetstream.KeyValue, error) {
 	kvc := cfg.KeyValueConfig()
-	kv, err := js.CreateOrUpdateKeyValue(ctx, kvc)
+	kv, err := js.KeyValue(ctx, kvc.Bucket)
+	if errorsIsBucketNotFound(err) {
+		kv, err = js.CreateKeyValue(ctx, kvc)
+		if errors.Is(err, jetstream.ErrBucketExists) { // another worker created it meanwhile
+			kv, err = js.KeyValue(ctx, kvc.Bucket)
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("ensure fleet KV bucket %s: %w", kvc.Bucket, err)
+		return nil, fmt.Errorf("fleet KV bucket %s: %w", kvc.Bucket, err)
 	}
 	return kv, nil
 }

@@ -100,19 +100,19 @@ type Checkpoints struct {
 	now         func() time.Time
 }
 
-// EnsureCheckpoints creates or updates both buckets.
+// EnsureCheckpoints opens both buckets, creating them when missing (never changing them).
 func EnsureCheckpoints(ctx context.Context, js jetstream.JetStream, t config.Topology) (*Checkpoints, error) {
-	stream, err := js.CreateOrUpdateStream(ctx, CheckpointStreamConfig(t))
+	stream, err := ensureStream(ctx, js, CheckpointStreamConfig(t))
 	if err != nil {
-		return nil, fmt.Errorf("ensure KV bucket %s: %w", t.CheckpointBucket, err)
+		return nil, fmt.Errorf("KV bucket %s: %w", t.CheckpointBucket, err)
 	}
 	kv, err := js.KeyValue(ctx, t.CheckpointBucket)
 	if err != nil {
 		return nil, fmt.Errorf("open KV bucket %s: %w", t.CheckpointBucket, err)
 	}
-	obs, err := js.CreateOrUpdateObjectStore(ctx, AudioBucketConfig(t))
+	obs, err := ensureObjectStore(ctx, js, AudioBucketConfig(t))
 	if err != nil {
-		return nil, fmt.Errorf("ensure object store %s: %w", t.AudioBucket, err)
+		return nil, err
 	}
 	s := &Checkpoints{
 		js: js, stream: stream, kv: kv, audio: NewAudioStore(js, obs, t.AudioBucket), audioBucket: t.AudioBucket,

@@ -117,13 +117,9 @@ func DeadLetterStreamConfig(t config.Topology) jetstream.StreamConfig {
 	}
 }
 
-// EnsureDeadLetterStream creates or updates the dead-letter stream.
+// EnsureDeadLetterStream returns the dead-letter stream, creating it when missing.
 func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, t config.Topology) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, DeadLetterStreamConfig(t))
-	if err != nil {
-		return nil, fmt.Errorf("ensure stream %s: %w", t.DeadLetterStream, err)
-	}
-	return s, nil
+	return ensureStream(ctx, js, DeadLetterStreamConfig(t))
 }
 
 // DeadLetterer publishes dead letters and waits for their ack.

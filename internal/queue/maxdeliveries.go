@@ -33,33 +33,38 @@ func AdvisorySubject(t config.Topology) string {
 // moment, a stored one is not.
 func AdvisoryStreamName(t config.Topology) string { return t.ContactsStream + "_MAX_DELIVERIES" }
 
-// EnsureAdvisoryConsumer creates the advisory stream and the durable consumer the workers
-// share to process it.
-func EnsureAdvisoryConsumer(ctx context.Context, js jetstream.JetStream, t config.Topology) (jetstream.Consumer, error) {
-	name := AdvisoryStreamName(t)
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        name,
+// AdvisoryStreamConfig is the stream keeping MAX_DELIVERIES advisories until a worker has
+// dead-lettered their contact.
+func AdvisoryStreamConfig(t config.Topology) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        AdvisoryStreamName(t),
 		Description: "MAX_DELIVERIES advisories of the contacts consumer, until their contact is dead-lettered",
 		Subjects:    []string{AdvisorySubject(t)},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    t.Replicas,
 		MaxAge:      t.DeadLetterMaxAge,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ensure stream %s: %w", name, err)
 	}
-	c, err := js.CreateOrUpdateConsumer(ctx, name, jetstream.ConsumerConfig{
+}
+
+// AdvisoryConsumerConfig is the durable consumer the workers share to process advisories.
+func AdvisoryConsumerConfig(t config.Topology) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
 		Durable:     t.Consumer + "_dead_letters",
 		Description: "workers dead-lettering contacts that exhausted their deliveries",
 		AckPolicy:   jetstream.AckExplicitPolicy,
 		AckWait:     30 * time.Second,
 		Replicas:    t.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ensure consumer on %s: %w", name, err)
 	}
-	return c, nil
+}
+
+// EnsureAdvisoryConsumer returns the advisory stream's shared consumer, creating the stream
+// and the consumer when missing (never changing them).
+func EnsureAdvisoryConsumer(ctx context.Context, js jetstream.JetStream, t config.Topology) (jetstream.Consumer, error) {
+	if _, err := ensureStream(ctx, js, AdvisoryStreamConfig(t)); err != nil {
+		return nil, err
+	}
+	return ensureConsumer(ctx, js, AdvisoryStreamName(t), AdvisoryConsumerConfig(t))
 }
 
 // ParseMaxDeliveries decodes an advisory.

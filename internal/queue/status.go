@@ -22,6 +22,12 @@ type Status struct {
 	Completed uint64 `json:"completed"`
 	// DeadLettered counts contacts written off with a reason.
 	DeadLettered uint64 `json:"dead_lettered"`
+	// Paused is set while the shared consumer is paused (`publisher pause`), until PauseUntil.
+	Paused     bool      `json:"paused"`
+	PauseUntil time.Time `json:"pause_until,omitzero"`
+	// OldestPending is when the oldest contact still in the stream was enqueued (zero when
+	// the stream is empty).
+	OldestPending time.Time `json:"oldest_pending,omitzero"`
 }
 
 // Idle reports whether no contact is waiting or being worked on.
@@ -59,6 +65,12 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, t config.Topology) 
 		}
 		st.Pending = info.NumPending
 		st.InProgress = uint64(info.NumAckPending)
+		if st.Paused = info.Paused; st.Paused && info.Config.PauseUntil != nil {
+			st.PauseUntil = *info.Config.PauseUntil
+		}
+	}
+	if first, err := stream.Info(ctx); err == nil && first.State.Msgs > 0 {
+		st.OldestPending = first.State.FirstTime
 	}
 	if st.Completed, err = CountCompleted(ctx, js, t); err != nil {
 		return st, err

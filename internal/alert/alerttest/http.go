@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/callagent/resilience/internal/provider/httpx"
+	"github.com/callagent/resilience/internal/testwait"
 )
 
 // Request is one request a Recorder received, with the status it was answered.
@@ -110,19 +111,11 @@ func (r *Recorder) WaitFor(t testing.TB, what string, cond func([]Request) bool)
 	})
 }
 
-// Eventually polls f every 10ms until it reports true, failing the test after 10s; it
-// returns f's last value.
+// Eventually checks f until it reports true, failing the test after 10s (see
+// testwait.True); it returns f's last value.
 func Eventually[T any](t testing.TB, what string, f func() (T, bool)) T {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		v, ok := f()
-		if ok {
-			return v
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var v T
+	testwait.True(t, 10*time.Second, what, func() (ok bool) { v, ok = f(); return ok })
+	return v
 }

@@ -1,6 +1,8 @@
 // Package alerttest is the test kit of the alert channels: the shared status→retry table every
-// HTTP channel is checked against, a recording HTTP server, a real SMTP server with STARTTLS
-// on loopback, and a check that no secret reached a payload.
+// HTTP channel is checked against, a recording HTTP server, the harness of the HTTP channels'
+// FuzzNotifyAnswer targets, a real SMTP server with STARTTLS on loopback, checks that no
+// secret reached a payload or an error, and Start, which runs a service until the test ends.
+// It does not import package alert, so that package's own tests can use it.
 package alerttest
 
 import (
@@ -134,5 +136,31 @@ func AssertNoSecretsInHeader(t testing.TB, where string, h http.Header, secrets 
 		for _, v := range vs {
 			AssertNoSecrets(t, where+" header "+k, []byte(v), secrets...)
 		}
+	}
+}
+
+// AssertURLsHidden checks what a channel does with each of urls, its setting written in
+// ways that once slipped past the redaction (an upper-case scheme, user info): send builds
+// the channel for the URL and, when New accepts it, sends a notification that the server
+// refuses, quoting the request. New must refuse a URL with user info ("@"); the other URLs
+// must fail to send. Neither New's refusal nor the failure may show a secret.
+func AssertURLsHidden(t testing.TB, urls []string, send func(rawURL string) (sent bool, err error), secrets ...string) {
+	t.Helper()
+	for _, raw := range urls {
+		sent, err := send(raw)
+		if strings.Contains(raw, "@") { // credentials in the URL: refused, without showing it
+			if sent || err == nil {
+				t.Fatalf("%s: accepted a URL with credentials", raw)
+			}
+			AssertNoSecrets(t, raw+" refusal", []byte(err.Error()), secrets...)
+			continue
+		}
+		if !sent {
+			t.Fatal(err)
+		}
+		if err == nil {
+			t.Fatalf("%s: Notify succeeded", raw)
+		}
+		AssertNoSecrets(t, raw+" error", []byte(err.Error()), secrets...)
 	}
 }

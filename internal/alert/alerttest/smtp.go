@@ -57,42 +57,10 @@ type SMTPOptions struct {
 	NoTLS bool
 }
 
-// StartSMTP starts an SMTPServer.
+// StartSMTP starts an SMTPServer: StartSMTPModes without modes.
 func StartSMTP(t testing.TB, o SMTPOptions) *SMTPServer {
 	t.Helper()
-	s := &SMTPServer{user: o.User, pass: o.Password}
-	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		return &smtpSession{s: s, conn: c}, nil
-	}))
-	srv.Domain = "localhost"
-	srv.ReadTimeout = 10 * time.Second
-	srv.WriteTimeout = 10 * time.Second
-	srv.MaxMessageBytes = 1 << 20
-	srv.MaxRecipients = 10
-	if !o.NoTLS {
-		cert, pool, err := selfSigned()
-		if err != nil {
-			t.Fatalf("make a certificate for the test SMTP server: %v", err)
-		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		s.RootCAs = pool
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen for the test SMTP server: %v", err)
-	}
-	addr := l.Addr().(*net.TCPAddr)
-	s.Host, s.Port, s.srv = "127.0.0.1", addr.Port, srv
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(l)
-	}()
-	t.Cleanup(func() {
-		_ = srv.Close()
-		<-done
-	})
-	return s
+	return StartSMTPModes(t, o, SMTPModes{})
 }
 
 // Addr is host:port.
@@ -124,16 +92,14 @@ func (s *SMTPServer) Attempts() int {
 	return s.attempt
 }
 
-// smtpSession is one SMTP session: it implements smtp.Session and smtp.AuthSession (PLAIN
-// only; go-smtp offers AUTH only once the session is in TLS).
+// smtpSession is one SMTP session: it implements smtp.Session, and AUTH PLAIN for
+// modalSession (go-smtp offers AUTH only once the session is in TLS).
 type smtpSession struct {
 	s    *SMTPServer
 	conn *smtp.Conn
 	user string
 	cur  Mail
 }
-
-func (ss *smtpSession) AuthMechanisms() []string { return []string{sasl.Plain} }
 
 func (ss *smtpSession) Auth(mech string) (sasl.Server, error) {
 	if mech != sasl.Plain {

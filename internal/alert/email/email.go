@@ -14,7 +14,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/callagent/resilience/internal/config/field"
 	"net/mail"
 	"net/textproto"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/callagent/resilience/internal/alert"
+	"github.com/callagent/resilience/internal/config/field"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/redact"
 	"github.com/callagent/resilience/internal/secret"

@@ -12,12 +12,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/callagent/resilience/internal/config/field"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/callagent/resilience/internal/alert"
+	"github.com/callagent/resilience/internal/config/field"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
@@ -94,18 +94,12 @@ func New(o Options) (*Notifier, error) {
 		return nil, err
 	}
 	key := strings.TrimSpace(o.RoutingKey.Reveal())
-	if o.Client == nil {
-		c, err := httpx.New(httpx.Options{})
-		if err != nil {
-			return nil, err
-		}
-		o.Client = c
-	}
-	if o.Now == nil {
-		o.Now = time.Now
+	client, now, err := alert.HTTPDefaults(o.Client, o.Now)
+	if err != nil {
+		return nil, err
 	}
 	return &Notifier{key: key, url: o.URL, secrets: append([]string{key}, redact.URLSecrets(o.URL)...),
-		source: alert.Truncate(o.Source, 255), client: o.Client, now: o.Now}, nil
+		source: alert.Truncate(o.Source, 255), client: client, now: now}, nil
 }
 
 // Event is an Events API v2 request body.

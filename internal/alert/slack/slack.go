@@ -12,11 +12,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/callagent/resilience/internal/config/field"
 	"strings"
 	"time"
 
 	"github.com/callagent/resilience/internal/alert"
+	"github.com/callagent/resilience/internal/config/field"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
@@ -68,17 +68,11 @@ func New(o Options) (*Notifier, error) {
 		return nil, err
 	}
 	raw := strings.TrimSpace(o.WebhookURL.Reveal())
-	if o.Client == nil {
-		c, err := httpx.New(httpx.Options{})
-		if err != nil {
-			return nil, err
-		}
-		o.Client = c
+	client, now, err := alert.HTTPDefaults(o.Client, o.Now)
+	if err != nil {
+		return nil, err
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	return &Notifier{url: raw, secrets: redact.URLSecrets(raw), client: o.Client, now: o.Now}, nil
+	return &Notifier{url: raw, secrets: redact.URLSecrets(raw), client: client, now: now}, nil
 }
 
 // Message is the incoming-webhook payload.

@@ -3,15 +3,10 @@ package telegram_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/alert/alerttest"
@@ -21,31 +16,16 @@ import (
 
 const fuzzToken = "7412589630:AAHq3Zx8Wv2Lm7Pk4Tn9Rb5Yc1Jd6Gf0Se"
 
-// maxErrorLen bounds the error message: "Telegram answered HTTP 400: " (28), the detail (300
-// characters), the fix (at most about 150, with the chat id).
-const maxErrorLen = 600
-
-// fuzzWindow is the shortest piece of the token counted as a leak.
-const fuzzWindow = 12
-
-type fuzzAnswer struct {
-	status     int
-	body       string
-	retryAfter string
-}
-
 // FuzzNotifyAnswer sends a notification to a Bot API that answers with a fuzzed status, body
 // and Retry-After. The body is raw (shape 0) or the Bot API's envelope built from fuzzed
 // fields (description, retry_after, migrate_to_chat_id). Where the answer holds \x01 the
 // server puts the request URI (/bot<token>/sendMessage), where it holds \x02 the token, as
-// an API that quotes the request would. Whatever the answer:
-//   - Notify does not panic; a 2xx is success unless its body says ok:false;
-//   - a failure is a *fault.ServiceError for Telegram with the answer's status (502 for a
-//     2xx that says it failed), a bounded message and a wait that is not negative, and
-//     retry is what alert.RetryableKind says of its kind; a parameters.retry_after is
-//     honoured up to fault.MaxRetryAfter (a day, as a Retry-After header), and a longer one
-//     is cut to it;
-//   - the bot token never appears in the error, whole or in part.
+// an API that quotes the request would. Whatever the answer, alerttest.AnswerFuzz.Check's
+// invariants hold — a 2xx whose body says ok:false fails as a 502; the error message is at
+// most 600 characters: "Telegram answered HTTP 400: " (28), the detail (300), the fix (at
+// most about 150, with the chat id); the bot token never shows — and a
+// parameters.retry_after is honoured up to fault.MaxRetryAfter (a day, as a Retry-After
+// header), and a longer one is cut to it (but for a 304, which has no body to carry it).
 func FuzzNotifyAnswer(f *testing.F) {
 	for _, s := range []struct {
 		status     int
@@ -70,24 +50,21 @@ func FuzzNotifyAnswer(f *testing.F) {
 		{500, 1, strings.Repeat("долго ", 100) + "token \x02", 0, 0, "", ""},
 		{302, 0, "", 0, 0, "", ""},
 		{409, 1, "Conflict: terminated by other getUpdates request", 0, 0, "", "-1"},
+		{304, 1, "0", 5, 62, "0", ""}, // a 304 has no body: its retry_after never arrives
 	} {
 		f.Add(s.status, s.shape, s.desc, s.retry, s.mig, s.raw, s.ra)
 	}
 
-	var reply atomic.Pointer[fuzzAnswer]
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		rep := reply.Load()
-		if fuzzValidHeaderValue(rep.retryAfter) {
-			w.Header().Set("Retry-After", rep.retryAfter)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(rep.status)
-		body := strings.NewReplacer("\x01", r.URL.RequestURI(), "\x02", fuzzToken).Replace(rep.body)
-		_, _ = io.WriteString(w, body)
-	}))
-	f.Cleanup(srv.Close)
-	tg, err := telegram.New(telegram.Options{BotToken: fuzzToken, ChatID: "-1001234567890", APIURL: srv.URL, Client: alerttest.HTTPClient(f)})
+	h := alerttest.NewAnswerFuzz(f, alerttest.AnswerFuzzOptions{
+		Channel:        telegram.Name,
+		ContentType:    "application/json",
+		Marks:          func(r *http.Request, _ []byte) []string { return []string{r.URL.RequestURI(), fuzzToken} },
+		MaxErrorLen:    600,
+		Secrets:        []string{fuzzToken},
+		Retryable:      alert.RetryableKind,
+		FailedOKStatus: http.StatusBadGateway,
+	})
+	tg, err := telegram.New(telegram.Options{BotToken: fuzzToken, ChatID: "-1001234567890", APIURL: h.URL, Client: alerttest.HTTPClient(f)})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -96,9 +73,7 @@ func FuzzNotifyAnswer(f *testing.F) {
 		Message: "3 failures in a row", Time: time.Unix(1767225600, 0)}
 
 	f.Fuzz(func(t *testing.T, status int, shape uint8, desc string, retryAfter, migrate int64, raw, ra string) {
-		if status < 200 || status > 599 {
-			status = 200 + fuzzAbs(status)%400 // every answer but 1xx
-		}
+		status = alerttest.FuzzStatus(status)
 		body := raw
 		if shape%2 == 1 {
 			env := map[string]any{"ok": false, "error_code": status, "description": desc}
@@ -111,67 +86,10 @@ func FuzzNotifyAnswer(f *testing.F) {
 			}
 			body = string(b)
 		}
-		// json.Marshal escapes the marks; put them back so the server sees them.
-		body = strings.NewReplacer(`\u0001`, "\x01", `\u0002`, "\x02").Replace(body)
-		reply.Store(&fuzzAnswer{status: status, body: body, retryAfter: ra})
-
-		retry, err := tg.Notify(context.Background(), n)
-		if err == nil {
-			if status/100 != 2 {
-				t.Fatalf("HTTP %d taken as success", status)
-			}
-			if retry {
-				t.Fatalf("success with retry")
-			}
-			return
-		}
-		var se *fault.ServiceError
-		if !errors.As(err, &se) {
-			t.Fatalf("%v (%T) is not a *fault.ServiceError", err, err)
-		}
-		if se.Provider != telegram.Name || (se.Status != status && !(status/100 == 2 && se.Status == http.StatusBadGateway)) {
-			t.Fatalf("provider %q status %d, want %s %d", se.Provider, se.Status, telegram.Name, status)
-		}
-		if retry != alert.RetryableKind(fault.KindOf(err)) {
-			t.Fatalf("retry = %v for kind %v", retry, fault.KindOf(err))
-		}
-		if se.RetryAfter < 0 {
-			t.Fatalf("negative wait %v", se.RetryAfter)
-		}
-		if asked := min(time.Duration(min(retryAfter, 1e6))*time.Second, fault.MaxRetryAfter); shape%2 == 1 && retryAfter > 0 && se.RetryAfter < asked {
-			t.Fatalf("parameters.retry_after %d: wait %v, want at least %v", retryAfter, se.RetryAfter, asked)
-		}
-		text := err.Error()
-		if n := utf8.RuneCountInString(text); n > maxErrorLen {
-			t.Fatalf("error text of %d characters, more than %d: %.300q", n, maxErrorLen, text)
-		}
-		for i := 0; i+fuzzWindow <= len(fuzzToken); i++ {
-			if w := fuzzToken[i : i+fuzzWindow]; strings.Contains(text, w) || strings.Contains(se.Code, w) {
-				t.Fatalf("error %q (code %q) shows %q of the bot token", text, se.Code, w)
-			}
+		fl := h.Check(t, status, alerttest.UnescapeMarks(body), ra, func(ctx context.Context) (bool, error) { return tg.Notify(ctx, n) })
+		asked := min(time.Duration(min(retryAfter, 1e6))*time.Second, fault.MaxRetryAfter)
+		if fl != nil && shape%2 == 1 && retryAfter > 0 && status != http.StatusNotModified && fl.Service.RetryAfter < asked {
+			t.Fatalf("parameters.retry_after %d: wait %v, want at least %v", retryAfter, fl.Service.RetryAfter, asked)
 		}
 	})
-}
-
-// fuzzValidHeaderValue reports whether a server can send v as a header value as it is.
-func fuzzValidHeaderValue(v string) bool {
-	if v == "" || v != strings.TrimSpace(v) {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func fuzzAbs(n int) int {
-	if n < 0 {
-		if n == -n { // math.MinInt
-			return 0
-		}
-		return -n
-	}
-	return n
 }

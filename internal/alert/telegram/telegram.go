@@ -13,7 +13,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/callagent/resilience/internal/config/field"
 	"html"
 	"net/http"
 	"strconv"
@@ -22,6 +21,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/callagent/resilience/internal/alert"
+	"github.com/callagent/resilience/internal/config/field"
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/provider/httpx"
 	"github.com/callagent/resilience/internal/redact"
@@ -92,15 +92,9 @@ func New(o Options) (*Notifier, error) {
 		return nil, err
 	}
 	token := strings.TrimSpace(o.BotToken.Reveal())
-	if o.Client == nil {
-		c, err := httpx.New(httpx.Options{})
-		if err != nil {
-			return nil, err
-		}
-		o.Client = c
-	}
-	if o.Now == nil {
-		o.Now = time.Now
+	client, now, err := alert.HTTPDefaults(o.Client, o.Now)
+	if err != nil {
+		return nil, err
 	}
 	endpoint := strings.TrimRight(o.APIURL, "/") + "/bot" + token + "/sendMessage"
 	return &Notifier{
@@ -108,8 +102,8 @@ func New(o Options) (*Notifier, error) {
 		token:    token,
 		secrets:  append([]string{token}, redact.URLSecrets(endpoint)...),
 		chatID:   strings.TrimSpace(o.ChatID),
-		client:   o.Client,
-		now:      o.Now,
+		client:   client,
+		now:      now,
 	}, nil
 }
 

@@ -4,21 +4,16 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/alert/alerttest"
 	"github.com/callagent/resilience/internal/alert/webhook"
-	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/secret"
 )
 
@@ -31,29 +26,14 @@ const (
 	fuzzHook      = "/hooks/" + fuzzPathToken + "?token=" + fuzzQueryTok
 )
 
-// maxErrorLen bounds the error message: "Webhook answered HTTP 410: " (27), the detail (300
-// characters), the fix (at most about 130).
-const maxErrorLen = 500
-
-// fuzzWindow is the shortest piece of a credential counted as a leak.
-const fuzzWindow = 12
-
-type fuzzAnswer struct {
-	status     int
-	body       string
-	retryAfter string
-}
-
 // FuzzNotifyAnswer posts a signed event to a receiver that answers with a fuzzed status,
 // body and Retry-After. Where the body holds \x01 the server puts the request URI (path and
 // query), \x02 the signing secret, \x03 the webhook-signature it received, as a receiver
-// that quotes the request (or its own configuration) would. Whatever the answer:
-//   - Notify does not panic; a 2xx is success;
-//   - a failure is a *fault.ServiceError for the webhook with the answer's status, a bounded
-//     message, a wait that is not negative, and retry is what alert.RetryableKind says of
-//     its kind (a 410 waits for the operator);
-//   - neither the secret, nor its key, nor the URL's path or query tokens appear in the
-//     error, whole or in part.
+// that quotes the request (or its own configuration) would. Whatever the answer,
+// alerttest.AnswerFuzz.Check's invariants hold — the error message is at most 500
+// characters: "Webhook answered HTTP 410: " (27), the detail (300), the fix (at most about
+// 130); neither the secret, nor its key, nor the URL's path or query tokens show — and a 410
+// waits for the operator.
 func FuzzNotifyAnswer(f *testing.F) {
 	for _, s := range []struct {
 		status   int
@@ -76,63 +56,28 @@ func FuzzNotifyAnswer(f *testing.F) {
 		f.Add(s.status, s.body, s.ra)
 	}
 
-	var reply atomic.Pointer[fuzzAnswer]
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		rep := reply.Load()
-		if fuzzValidHeaderValue(rep.retryAfter) {
-			w.Header().Set("Retry-After", rep.retryAfter)
-		}
-		w.WriteHeader(rep.status)
-		body := strings.NewReplacer("\x01", r.URL.RequestURI(), "\x02", fuzzSecret, "\x03", r.Header.Get(webhook.HeaderSignature)).Replace(rep.body)
-		_, _ = io.WriteString(w, body)
-	}))
-	f.Cleanup(srv.Close)
-	wh, err := webhook.New(webhook.Options{URL: srv.URL + fuzzHook, Secret: secret.Secret(fuzzSecret), Client: alerttest.HTTPClient(f)})
+	h := alerttest.NewAnswerFuzz(f, alerttest.AnswerFuzzOptions{
+		Channel: webhook.Name,
+		Marks: func(r *http.Request, _ []byte) []string {
+			return []string{r.URL.RequestURI(), fuzzSecret, r.Header.Get(webhook.HeaderSignature)}
+		},
+		MaxErrorLen: 500,
+		Secrets:     []string{fuzzSecret, strings.TrimPrefix(fuzzSecret, "whsec_"), fuzzPathToken, fuzzQueryTok},
+		Retryable:   alert.RetryableKind,
+	})
+	wh, err := webhook.New(webhook.Options{URL: h.URL + fuzzHook, Secret: secret.Secret(fuzzSecret), Client: alerttest.HTTPClient(f)})
 	if err != nil {
 		f.Fatal(err)
 	}
 	n := alert.Notification{ID: "evt_1-resolved", Type: alert.TypeResolved, Kind: alert.KindBreakerOpened, Severity: alert.SeverityCritical,
 		Provider: "ElevenLabs", DedupKey: "elevenlabs.down", Title: "RESOLVED: Circuit breaker OPENED for ElevenLabs after 2m0s",
 		Message: "ElevenLabs answers again", Time: time.Unix(1767225600, 0), DurationSeconds: 120}
-	secrets := []string{fuzzSecret, strings.TrimPrefix(fuzzSecret, "whsec_"), fuzzPathToken, fuzzQueryTok}
 
 	f.Fuzz(func(t *testing.T, status int, body, ra string) {
-		if status < 200 || status > 599 {
-			status = 200 + fuzzAbs(status)%400 // every answer but 1xx
-		}
-		reply.Store(&fuzzAnswer{status: status, body: body, retryAfter: ra})
-
-		retry, err := wh.Notify(context.Background(), n)
-		if err == nil {
-			if status/100 != 2 || retry {
-				t.Fatalf("HTTP %d taken as success (retry %v)", status, retry)
-			}
-			return
-		}
-		var se *fault.ServiceError
-		if !errors.As(err, &se) {
-			t.Fatalf("%v (%T) is not a *fault.ServiceError", err, err)
-		}
-		if se.Provider != webhook.Name || se.Status != status {
-			t.Fatalf("provider %q status %d, want %s %d", se.Provider, se.Status, webhook.Name, status)
-		}
-		if retry != alert.RetryableKind(fault.KindOf(err)) || (status == http.StatusGone && !retry) {
-			t.Fatalf("HTTP %d: retry = %v for kind %v", status, retry, fault.KindOf(err))
-		}
-		if se.RetryAfter < 0 {
-			t.Fatalf("negative wait %v", se.RetryAfter)
-		}
-		text := err.Error()
-		if n := utf8.RuneCountInString(text); n > maxErrorLen {
-			t.Fatalf("error text of %d characters, more than %d: %.300q", n, maxErrorLen, text)
-		}
-		for _, sec := range secrets {
-			for i := 0; i+fuzzWindow <= len(sec); i++ {
-				if w := sec[i : i+fuzzWindow]; strings.Contains(text, w) {
-					t.Fatalf("error %q shows %q of the credential %q", text, w, sec)
-				}
-			}
+		status = alerttest.FuzzStatus(status)
+		fl := h.Check(t, status, body, ra, func(ctx context.Context) (bool, error) { return wh.Notify(ctx, n) })
+		if fl != nil && status == http.StatusGone && !fl.Retry {
+			t.Fatalf("HTTP 410 given up (kind %v), want it kept for the operator", fl.Service.Kind)
 		}
 	})
 }
@@ -215,27 +160,4 @@ func FuzzSignVerify(f *testing.F) {
 			t.Fatalf("Verify of an old timestamp: %v, want ErrTimestamp", err)
 		}
 	})
-}
-
-// fuzzValidHeaderValue reports whether a server can send v as a header value as it is.
-func fuzzValidHeaderValue(v string) bool {
-	if v == "" || v != strings.TrimSpace(v) {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func fuzzAbs(n int) int {
-	if n < 0 {
-		if n == -n { // math.MinInt
-			return 0
-		}
-		return -n
-	}
-	return n
 }

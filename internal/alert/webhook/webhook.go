@@ -114,17 +114,11 @@ func New(o Options) (*Notifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Client == nil {
-		c, err := httpx.New(httpx.Options{})
-		if err != nil {
-			return nil, err
-		}
-		o.Client = c
+	client, now, err := alert.HTTPDefaults(o.Client, o.Now)
+	if err != nil {
+		return nil, err
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	return &Notifier{url: o.URL, key: key, client: o.Client, now: o.Now,
+	return &Notifier{url: o.URL, key: key, client: client, now: now,
 		secrets: append([]string{secret, strings.TrimPrefix(secret, secretPrefix)}, redact.URLSecrets(o.URL)...)}, nil
 }
 
