@@ -281,7 +281,7 @@ func (a *publisherApp) printContact(st queue.ContactState) {
 		fmt.Fprintf(w, "  queued: stream sequence %d, enqueued %s, %s\n", q.Seq, q.Enqueued.Local().Format(time.RFC3339), how)
 	}
 	if p := st.Progress; p != nil {
-		if p.Owner != "" {
+		if p.Owner != "" && st.Completed == nil {
 			state := "held by"
 			if time.Now().After(p.LeaseUntil) {
 				state = "last held by"

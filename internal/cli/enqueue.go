@@ -143,9 +143,9 @@ func (a *publisherApp) enqueue(cmd *cobra.Command, path string, skipInvalid, rec
 	done := &completedFilter{js: js, a: a, path: path, recall: recall, now: time.Now().UTC(), add: enq.AddRaw}
 	add := done.push
 	// Only a server with completed records needs the look-up (a fresh campaign skips it).
-	if n, err := queue.CountCompleted(ctx, js, a.cfg.Topology); err != nil {
+	if st, err := queue.ReadStatus(ctx, js, a.cfg.Topology); err != nil {
 		return interrupted(ctx, err, path)
-	} else if n > 0 {
+	} else if st.Completed+st.Cancelled > 0 {
 		done.enabled = true
 	}
 	r := contact.NewReader(f)

@@ -304,6 +304,9 @@ func (a *publisherApp) printStatus(st queue.Status, asJSON bool) error {
 	fmt.Fprintf(tw, "  pending\t%d\t\n", st.Pending)
 	fmt.Fprintf(tw, "  in progress\t%d\t\n", st.InProgress)
 	fmt.Fprintf(tw, "  completed\t%d\t\n", st.Completed)
+	if st.Cancelled > 0 {
+		fmt.Fprintf(tw, "  cancelled\t%d\t\n", st.Cancelled)
+	}
 	fmt.Fprintf(tw, "  dead-lettered\t%d\t\n", st.DeadLettered)
 	if err := tw.Flush(); err != nil {
 		return err

@@ -80,6 +80,7 @@ func newAlerting(ctx context.Context, js jetstream.JetStream, cfg config.Config,
 		breakers.Close()
 		return nil, fmt.Errorf("alert dispatcher: %w", err)
 	}
+	m.ObserveAlertEmitter(em)
 	if len(chans) == 0 {
 		log.Info("Alert channels: none enabled; alerts are logged as \"Sending alert: ...\"")
 	} else {
@@ -87,6 +88,7 @@ func newAlerting(ctx context.Context, js jetstream.JetStream, cfg config.Config,
 		for i, c := range chans {
 			names[i] = c.Name
 		}
+		m.AddAlertChannels(names...)
 		log.Infof("Alert channels: %s", strings.Join(names, ", "))
 	}
 	return &alerting{

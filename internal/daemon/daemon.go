@@ -89,7 +89,7 @@ func Run(ctx context.Context, opts Options) error {
 	// Metrics and probes before NATS: a port that cannot be bound stops the worker now, and
 	// /readyz answers "not ready" while the worker waits for NATS.
 	reg := metrics.NewRegistry()
-	m, err := metrics.New(reg)
+	m, err := metrics.New(reg, metrics.WithVersion(opts.Version))
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
@@ -147,6 +147,7 @@ func Run(ctx context.Context, opts Options) error {
 		cfg.Breaker.FailureThreshold, cfg.Breaker.OpenTimeout, cfg.Breaker.SuccessThreshold, cfg.Health.Interval)
 
 	m.ObserveConsumer(t.consumer)
+	m.ObserveStream(t.contacts)
 	reporter := fleet.NewReporter(t.fleet, cfg.Worker.ID, fleet.ReporterOptions{Refresh: cfg.Fleet.TTL / 3, Logger: log})
 	alerts, err := newAlerting(ctx, js, cfg, log, opts.Redactor, m, opts.Version)
 	if err != nil {
@@ -188,6 +189,11 @@ func Run(ctx context.Context, opts Options) error {
 	w.observers = append(outcomeObservers{w.stats, metricsObserver{m},
 		logObserver{log: log, steps: w.steps, deadLetterStream: cfg.Topology.DeadLetterStream}, &alertObserver{alerts: alerts}},
 		opts.Observers...)
+	for step, guards := range map[string][]*resilience.Guard{call.StepLLM: llm.guards, call.StepTTS: tts.guards, call.StepCRM: crmStep.guards} {
+		for _, g := range guards {
+			m.AddStep(step, g.Provider())
+		}
+	}
 	for _, g := range slices.Concat(w.steps...) {
 		m.AddProvider(g.Provider(), g.Bulkhead())
 		reporter.Watch(g)

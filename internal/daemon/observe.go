@@ -94,7 +94,11 @@ func (s *Stats) ObserveOutcome(ev OutcomeEvent) {
 	}
 }
 
-// metricsObserver counts outcomes in Prometheus metrics (nil metrics count nothing).
+// metricsObserver counts outcomes in Prometheus metrics (nil metrics count nothing). Spend
+// is not counted here but where each paid call returns (call.Pipeline.Observer, the same
+// metrics): an outcome comes once per delivery, while a contact's spend may have been paid by
+// an earlier delivery or another worker (it is read back from the checkpoint), and a contact
+// that fails after its LLM step has still paid for it.
 type metricsObserver struct{ m *metrics.Metrics }
 
 func (o metricsObserver) ObserveOutcome(ev OutcomeEvent) {
@@ -116,6 +120,8 @@ func (o metricsObserver) ObserveOutcome(ev OutcomeEvent) {
 		}
 	case Release:
 		o.m.ContactOutcome(metrics.OutcomeReleased)
+	case HandBack:
+		o.m.ContactOutcome(metrics.OutcomeHandedBack)
 	}
 }
 

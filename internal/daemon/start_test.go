@@ -2,6 +2,8 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/callagent/resilience/internal/natsembed"
 	"github.com/callagent/resilience/internal/natstest"
 	"github.com/callagent/resilience/internal/provider/sim"
+	"github.com/callagent/resilience/internal/queue"
 	"github.com/callagent/resilience/internal/testwait"
 )
 
@@ -84,6 +87,23 @@ func TestWorkerWaitsForNATSAndIsNotReadyMeanwhile(t *testing.T) {
 		code := readyz()
 		return code == http.StatusOK, http.StatusText(code)
 	})
+	// What an operator's first scrape shows: the build, the pause state, the queue's age,
+	// and every outcome counter at 0 so increase() sees the first burst.
+	want := map[string]bool{"callagent_build_info": false, "callagent_consumer_paused": false,
+		"callagent_oldest_pending_age_seconds": false, `callagent_contacts_processed_total{outcome="completed"}`: false,
+		`callagent_dead_letters_total{reason="max_deliveries"}`: false}
+	for sample, v := range scrape(t, addr) {
+		for name := range want {
+			if strings.HasPrefix(sample, name) && (v == 0 || name == "callagent_build_info") {
+				want[name] = true
+			}
+		}
+	}
+	for name, seen := range want {
+		if !seen {
+			t.Errorf("first scrape lacks %s (at 0, or 1 for build_info)", name)
+		}
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("worker stopped with %v", err)
@@ -137,5 +157,29 @@ func TestWorkerReportsDriftAndRefusesAnIncompatibleStream(t *testing.T) {
 		Providers: simProviders(sim.Options{}, nil, nil)})
 	if err == nil || !strings.Contains(err.Error(), "stream LIMITS retention: configured WorkQueue, server has Limits") {
 		t.Fatalf("Run = %v; want a refusal naming the retention", err)
+	}
+}
+
+// A contact an operator cancelled is never called: the worker skips it as completed.
+func TestCancelledContactIsNotCalled(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	cfg := testConfig(srv, "w-cancel")
+	ctx := context.Background()
+	if _, err := queue.Setup(ctx, js, cfg.Topology); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := queue.Cancel(ctx, js, cfg.Topology, []string{"c-0001"}); err != nil || !res[0].Cancelled {
+		t.Fatalf("cancel: %+v, %v", res, err)
+	}
+	enqueue(t, js, cfg, 3)
+	var llm, tts calls
+	startWorker(t, cfg, simProviders(sim.Options{Scenario: sim.Healthy}, &llm, &tts), io.Discard)
+	testwait.Eventually(t, 30*time.Second, "the two others completed and the queue idle", func() (bool, string) {
+		st := statusOf(t, js, cfg)
+		return st.Completed == 2 && st.Cancelled == 1 && st.Idle(), fmt.Sprintf("%+v", st)
+	})
+	if llm.get("c-0001") != 0 || tts.get("c-0001") != 0 || llm.get("c-0000") != 1 {
+		t.Errorf("calls: cancelled c-0001 LLM %d TTS %d, c-0000 LLM %d; want 0, 0, 1", llm.get("c-0001"), tts.get("c-0001"), llm.get("c-0000"))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/callagent/resilience/internal/alert"
 	"github.com/callagent/resilience/internal/resilience"
 )
 
@@ -22,6 +23,62 @@ type Occupancy interface {
 // ConsumerInfo reads a JetStream consumer's state; jetstream.Consumer satisfies it.
 type ConsumerInfo interface {
 	Info(ctx context.Context) (*jetstream.ConsumerInfo, error)
+}
+
+// StreamInfo reads a JetStream stream's state; jetstream.Stream satisfies it.
+type StreamInfo interface {
+	Info(ctx context.Context, opts ...jetstream.StreamInfoOpt) (*jetstream.StreamInfo, error)
+}
+
+// AlertEmitter counts the alert events a worker raised; *alert.Emitter satisfies it.
+type AlertEmitter interface {
+	Stats() alert.EmitterStats
+}
+
+// alertEventCollector exports the alert emitters' counters at scrape: the three results
+// always, at 0 while no emitter is known, so increase() sees the first failure.
+type alertEventCollector struct {
+	desc *prometheus.Desc
+
+	mu       sync.Mutex
+	emitters []AlertEmitter
+}
+
+func newAlertEventCollector() *alertEventCollector {
+	return &alertEventCollector{
+		desc: prometheus.NewDesc(namespace+"_alert_events_total",
+			"Alert events this worker raised, by what became of them: published to the alerts stream, dropped when raised (queue full, emitter closed, invalid), failed to publish (NATS away).",
+			[]string{"result"}, nil),
+	}
+}
+
+func (c *alertEventCollector) add(e AlertEmitter) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.emitters = append(c.emitters, e)
+}
+
+// Describe implements prometheus.Collector.
+func (c *alertEventCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *alertEventCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	emitters := slices.Clone(c.emitters)
+	c.mu.Unlock()
+	var sum alert.EmitterStats
+	for _, e := range emitters {
+		s := e.Stats()
+		sum.Published += s.Published
+		sum.Dropped += s.Dropped
+		sum.Failed += s.Failed
+	}
+	for _, r := range []struct {
+		result string
+		n      int64
+	}{{AlertEventPublished, sum.Published}, {AlertEventDropped, sum.Dropped}, {AlertEventFailed, sum.Failed}} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(r.n), r.result)
+	}
 }
 
 // breakerCollector exports each provider's breaker state and its time spent OPEN, computed at
@@ -165,22 +222,32 @@ func (b *bulkheadCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// consumerCollector reads the JetStream consumers at scrape, each within timeout. A consumer
-// that cannot be read exports nothing for that scrape and counts an error, so a NATS outage
-// shows as a gap and a rising error counter instead of a stale number or a failed scrape.
+// consumerCollector reads the JetStream consumers and streams at scrape, each within timeout.
+// One that cannot be read exports nothing for that scrape and counts an error, so a NATS
+// outage shows as a gap and a rising error counter instead of a stale number or a failed
+// scrape.
 type consumerCollector struct {
-	timeout                  time.Duration
-	errs                     prometheus.Counter
-	pendingDesc, ackPendDesc *prometheus.Desc
+	clock                                        clock.Clock
+	timeout                                      time.Duration
+	errs                                         prometheus.Counter
+	pendingDesc, ackPendDesc, pausedDesc, oldest *prometheus.Desc
 
 	mu        sync.Mutex
 	consumers []ConsumerInfo
+	streams   []StreamInfo
 }
 
-func newConsumerCollector(timeout time.Duration, errs prometheus.Counter) *consumerCollector {
+func newConsumerCollector(c clock.Clock, timeout time.Duration, errs prometheus.Counter) *consumerCollector {
 	return &consumerCollector{
+		clock:   c,
 		timeout: timeout,
 		errs:    errs,
+		pausedDesc: prometheus.NewDesc(namespace+"_consumer_paused",
+			"1 while the consumer is paused (JetStream's consumer pause: no contact is delivered), 0 otherwise; the same for every worker.",
+			[]string{"stream", "consumer"}, nil),
+		oldest: prometheus.NewDesc(namespace+"_oldest_pending_age_seconds",
+			"Age of the oldest message in the stream: for the contacts stream, the oldest contact not done yet (waiting, in progress, held or retried); 0 when empty. The same for every worker.",
+			[]string{"stream"}, nil),
 		pendingDesc: prometheus.NewDesc(namespace+"_consumer_pending_messages",
 			"Messages in the stream not yet delivered to the consumer (queue depth); the same for every worker.",
 			[]string{"stream", "consumer"}, nil),
@@ -196,16 +263,24 @@ func (c *consumerCollector) add(ci ConsumerInfo) {
 	c.consumers = append(c.consumers, ci)
 }
 
+func (c *consumerCollector) addStream(si StreamInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.streams = append(c.streams, si)
+}
+
 // Describe implements prometheus.Collector.
 func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.pendingDesc
 	ch <- c.ackPendDesc
+	ch <- c.pausedDesc
+	ch <- c.oldest
 }
 
 // Collect implements prometheus.Collector.
 func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	consumers := slices.Clone(c.consumers)
+	consumers, streams := slices.Clone(c.consumers), slices.Clone(c.streams)
 	c.mu.Unlock()
 	for _, ci := range consumers {
 		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
@@ -215,8 +290,28 @@ func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 			c.errs.Inc()
 			continue
 		}
+		paused := 0.0
+		if info.Paused {
+			paused = 1
+		}
 		ch <- prometheus.MustNewConstMetric(c.pendingDesc, prometheus.GaugeValue, float64(info.NumPending), info.Stream, info.Name)
 		ch <- prometheus.MustNewConstMetric(c.ackPendDesc, prometheus.GaugeValue, float64(info.NumAckPending), info.Stream, info.Name)
+		ch <- prometheus.MustNewConstMetric(c.pausedDesc, prometheus.GaugeValue, paused, info.Stream, info.Name)
+	}
+	for _, si := range streams {
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		info, err := si.Info(ctx)
+		cancel()
+		if err != nil || info == nil {
+			c.errs.Inc()
+			continue
+		}
+		age := 0.0
+		if info.State.Msgs > 0 && !info.State.FirstTime.IsZero() {
+			// NATS stamps messages with its clock: a worker clock behind it counts 0, not less.
+			age = max(c.clock.Now().Sub(info.State.FirstTime), 0).Seconds()
+		}
+		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age, info.Config.Name)
 	}
 }
 

@@ -3,9 +3,9 @@ package metrics_test
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/callagent/resilience/internal/fault"
 	"github.com/callagent/resilience/internal/metrics"
@@ -34,7 +34,28 @@ func Example() {
 	err = retrier.Run(context.Background(), nil, g, m.InstrumentAttempts(g.Provider(), op))
 	m.ContactOutcome(metrics.OutcomeCompleted)
 
-	n, _ := testutil.GatherAndCount(reg, "callagent_provider_attempts_total", "callagent_provider_retries_total")
-	fmt.Println(err, n)
-	// Output: <nil> 3
+	fmt.Println(err)
+
+	// Every result and retry category of the provider exists from AddProvider on, at 0 until
+	// it happens; print those that happened.
+	families, _ := reg.Gather()
+	for _, f := range families {
+		if !strings.HasPrefix(f.GetName(), "callagent_provider_") {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			if v := s.GetCounter().GetValue(); v > 0 {
+				var labels []string
+				for _, l := range s.GetLabel() {
+					labels = append(labels, l.GetName()+"="+l.GetValue())
+				}
+				fmt.Println(f.GetName(), strings.Join(labels, " "), v)
+			}
+		}
+	}
+	// Output:
+	// <nil>
+	// callagent_provider_attempts_total provider=ElevenLabs result=ok 1
+	// callagent_provider_attempts_total provider=ElevenLabs result=service_unavailable 1
+	// callagent_provider_retries_total category=service_unavailable provider=ElevenLabs 1
 }

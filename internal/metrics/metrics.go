@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -38,11 +40,15 @@ const (
 	OutcomeHeld Outcome = "held"
 	// OutcomeReleased: handed back at shutdown for another replica.
 	OutcomeReleased Outcome = "released"
+	// OutcomeHandedBack: held past the hold limit and given back to the queue (a copy
+	// published, or the original nak'ed with a delay when the copy could not be), without a
+	// failure counted.
+	OutcomeHandedBack Outcome = "handed_back"
 )
 
 // Outcomes lists every Outcome, in the order above.
 var Outcomes = []Outcome{OutcomeCompleted, OutcomeAlreadyCompleted, OutcomeRetried,
-	OutcomeDeadLettered, OutcomeHeld, OutcomeReleased}
+	OutcomeDeadLettered, OutcomeHeld, OutcomeReleased, OutcomeHandedBack}
 
 // Results of an attempt and of a step besides an error category.
 const (
@@ -57,13 +63,41 @@ const (
 	ResultCircuitOpen = "circuit_open"
 )
 
-// Alert results, for AlertDelivered. Other short lower-case results are accepted too.
+// Alert delivery results, for AlertDelivered: the alert dispatcher's (alert.ResultSent…).
+// Other short lower-case results are accepted too.
 const (
-	AlertSent       = "sent"
-	AlertFailed     = "failed"
-	AlertRetried    = "retried"
-	AlertDropped    = "dropped"
-	AlertSuppressed = "suppressed"
+	// AlertSent: the channel accepted the notification.
+	AlertSent = "sent"
+	// AlertRetried: the delivery failed; the notification stays queued and is tried again.
+	AlertRetried = "retried"
+	// AlertDeferred: not tried now (the channel's breaker is open, or it asked to wait).
+	AlertDeferred = "deferred"
+	// AlertDropped: the channel refused the notification for good.
+	AlertDropped = "dropped"
+	// AlertFiltered: below the channel's minimum severity; not sent.
+	AlertFiltered = "filtered"
+)
+
+// AlertResults lists the alert delivery results, the result label values of
+// callagent_alerts_total that AddAlertChannels makes exist at zero.
+var AlertResults = []string{AlertSent, AlertRetried, AlertDeferred, AlertDropped, AlertFiltered}
+
+// Alert event results, the result label of callagent_alert_events_total: what became of the
+// alert events this worker raised, before any channel (see ObserveAlertEmitter).
+const (
+	// AlertEventPublished: stored in the alerts stream, for the dispatcher to deliver.
+	AlertEventPublished = "published"
+	// AlertEventDropped: refused when raised (queue full, emitter closed, invalid event).
+	AlertEventDropped = "dropped"
+	// AlertEventFailed: accepted but never stored in the alerts stream (NATS away).
+	AlertEventFailed = "failed"
+)
+
+// Dead-letter reasons of the worker besides the error categories (fault.Kind strings).
+const (
+	ReasonMaxDeliveries = "max_deliveries"
+	ReasonCircuitOpen   = ResultCircuitOpen
+	ReasonInternal      = "internal"
 )
 
 // Sheets log results, for SheetsRows.
@@ -102,11 +136,23 @@ func WithConsumerTimeout(d time.Duration) Option {
 	}
 }
 
+// WithVersion sets the version label of callagent_build_info (the -X linker version, for
+// example cli.Version). Without it, or with "", the main module's version from the build
+// information is used ("(devel)" for a plain go build).
+func WithVersion(v string) Option {
+	return func(m *Metrics) {
+		if v != "" {
+			m.version = v
+		}
+	}
+}
+
 // Metrics holds the worker's collectors. Build it with New; a nil *Metrics is valid and
 // records nothing. Safe for concurrent use.
 type Metrics struct {
 	clock           clock.Clock
 	consumerTimeout time.Duration
+	version         string
 
 	contacts      *prometheus.CounterVec
 	inFlight      prometheus.Gauge
@@ -121,6 +167,8 @@ type Metrics struct {
 	sheetsRows    *prometheus.CounterVec
 	tokens        *prometheus.CounterVec
 	characters    *prometheus.CounterVec
+	buildInfo     *prometheus.GaugeVec
+	alertEvents   *alertEventCollector
 	breakers      *breakerCollector
 	bulkheads     *bulkheadCollector
 	consumers     *consumerCollector
@@ -138,9 +186,13 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	for _, o := range opts {
 		o(m)
 	}
+	build := readBuild()
+	if m.version == "" {
+		m.version = build.version
+	}
 	m.contacts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "contacts_processed_total",
-		Help: "Contacts processed, by outcome: completed, already_completed, retried, dead_lettered, held, released.",
+		Help: "Contacts processed, by outcome: completed, already_completed, retried, dead_lettered, held, released, handed_back.",
 	}, []string{"outcome"})
 	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "contacts_in_flight",
@@ -178,7 +230,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	}, []string{"provider"})
 	m.consumerErrs = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace, Name: "consumer_info_errors_total",
-		Help: "Reads of the JetStream consumer's state that failed or timed out at scrape.",
+		Help: "Reads of the JetStream consumer's or stream's state that failed or timed out at scrape.",
 	})
 	m.sheetsRows = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "sheets_rows_total",
@@ -192,12 +244,21 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		Namespace: namespace, Name: "tts_characters_total",
 		Help: "Text-to-speech characters billed (ElevenLabs character-cost; characters sent for OpenAI speech), by provider and model.",
 	}, []string{"provider", "model"})
+	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info",
+		Help: "Always 1; the labels say which build of the worker runs: version, Go version and VCS revision.",
+	}, []string{"version", "goversion", "revision"})
+	m.alertEvents = newAlertEventCollector()
 	m.breakers = newBreakerCollector(m.clock)
 	m.bulkheads = newBulkheadCollector()
-	m.consumers = newConsumerCollector(m.consumerTimeout, m.consumerErrs)
+	m.consumers = newConsumerCollector(m.clock, m.consumerTimeout, m.consumerErrs)
 
+	m.buildInfo.WithLabelValues(m.version, runtime.Version(), build.revision).Set(1)
 	for _, o := range Outcomes {
 		m.contacts.WithLabelValues(string(o))
+	}
+	for _, r := range DeadLetterReasons() {
+		m.deadLetters.WithLabelValues(r)
 	}
 	for _, r := range []string{SheetsAppended, SheetsDroppedFull, SheetsDroppedError} {
 		m.sheetsRows.WithLabelValues(r)
@@ -220,9 +281,11 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		{"sheets_rows_total", m.sheetsRows},
 		{"llm_tokens_total", m.tokens},
 		{"tts_characters_total", m.characters},
+		{"build_info", m.buildInfo},
+		{"alert_events_total", m.alertEvents},
 		{"breaker_state and breaker_open_seconds_total", m.breakers},
 		{"bulkhead_in_use and bulkhead_limit", m.bulkheads},
-		{"consumer_pending_messages and consumer_ack_pending_messages", m.consumers},
+		{"consumer_pending_messages, consumer_ack_pending_messages, consumer_paused and oldest_pending_age_seconds", m.consumers},
 	} {
 		if err := reg.Register(c.c); err != nil {
 			return nil, fmt.Errorf("metrics: register %s_%s: %w", namespace, c.name, err)
@@ -375,11 +438,13 @@ func (m *Metrics) InstrumentAttempts(provider string, op func(ctx context.Contex
 	}
 }
 
-// AddProvider makes provider's breaker and bulkhead metrics exist from the start: the state
-// gauge at closed, the counters at zero, and, when b is not nil, the bulkhead occupancy read
-// at each scrape (*resilience.Bulkhead satisfies Occupancy; pass Guard.Bulkhead()). Call it
-// once per provider, right after creating its guard; later calls for the same provider only
-// replace the bulkhead.
+// AddProvider makes provider's metrics exist from the start: the breaker state gauge at
+// closed, the breaker counters, callagent_provider_attempts_total for every result
+// (AttemptResults) and callagent_provider_retries_total for every transient category at
+// zero, and, when b is not nil, the bulkhead occupancy read at each scrape
+// (*resilience.Bulkhead satisfies Occupancy; pass Guard.Bulkhead()). Call it once per
+// provider, right after creating its guard; later calls for the same provider only replace
+// the bulkhead.
 func (m *Metrics) AddProvider(provider string, b Occupancy) {
 	if m == nil {
 		return
@@ -393,6 +458,14 @@ func (m *Metrics) AddProvider(provider string, b Occupancy) {
 	}
 	m.breakers.add(p)
 	m.recovery.WithLabelValues(p)
+	for _, r := range AttemptResults() {
+		m.attempts.WithLabelValues(p, r)
+	}
+	for _, k := range kinds() {
+		if k.Transient() {
+			m.retries.WithLabelValues(p, k.String())
+		}
+	}
 	for _, tr := range [][2]resilience.State{
 		{resilience.StateClosed, resilience.StateOpen},
 		{resilience.StateOpen, resilience.StateHalfOpen},
@@ -402,6 +475,47 @@ func (m *Metrics) AddProvider(provider string, b Occupancy) {
 	} {
 		m.transitions.WithLabelValues(p, stateLabel(tr[0]), stateLabel(tr[1]))
 	}
+}
+
+// AddStep makes callagent_step_duration_seconds exist from the start for step (call.StepLLM,
+// call.StepTTS, call.StepCRM) served by each of providers, with both results (ok and error)
+// at zero. Call it once per step with the step's providers, primary first. The spend
+// counters are not made here: their model label is the model the provider reports with
+// its first answer.
+func (m *Metrics) AddStep(step string, providers ...string) {
+	if m == nil {
+		return
+	}
+	for _, p := range providers {
+		for _, r := range []string{ResultOK, ResultError} {
+			m.stepDuration.WithLabelValues(name(p), name(step), r)
+		}
+	}
+}
+
+// AddAlertChannels makes callagent_alerts_total exist from the start for each enabled alert
+// channel (the alert.Channel names: Email, Telegram, Webhook, Slack, PagerDuty) with every
+// result in AlertResults at zero.
+func (m *Metrics) AddAlertChannels(channels ...string) {
+	if m == nil {
+		return
+	}
+	for _, c := range channels {
+		for _, r := range AlertResults {
+			m.alerts.WithLabelValues(name(c), r)
+		}
+	}
+}
+
+// ObserveAlertEmitter exports e's counters as callagent_alert_events_total{result}: alert
+// events published to the alerts stream, dropped when raised, or failed to publish. They
+// are read at each scrape; with several emitters the counts are summed, and with none the
+// three series are 0. *alert.Emitter satisfies AlertEmitter.
+func (m *Metrics) ObserveAlertEmitter(e AlertEmitter) {
+	if m == nil || e == nil {
+		return
+	}
+	m.alertEvents.add(e)
 }
 
 // BreakerStateChanged implements resilience.StateListener: it moves the state gauge, counts
@@ -418,13 +532,78 @@ func (m *Metrics) BreakerStateChanged(provider string, from, to resilience.State
 	}
 }
 
-// ObserveConsumer exports c's pending and ack-pending counts, read at each scrape within the
-// consumer timeout. jetstream.Consumer satisfies ConsumerInfo.
+// ObserveConsumer exports c's pending and ack-pending counts and whether it is paused
+// (JetStream's consumer pause), read at each scrape within the consumer timeout.
+// jetstream.Consumer satisfies ConsumerInfo.
 func (m *Metrics) ObserveConsumer(c ConsumerInfo) {
 	if m == nil || c == nil {
 		return
 	}
 	m.consumers.add(c)
+}
+
+// AttemptResults lists the result label values of callagent_provider_attempts_total: "ok",
+// "canceled", "circuit_open" and every error category (fault.Kind string), the values
+// Category returns.
+func AttemptResults() []string {
+	out := []string{ResultOK, ResultCanceled, ResultCircuitOpen}
+	for _, k := range kinds() {
+		out = append(out, k.String())
+	}
+	return out
+}
+
+// DeadLetterReasons lists the reason label values of callagent_dead_letters_total that New
+// makes exist at zero: every error category (fault.Kind string) and the worker's own
+// reasons (max_deliveries, circuit_open, internal).
+func DeadLetterReasons() []string {
+	out := []string{}
+	for _, k := range kinds() {
+		out = append(out, k.String())
+	}
+	return append(out, ReasonMaxDeliveries, ReasonCircuitOpen, ReasonInternal)
+}
+
+// kinds lists every fault.Kind: KindUnknown (0), then each kind with a name of its own.
+func kinds() []fault.Kind {
+	out := []fault.Kind{fault.KindUnknown}
+	for k := fault.KindUnknown + 1; k < 64 && k.String() != fault.KindUnknown.String(); k++ {
+		out = append(out, k)
+	}
+	return out
+}
+
+// build is what the binary says about itself.
+type build struct{ version, revision string }
+
+// readBuild reads the main module's version and VCS revision from the build information
+// ("unknown" for what it does not hold: a test binary, or a build with -buildvcs=false).
+func readBuild() build {
+	b := build{version: "unknown", revision: "unknown"}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return b
+	}
+	if v := info.Main.Version; v != "" {
+		b.version = v
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && s.Value != "" {
+			b.revision = s.Value
+		}
+	}
+	return b
+}
+
+// ObserveStream exports the age of the oldest message in s, read at each scrape within the
+// consumer timeout: for the contacts stream (WorkQueue retention, a message is removed when
+// acked or terminated) it is the oldest contact not done yet, waiting, in progress, held or
+// waiting for its retry; 0 when the stream is empty. jetstream.Stream satisfies StreamInfo.
+func (m *Metrics) ObserveStream(s StreamInfo) {
+	if m == nil || s == nil {
+		return
+	}
+	m.consumers.addStream(s)
 }
 
 // Category is the label value of an attempt's result: "ok" for nil, "canceled" when the

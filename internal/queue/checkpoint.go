@@ -36,6 +36,9 @@ const claimAttempts = 5
 const (
 	progressPrefix  = "p."
 	completedPrefix = "d."
+	// cancelledPrefix keys x.<id>, an operator's cancellation (publisher cancel): kept, and
+	// like a completed record it makes every claim of the contact fail.
+	cancelledPrefix = "x."
 	// expectedLastSubjectSubject names the subject (here a wildcard over both keys) the
 	// expected last subject sequence is checked on; nats.go has no constant for it.
 	expectedLastSubjectSubject = "Nats-Expected-Last-Subject-Sequence-Subject"
@@ -50,6 +53,13 @@ func ProgressKey(id string) string { return progressPrefix + id }
 
 // CompletedKey is the key of id's completed record.
 func CompletedKey(id string) string { return completedPrefix + id }
+
+// CancelledKey is the key of id's cancellation record.
+func CancelledKey(id string) string { return cancelledPrefix + id }
+
+// ErrCancelled means an operator cancelled the contact; it wraps call.ErrCompleted, so a
+// worker skips the contact as it skips a completed one.
+var ErrCancelled = fmt.Errorf("%w: cancelled by an operator", call.ErrCompleted)
 
 // CheckpointStreamConfig is the stream behind the checkpoint bucket: nats.go's key-value
 // layout (so KeyValue reads, lists and watches it) with per-message TTLs allowed and no
@@ -253,6 +263,11 @@ func (s *Checkpoints) Claim(ctx context.Context, contactID, worker string, lease
 		}
 		if done {
 			return nil, call.ErrCompleted
+		}
+		if _, err := s.kv.Get(ctx, CancelledKey(contactID)); err == nil {
+			return nil, ErrCancelled
+		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, fmt.Errorf("claim %q: %w", contactID, err)
 		}
 		cp, rev, _, err := s.progress(ctx, contactID)
 		if err != nil {

@@ -72,7 +72,13 @@ func Connect(ctx context.Context, url string, o ConnectOptions) (*nats.Conn, err
 		retry.LastErrorOnly(true),
 		retry.RetryIf(func(error) bool { return o.Wait > 0 }),
 		retry.OnRetry(func(n uint, err error) {
-			log.Warnf("NATS at %s is not reachable yet (attempt %d, waiting up to %s): %v", shown, n+1, o.Wait, err)
+			// The first miss is a warning; the retries after it are progress (a quiet
+			// publisher shows only the first).
+			logf := log.Infof
+			if n == 0 {
+				logf = log.Warnf
+			}
+			logf("NATS at %s is not reachable yet (attempt %d, waiting up to %s): %v", shown, n+1, o.Wait, err)
 		}),
 	)
 	if err != nil {

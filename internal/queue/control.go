@@ -161,7 +161,7 @@ func readRecords(ctx context.Context, js jetstream.JetStream, t config.Topology,
 	var rec *call.Record
 	var cp *call.Checkpoint
 	var last uint64
-	for _, key := range []string{CompletedKey(id), ProgressKey(id)} {
+	for _, key := range []string{CompletedKey(id), CancelledKey(id), ProgressKey(id)} {
 		m, err := stream.GetLastMsgForSubject(ctx, prefix+key)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
@@ -173,7 +173,7 @@ func readRecords(ctx context.Context, js jetstream.JetStream, t config.Topology,
 		if op := m.Header.Get(kvOperationHeader); op == "DEL" || op == "PURGE" {
 			continue
 		}
-		if key == CompletedKey(id) {
+		if key == CompletedKey(id) || key == CancelledKey(id) {
 			rec = &call.Record{}
 			if err := json.Unmarshal(m.Data, rec); err != nil {
 				return nil, nil, 0, fmt.Errorf("decode completed record of %q: %w", id, err)
@@ -197,9 +197,9 @@ type CancelResult struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Cancel cancels each id that no worker is working on: it writes the contact's completed
-// record with status cancelled (so any worker that receives it skips it, as it skips a
-// completed contact: the claim refuses) and deletes its messages from the contacts stream. A
+// Cancel cancels each id that no worker is working on: it writes the contact's cancellation
+// record x.<id> (so any worker that receives it skips it, as it skips a completed contact:
+// the claim refuses) and deletes its messages from the contacts stream. A
 // contact a worker holds a live claim on is not cancelled: its call may be under way.
 func Cancel(ctx context.Context, js jetstream.JetStream, t config.Topology, ids []string) ([]CancelResult, error) {
 	want := map[string]bool{}
@@ -261,7 +261,7 @@ func cancelOne(ctx context.Context, js jetstream.JetStream, t config.Topology, c
 			return r, err
 		}
 		// Expecting the newest message on either key: refused if a worker claimed it since.
-		_, err = cps.put(ctx, CompletedKey(id), body, last, anyRecordOf(id))
+		_, err = cps.put(ctx, CancelledKey(id), body, last, anyRecordOf(id))
 		if errors.Is(err, errRevisionMoved) {
 			continue
 		}
@@ -351,10 +351,10 @@ func ReadConsumerState(ctx context.Context, js jetstream.JetStream, t config.Top
 
 // completedLookupBatch is how many completed records one batched direct get asks for; the
 // server answers at most 1024 messages a request.
-const completedLookupBatch = 512
+const completedLookupBatch = 256 // two keys an id
 
-// CompletedAmong returns which of ids have a completed record (completed or cancelled), with
-// the record's status. It asks the server in batches (one batched direct get a
+// CompletedAmong returns which of ids have a completed or a cancellation record, with the
+// record's status. It asks the server in batches (one batched direct get a
 // completedLookupBatch ids; one get an id on a server older than 2.11).
 func CompletedAmong(ctx context.Context, js jetstream.JetStream, t config.Topology, ids []string) (map[string]string, error) {
 	done := map[string]string{}
@@ -362,9 +362,9 @@ func CompletedAmong(ctx context.Context, js jetstream.JetStream, t config.Topolo
 	prefix := "$KV." + t.CheckpointBucket + "."
 	for start := 0; start < len(ids); start += completedLookupBatch {
 		part := ids[start:min(start+completedLookupBatch, len(ids))]
-		subjects := make([]string, len(part))
-		for i, id := range part {
-			subjects[i] = prefix + CompletedKey(id)
+		subjects := make([]string, 0, 2*len(part))
+		for _, id := range part {
+			subjects = append(subjects, prefix+CompletedKey(id), prefix+CancelledKey(id))
 		}
 		msgs, err := jetstreamext.GetLastMsgsFor(ctx, js, stream, subjects)
 		if err == nil {
@@ -408,5 +408,7 @@ func addCompleted(done map[string]string, m *jetstream.RawStreamMsg, prefix stri
 		Status string `json:"status"`
 	}
 	_ = json.Unmarshal(m.Data, &rec)
-	done[strings.TrimPrefix(m.Subject, prefix+completedPrefix)] = cmp.Or(rec.Status, "completed")
+	key := strings.TrimPrefix(m.Subject, prefix)
+	id := strings.TrimPrefix(strings.TrimPrefix(key, completedPrefix), cancelledPrefix)
+	done[id] = cmp.Or(rec.Status, "completed")
 }

@@ -119,8 +119,8 @@ func TestCancel(t *testing.T) {
 	if !res[2].Cancelled || res[2].Removed != 0 {
 		t.Errorf("unknown c-9: %+v; want cancelled ahead (never called if enqueued later), nothing removed", res[2])
 	}
-	if _, err := cps.Claim(ctx, "c-0", "worker-b", time.Minute); !errors.Is(err, call.ErrCompleted) {
-		t.Errorf("claim of a cancelled contact: %v; want ErrCompleted", err)
+	if _, err := cps.Claim(ctx, "c-0", "worker-b", time.Minute); !errors.Is(err, call.ErrCompleted) || !errors.Is(err, queue.ErrCancelled) {
+		t.Errorf("claim of a cancelled contact: %v; want ErrCancelled, which is an ErrCompleted", err)
 	}
 	again, err := queue.Cancel(ctx, js, topo, []string{"c-0"})
 	if err != nil || again[0].Cancelled || again[0].Reason != "already cancelled" {
@@ -130,8 +130,8 @@ func TestCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Pending != 2 {
-		t.Errorf("pending %d after cancelling one of 3; want 2", st.Pending)
+	if st.Pending != 2 || st.Cancelled != 2 || st.Completed != 0 {
+		t.Errorf("status %+v after cancelling c-0 and (ahead) c-9; want 2 pending, 2 cancelled, 0 completed", st)
 	}
 	got, err := queue.InspectContact(ctx, js, topo, "c-0")
 	if err != nil || got.State != queue.StatusCancelled {

@@ -20,6 +20,8 @@ type Status struct {
 	InProgress uint64 `json:"in_progress"`
 	// Completed counts unique contacts recorded as completed.
 	Completed uint64 `json:"completed"`
+	// Cancelled counts contacts an operator cancelled (publisher cancel).
+	Cancelled uint64 `json:"cancelled"`
 	// DeadLettered counts contacts written off with a reason.
 	DeadLettered uint64 `json:"dead_lettered"`
 	// Paused is set while the shared consumer is paused (`publisher pause`), until PauseUntil.
@@ -75,6 +77,9 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, t config.Topology) 
 	if st.Completed, err = CountCompleted(ctx, js, t); err != nil {
 		return st, err
 	}
+	if st.Cancelled, err = countKeys(ctx, js, t, cancelledPrefix); err != nil {
+		return st, err
+	}
 	dlq, err := js.Stream(ctx, t.DeadLetterStream)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
@@ -94,6 +99,11 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, t config.Topology) 
 // exist yet). The server counts them: a short-lived consumer over the completed keys, one
 // message per key, whose pending count is the answer; nothing is read.
 func CountCompleted(ctx context.Context, js jetstream.JetStream, t config.Topology) (uint64, error) {
+	return countKeys(ctx, js, t, completedPrefix)
+}
+
+// countKeys counts the keys of the records bucket that start with prefix.
+func countKeys(ctx context.Context, js jetstream.JetStream, t config.Topology, prefix string) (uint64, error) {
 	stream, err := js.Stream(ctx, "KV_"+t.CheckpointBucket)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return 0, nil
@@ -102,14 +112,14 @@ func CountCompleted(ctx context.Context, js jetstream.JetStream, t config.Topolo
 		return 0, fmt.Errorf("read KV bucket %s: %w", t.CheckpointBucket, err)
 	}
 	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		FilterSubject:     "$KV." + t.CheckpointBucket + "." + completedPrefix + ">",
+		FilterSubject:     "$KV." + t.CheckpointBucket + "." + prefix + ">",
 		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
 		AckPolicy:         jetstream.AckNonePolicy,
 		MemoryStorage:     true,
 		InactiveThreshold: time.Minute,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("count completed contacts in KV bucket %s: %w", t.CheckpointBucket, err)
+		return 0, fmt.Errorf("count %s* keys in KV bucket %s: %w", prefix, t.CheckpointBucket, err)
 	}
 	n := cons.CachedInfo().NumPending
 	// An error here leaves a consumer that the server removes after InactiveThreshold.
