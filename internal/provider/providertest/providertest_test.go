@@ -114,6 +114,7 @@ func TestElevenLabsFakeReportsConcurrency(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stalled := make(chan error, 1)
+	headers := make(chan struct{}) // the first call is in flight: its handler sent headers and stalls
 	go func() {
 		req, _ := http.NewRequestWithContext(ctx, "POST", fake.URL()+"/v1/text-to-speech/voice-1?output_format=mp3_44100_128",
 			strings.NewReader(`{"text":"a"}`))
@@ -121,18 +122,19 @@ func TestElevenLabsFakeReportsConcurrency(t *testing.T) {
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("User-Agent", "call-agent/test")
 		resp, err := hc.Do(req)
+		close(headers)
 		if err == nil {
 			_, err = io.ReadAll(resp.Body) // blocks until cancel
 			resp.Body.Close()
 		}
 		stalled <- err
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for fake.Calls() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the first call never arrived")
-		}
-		time.Sleep(time.Millisecond)
+	// Counting calls is not enough: a call is counted before it is in flight, and a second
+	// call racing in between would take the stalled reply.
+	select {
+	case <-headers:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first call never answered its headers")
 	}
 	status, h, body := do(t, hc, call{"POST", fake.URL() + "/v1/text-to-speech/voice-1?output_format=mp3_44100_128", `{"text":"b"}`,
 		map[string]string{"xi-api-key": "k1234", "Content-Type": "application/json"}})
