@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,10 +10,28 @@ import (
 
 // TestTTSOutage takes text-to-speech down (503 to calls and health probes) while contacts
 // flow. Breakers open, contacts wait with their scripts checkpointed, and when the provider
-// returns the queue drains without paying the LLM again.
+// returns the queue drains without paying the LLM again. The fleet shares one breaker per
+// provider: the calls sent into the outage are at most the failure threshold and one more a
+// worker (all at its onset, before the first trip opens the fleet), one probe a probe
+// interval runs fleet-wide, and every
+// worker resumes within about one probe interval of the recovery. The full suite runs it
+// with 1 and 3 workers, side by side.
 func TestTTSOutage(t *testing.T) {
-	workers, n, outage := pick(2, 3), pick(30, 300), pick(5*time.Second, 30*time.Second)
-	s := NewScenario(t, "tts-outage", binaries(t), workers)
+	for _, workers := range pick([]int{2}, []int{1, 3}) {
+		t.Run(fmt.Sprintf("%d-workers", workers), func(t *testing.T) { ttsOutage(t, workers) })
+	}
+}
+
+// Chaos workers' breaker settings (see workerEnv and the defaults): the failure threshold and
+// the probe interval while open (HEALTH_CHECK_OPEN_INTERVAL, capped by BREAKER_OPEN_TIMEOUT).
+const (
+	failureThreshold = 3
+	openProbeEvery   = time.Second
+)
+
+func ttsOutage(t *testing.T, workers int) {
+	n, outage := pick(30, 300), pick(5*time.Second, 30*time.Second)
+	s := NewScenario(t, fmt.Sprintf("tts-outage-%d-workers", workers), binaries(t), workers)
 	s.Faults[StepLLM].SetLatency(50*time.Millisecond, 150*time.Millisecond)
 	s.Faults[StepTTS].SetLatency(100*time.Millisecond, 300*time.Millisecond)
 	s.StartWorkers()
@@ -20,10 +39,39 @@ func TestTTSOutage(t *testing.T) {
 	if !testwait.Until(time.Minute, 100*time.Millisecond, func() bool { return s.Completed() >= n/5 }) {
 		t.Fatalf("only %d contacts completed before the outage", s.Completed())
 	}
+	down := time.Now()
 	s.Faults[StepTTS].SetOutage(Outage(StepTTS))
-	time.Sleep(outage)
+	time.Sleep(outage) // the fault's duration: the scenario is that long an outage
 	s.Faults[StepTTS].ClearOutage()
-	s.FaultEnded(time.Now())
+	up := time.Now()
+	s.FaultEnded(up)
 	s.WaitDrained(pick(60*time.Second, 120*time.Second))
+
+	calls, probes := s.Ledger.During(StepTTS, down, up)
+	late, _ := s.Ledger.During(StepTTS, down.Add(2*time.Second), up)
+	resumed := s.Ledger.FirstOKAfter(StepTTS, up)
+	var slowest time.Duration
+	for _, at := range resumed {
+		slowest = max(slowest, at.Sub(up))
+	}
+	s.Note("%d worker(s), %s TTS outage: %d TTS calls (%d of them after its first 2s) and %d health probes sent into it fleet-wide; %d of %d workers resumed, the last %s after the recovery",
+		workers, outage, calls, late, probes, len(resumed), workers, slowest.Round(10*time.Millisecond))
+	// Replicas count failures on their own (sharing counts would be a KV write per failure):
+	// each may send its threshold's calls (and one its last failure was still in flight
+	// for) at the onset, before the first trip opens the fleet; after it, none.
+	if limit := (failureThreshold + 1) * workers; calls > limit {
+		t.Errorf("%d TTS calls sent into the outage; want at most %d (the failure threshold and one more a worker)", calls, limit)
+	}
+	if late > 0 {
+		t.Errorf("%d TTS calls sent into the outage after its first 2s; want none: the fleet's breaker was open", late)
+	}
+	// One probe a probe interval fleet-wide; the lease's expiry is whole seconds, so allow
+	// one interval of slack at each end.
+	if limit := int(outage/openProbeEvery) + 2; probes > limit {
+		t.Errorf("%d health probes during a %s outage; want at most %d (one a %s fleet-wide)", probes, outage, limit, openProbeEvery)
+	}
+	if len(resumed) != workers {
+		t.Errorf("%d of %d workers made a TTS call after the recovery", len(resumed), workers)
+	}
 	s.Finish()
 }

@@ -47,7 +47,7 @@ whole worker fleet. Every setting comes from a flag, the environment or a .env f
 		return nil
 	}
 	root.AddCommand(app.enqueueCommand(), app.statusCommand(), app.waitCommand(), app.dlqCommand(),
-		app.setupCommand(), app.pauseCommand(), app.resumeCommand(), app.inspectCommand(), app.cancelCommand(), app.purgeCommand())
+		app.setupCommand(), app.pauseCommand(), app.resumeCommand(), app.inspectCommand(), app.cancelCommand(), app.purgeCommand(), app.breakerCommand())
 	addBuiltinExamples(root)
 	root.SetContext(context.Background())
 	return root

@@ -178,6 +178,8 @@ type fleetStatus struct {
 	AlertIncidents []alert.Incident `json:"alert_incidents"`
 	// Drift lists the settings where the server differs from this configuration.
 	Drift []queue.Drift `json:"drift"`
+	// Overrides are the operators' breaker overrides in force.
+	Overrides []fleet.SharedRecord `json:"breaker_overrides"`
 
 	// With --watch only: when the counts were read, the contacts completed a second over
 	// the last interval (from the second refresh), and the seconds until the contacts left
@@ -213,6 +215,18 @@ func (a *publisherApp) showStatus(ctx context.Context, js jetstream.JetStream, a
 	if err != nil {
 		return err
 	}
+	overrides := []fleet.SharedRecord{}
+	if kv, err := js.KeyValue(ctx, fleet.DefaultBreakerBucket); err == nil {
+		recs, err := fleet.ListShared(ctx, kv)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if r.Override(now) != "" {
+				overrides = append(overrides, r)
+			}
+		}
+	}
 	if plan.Drift == nil {
 		plan.Drift = []queue.Drift{}
 	}
@@ -224,7 +238,7 @@ func (a *publisherApp) showStatus(ctx context.Context, js jetstream.JetStream, a
 	}
 	if asJSON {
 		out := fleetStatus{Status: st, Breakers: fst.Providers, Incidents: fst.Incidents,
-			Workers: fst.Workers, AlertIncidents: incidents, Drift: plan.Drift}
+			Workers: fst.Workers, AlertIncidents: incidents, Drift: plan.Drift, Overrides: overrides}
 		if w != nil {
 			out.RefreshedAt = &now
 			if p.Elapsed > 0 {
@@ -249,6 +263,13 @@ func (a *publisherApp) showStatus(ctx context.Context, js jetstream.JetStream, a
 	}
 	if len(fst.Workers) == 0 {
 		a.noWorkerReporting(st, noBucket)
+	}
+	for _, r := range overrides {
+		until := "until `publisher breaker auto`"
+		if !r.Until.IsZero() {
+			until = "until " + r.Until.Local().Format(time.RFC3339)
+		}
+		fmt.Fprintf(a.stdout, "Breaker override: %s held %s by an operator %s\n", r.Provider, strings.ToUpper(r.Mode), until)
 	}
 	if len(plan.Drift) > 0 {
 		fmt.Fprintf(a.stdout, "Topology drift (%d): the server differs from this configuration; `publisher setup --apply` changes it\n", len(plan.Drift))

@@ -149,6 +149,7 @@ func Run(ctx context.Context, opts Options) error {
 	m.ObserveConsumer(t.consumer)
 	m.ObserveStream(t.contacts)
 	reporter := fleet.NewReporter(t.fleet, cfg.Worker.ID, fleet.ReporterOptions{Refresh: cfg.Fleet.TTL / 3, Logger: log})
+	shared := fleet.NewSharedBreakers(t.breakers, cfg.Worker.ID, log)
 	alerts, err := newAlerting(ctx, js, cfg, log, opts.Redactor, m, opts.Version)
 	if err != nil {
 		return err
@@ -166,7 +167,7 @@ func Run(ctx context.Context, opts Options) error {
 		metrics: m,
 		policy:  Policy{MaxDeliver: cfg.Topology.MaxDeliver, OnBreakerOpen: BreakerOpenPolicy(cfg.Worker.OnBreakerOpen), Redelivery: retryPolicy(cfg)},
 	}
-	w.listeners = append(resilience.Listeners{w.watch, m, reporter, alerts.breakers}, opts.Listeners...)
+	w.listeners = append(resilience.Listeners{w.watch, m, reporter, alerts.breakers, shared}, opts.Listeners...)
 	llm := buildStep(w, providers.LLM, cfg.Bulkhead.LLM, cfg.Timeouts.LLM)
 	tts := buildStep(w, providers.TTS, cfg.Bulkhead.TTS, cfg.Timeouts.TTS)
 	crmStep := buildStep(w, providers.CRM, cfg.Bulkhead.CRM, cfg.Timeouts.CRM)
@@ -197,6 +198,7 @@ func Run(ctx context.Context, opts Options) error {
 	for _, g := range slices.Concat(w.steps...) {
 		m.AddProvider(g.Provider(), g.Bulkhead())
 		reporter.Watch(g)
+		shared.Add(g)
 	}
 
 	// Background work lives until the worker has stopped processing, and stops before the
@@ -205,6 +207,7 @@ func Run(ctx context.Context, opts Options) error {
 	for _, hc := range slices.Concat(llm.checks, tts.checks, crmStep.checks) {
 		checker := resilience.NewHealthChecker(hc.guard, hc.probe, cfg.Health.Interval, cfg.Health.Timeout, nil, log)
 		checker.SetOpenInterval(cfg.Health.OpenInterval)
+		checker.SetProbeGate(shared.Gate)
 		background = append(background, service{name: "Health check of " + hc.guard.Provider(), level: logrus.WarnLevel,
 			run: func(ctx context.Context) error { checker.Run(ctx); return nil }})
 	}
@@ -213,7 +216,8 @@ func Run(ctx context.Context, opts Options) error {
 	background = append(background,
 		service{name: "MAX_DELIVERIES sweeper", level: logrus.ErrorLevel, run: sweeper.run},
 		service{name: "Alert dispatcher", level: logrus.ErrorLevel, run: alerts.dispatcher.Run},
-		service{name: "Fleet breaker report", level: logrus.WarnLevel, run: reporter.Run})
+		service{name: "Fleet breaker report", level: logrus.WarnLevel, run: reporter.Run},
+		service{name: "Fleet breakers", level: logrus.WarnLevel, run: shared.Run})
 	stopBackground := startServices(ctx, log, background...)
 	defer stopBackground() // on a panic in consume; normally stopped below
 
@@ -243,6 +247,7 @@ type topology struct {
 	advisories  jetstream.Consumer
 	checkpoints *queue.Checkpoints
 	fleet       jetstream.KeyValue
+	breakers    jetstream.KeyValue // the fleet-wide breakers
 }
 
 // ensureTopology creates every stream, bucket and consumer the worker needs that is missing,
@@ -287,6 +292,9 @@ func ensureTopology(ctx context.Context, js jetstream.JetStream, cfg config.Conf
 	t.fleet, err = fleet.EnsureBucket(ctx, js, fleet.BucketConfig{Name: cfg.Fleet.Bucket, TTL: cfg.Fleet.TTL, Replicas: cfg.Topology.Replicas})
 	if err != nil {
 		return t, fmt.Errorf("ensure KV bucket %s: %w", cfg.Fleet.Bucket, err)
+	}
+	if t.breakers, err = fleet.EnsureBreakerBucket(ctx, js, fleet.BreakerBucketConfig(fleet.DefaultBreakerBucket, cfg.Topology.Replicas)); err != nil {
+		return t, err
 	}
 	return t, nil
 }

@@ -120,6 +120,7 @@ type Guard struct {
 	recordMu     sync.Mutex    // serialises record, so tripNow belongs to the failure recorded
 	tripNow      atomic.Bool   // the failure being recorded opens the breaker at once
 	checkers     atomic.Int32  // running HealthCheckers: they own the HALF_OPEN probe
+	hold         atomic.Int32  // a Hold: an operator's override (publisher breaker)
 	halfOpen     chan struct{} // signalled on entering HALF_OPEN, for the health checker
 	opened       chan struct{} // signalled on entering OPEN, so the health checker probes often
 
@@ -163,6 +164,9 @@ func NewGuard(provider string, o GuardOptions) *Guard {
 	g.cb = circuitbreaker.New(
 		circuitbreaker.WithClock(c),
 		circuitbreaker.WithTripFunc(func(c *circuitbreaker.Counters) bool {
+			if Hold(g.hold.Load()) == HoldClosed {
+				return false
+			}
 			return g.tripNow.Load() || c.ConsecutiveFailures >= int64(o.Breaker.FailureThreshold)
 		}),
 		circuitbreaker.WithCounterResetInterval(-1),
@@ -228,8 +232,52 @@ func (g *Guard) SettingsOpen() bool { return g.settingsOpen.Load() && g.State() 
 
 // Reset closes the breaker and clears its counters (the health checker does this when the
 // provider is healthy again). The transition is logged and reported once; resetting a closed
-// breaker reports nothing.
-func (g *Guard) Reset() { g.cb.Reset() }
+// breaker reports nothing. A breaker held open (see SetHold) stays open.
+func (g *Guard) Reset() {
+	if g.Held() == HoldOpen {
+		return
+	}
+	g.cb.Reset()
+}
+
+// ForceOpen opens a closed breaker as if it had tripped: another replica saw the provider
+// fail (see fleet.SharedBreakers). It counts no failure here; the open timeout and the
+// health checker's probes run as after a trip.
+func (g *Guard) ForceOpen() {
+	if g.State() == StateClosed {
+		g.cb.SetState(circuitbreaker.StateOpen)
+	}
+}
+
+// Hold is an operator's override of a breaker (`publisher breaker open|close|auto`).
+type Hold int32
+
+const (
+	// HoldNone is the automatic breaker.
+	HoldNone Hold = iota
+	// HoldOpen keeps the breaker open: no call, no probe, no reset until released.
+	HoldOpen
+	// HoldClosed keeps the breaker closed whatever fails.
+	HoldClosed
+)
+
+// SetHold applies an operator's override: HoldOpen opens the breaker and keeps it open,
+// HoldClosed closes it and keeps it closed, HoldNone returns to the automatic breaker (a
+// breaker released from HoldOpen stays open until its health checker sees the provider up).
+func (g *Guard) SetHold(h Hold) {
+	g.hold.Store(int32(h))
+	switch h {
+	case HoldOpen:
+		if g.State() != StateOpen {
+			g.cb.SetState(circuitbreaker.StateOpen)
+		}
+	case HoldClosed:
+		g.cb.Reset()
+	}
+}
+
+// Held returns the operator's override in force.
+func (g *Guard) Held() Hold { return Hold(g.hold.Load()) }
 
 // Do runs op as ONE attempt against the provider: it fails fast with *OpenError when the
 // breaker refuses, waits for a bulkhead slot (or returns ctx's error wrapped), calls
@@ -316,6 +364,9 @@ func (g *Guard) enter(ctx context.Context) (probe bool, err error) {
 // admit decides whether a call may start; probe is true when it is the HALF_OPEN probe and
 // must clear g.probing when done.
 func (g *Guard) admit() (probe bool, err error) {
+	if g.Held() == HoldOpen {
+		return false, g.openError()
+	}
 	switch st := g.State(); st {
 	case StateClosed:
 		return false, nil

@@ -69,6 +69,7 @@ type HealthChecker struct {
 	jitter       func() float64      // in [0, 1); spreads the probes of many workers
 	outageStart  time.Time           // when next first saw the breaker not closed; zero while on the interval; only Run's goroutine touches it
 	scheduled    func(time.Duration) // test hook: told each wait the timer was set to; nil in production
+	gate         ProbeGate           // nil: every probe of an open breaker runs
 
 	healthy                                   bool // last probe succeeded; only Run's goroutine touches it
 	permissionWarned                          bool // the scoped-key warning was logged; only Run's goroutine touches it
@@ -209,10 +210,26 @@ func (h *HealthChecker) Run(ctx context.Context) {
 	}
 }
 
+// ProbeGate decides whether this replica probes a provider whose breaker is not closed, for
+// the probe interval at hand: fleet.SharedBreakers grants one replica a lease, so one probe a
+// interval runs fleet-wide. It must not block longer than a short KV round trip, and grant
+// the probe when it cannot tell.
+type ProbeGate func(ctx context.Context, provider string, interval time.Duration) bool
+
+// SetProbeGate makes the probes of a breaker that is not closed ask gate first. Call it
+// before Run.
+func (h *HealthChecker) SetProbeGate(gate ProbeGate) { h.gate = gate }
+
 // check makes one probe and acts on it.
 func (h *HealthChecker) check(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
+	}
+	if h.g.Held() == HoldOpen {
+		return // an operator holds it open: nothing to learn
+	}
+	if h.gate != nil && h.g.State() != StateClosed && !h.gate(ctx, h.g.Provider(), h.openInterval) {
+		return // another replica probes this interval
 	}
 	halfOpen := h.g.State() == StateHalfOpen
 	if halfOpen && h.g.SettingsOpen() {

@@ -555,3 +555,50 @@ func TestHealthCheckerOneProbePerIntervalAcrossHalfOpen(t *testing.T) {
 		t.Fatalf("%d probes in 16 waits (and the start), want 17", st.Probes)
 	}
 }
+
+// The fleet's gate decides who probes an open breaker, and a breaker an operator holds open
+// is never probed or reset.
+func TestHealthCheckerAsksTheGateAndSkipsHeldBreakers(t *testing.T) {
+	g := NewGuard(eleven, GuardOptions{Clock: clock.NewMock()})
+	p := newProber()
+	h := NewHealthChecker(g, p, time.Minute, time.Second, clock.NewMock(), nil)
+	granted := false
+	var asked []string
+	h.SetProbeGate(func(_ context.Context, provider string, _ time.Duration) bool {
+		asked = append(asked, provider)
+		return granted
+	})
+	ctx := context.Background()
+
+	h.check(ctx) // closed: the 60s health probe needs no lease
+	if p.calls.Load() != 1 || len(asked) != 0 {
+		t.Fatalf("closed breaker: %d probes, gate asked %v; want 1 probe, no question", p.calls.Load(), asked)
+	}
+	g.ForceOpen()
+	h.check(ctx)
+	if p.calls.Load() != 1 || len(asked) != 1 || g.State() != StateOpen {
+		t.Fatalf("lease denied: %d probes, state %s; want no probe, still open", p.calls.Load(), g.State())
+	}
+	granted = true
+	h.check(ctx)
+	if p.calls.Load() != 2 || g.State() != StateClosed {
+		t.Fatalf("lease granted: %d probes, state %s; want a probe that closed the breaker", p.calls.Load(), g.State())
+	}
+
+	g.SetHold(HoldOpen)
+	g.Reset()
+	h.check(ctx)
+	if p.calls.Load() != 2 || g.State() != StateOpen {
+		t.Fatalf("held open: %d probes, state %s; want no probe, no reset", p.calls.Load(), g.State())
+	}
+	if err := g.Do(ctx, func(context.Context) error { return nil }); err == nil {
+		t.Fatal("a breaker held open let a call through")
+	}
+	g.SetHold(HoldClosed)
+	for range 5 {
+		_ = g.Do(ctx, func(context.Context) error { return &fault.ServiceError{Provider: eleven, Kind: fault.KindUnavailable} })
+	}
+	if g.State() != StateClosed {
+		t.Fatalf("held closed, after 5 failures: %s", g.State())
+	}
+}
