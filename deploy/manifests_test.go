@@ -39,8 +39,13 @@ import (
 	"github.com/callagent/resilience/internal/config"
 )
 
-// manifestDir holds the manifests, subdirectories (the Secret's template) included.
+// manifestDir holds the manifests, subdirectories (the Secret's template) included, except
+// helmDir.
 const manifestDir = "kubernetes"
+
+// helmDir (under manifestDir) holds Helm values, which are not Kubernetes objects:
+// helm_test.go checks them.
+const helmDir = "helm"
 
 // shutdownAfterGrace is the least time terminationGracePeriodSeconds must leave after
 // SHUTDOWN_GRACE: once the running contacts are done or released, the worker stops its
@@ -125,6 +130,7 @@ func decoder(t testing.TB) runtime.Decoder {
 		}
 	}
 	scheme.AddKnownTypes(monitoringV1, &ServiceMonitor{})
+	scheme.AddKnownTypes(kedaV1alpha1, &ScaledObject{})
 	return serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
 }
 
@@ -144,10 +150,11 @@ type manifests struct {
 	budgets         []*policyv1.PodDisruptionBudget
 	services        []*corev1.Service
 	serviceMonitors []*ServiceMonitor
+	scaledObjects   []*ScaledObject
 }
 
-// loadManifests decodes every document of every .yaml/.yml file under manifestDir and fails
-// the test on any error.
+// loadManifests decodes every document of every .yaml/.yml file under manifestDir (but not
+// helmDir) and fails the test on any error.
 func loadManifests(t testing.TB) *manifests {
 	t.Helper()
 	m, err := readManifests(decoder(t), os.DirFS(manifestDir))
@@ -164,6 +171,9 @@ func readManifests(dec runtime.Decoder, fsys fs.FS) (*manifests, error) {
 	m := &manifests{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
 	var errs []error
 	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && path == helmDir {
+			return fs.SkipDir
+		}
 		if err != nil || d.IsDir() || (filepath.Ext(path) != ".yaml" && filepath.Ext(path) != ".yml") {
 			return err
 		}
@@ -220,7 +230,7 @@ func decode(dec runtime.Decoder, doc []byte) (runtime.Object, error) {
 	}
 	switch obj.(type) {
 	case *corev1.Namespace, *corev1.ConfigMap, *corev1.Secret, *corev1.Service,
-		*appsv1.Deployment, *policyv1.PodDisruptionBudget, *ServiceMonitor:
+		*appsv1.Deployment, *policyv1.PodDisruptionBudget, *ServiceMonitor, *ScaledObject:
 		return obj, nil
 	}
 	return nil, fmt.Errorf("%T is decoded but no test checks it: add its invariants to deploy's tests", obj)
@@ -243,6 +253,8 @@ func (m *manifests) add(d document) {
 		m.services = append(m.services, o)
 	case *ServiceMonitor:
 		m.serviceMonitors = append(m.serviceMonitors, o)
+	case *ScaledObject:
+		m.scaledObjects = append(m.scaledObjects, o)
 	}
 }
 
@@ -275,6 +287,7 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 	for kind, n := range map[string]int{
 		"Deployment": len(m.deployments), "ConfigMap": len(m.configMaps), "Secret": len(m.secrets),
 		"PodDisruptionBudget": len(m.budgets), "Service": len(m.services), "ServiceMonitor": len(m.serviceMonitors),
+		"ScaledObject": len(m.scaledObjects),
 	} {
 		if n == 0 {
 			t.Errorf("no %s in %s", kind, manifestDir)
@@ -926,8 +939,10 @@ func TestTerminationGrace(t *testing.T) {
 	}
 }
 
-// TestDisruptionBudget: each Deployment runs at least two replicas, its selector matches its
-// pods, and one PodDisruptionBudget covers them that lets one (but not every) pod go at a time.
+// TestDisruptionBudget: each Deployment runs at least two replicas (spec.replicas and, when a
+// ScaledObject scales it, every count between its minimum and maximum), its selector matches
+// its pods, and one PodDisruptionBudget covers them that lets one (but not every) pod go at a
+// time at each of those counts.
 func TestDisruptionBudget(t *testing.T) {
 	m := loadManifests(t)
 	for _, dep := range m.deployments {
@@ -936,12 +951,11 @@ func TestDisruptionBudget(t *testing.T) {
 		if err != nil || sel.Empty() || !sel.Matches(podLabels) {
 			t.Errorf("Deployment %s: selector %v does not match its pod labels %v (%v)", dep.Name, dep.Spec.Selector, podLabels, err)
 		}
-		replicas := int32(1)
-		if dep.Spec.Replicas != nil {
-			replicas = *dep.Spec.Replicas
-		}
-		if replicas < 2 {
-			t.Errorf("Deployment %s: %d replica(s); a disruption budget needs at least 2", dep.Name, replicas)
+		counts := m.replicaCounts(t, dep)
+		for _, n := range counts {
+			if n < 2 {
+				t.Errorf("Deployment %s: runs at %d replica(s) (spec.replicas, or its ScaledObject's bounds %v); a disruption budget needs at least 2", dep.Name, n, counts)
+			}
 		}
 		var covering []*policyv1.PodDisruptionBudget
 		for _, pdb := range m.budgets {
@@ -959,26 +973,17 @@ func TestDisruptionBudget(t *testing.T) {
 			continue
 		}
 		pdb := covering[0]
-		var allowed int
-		switch {
-		case pdb.Spec.MaxUnavailable != nil && pdb.Spec.MinAvailable == nil:
-			n, err := intstr.GetScaledValueFromIntOrPercent(pdb.Spec.MaxUnavailable, int(replicas), true)
+		// Percentages scale with the count: check every count the Deployment may run at.
+		lo, hi := slices.Min(counts), slices.Max(counts)
+		for n := lo; n <= hi; n++ {
+			allowed, err := budgetAllows(pdb.Spec.MaxUnavailable, pdb.Spec.MinAvailable, int(n))
 			if err != nil {
-				t.Errorf("PodDisruptionBudget %s: maxUnavailable: %v", pdb.Name, err)
+				t.Errorf("PodDisruptionBudget %s: %v", pdb.Name, err)
+				break
 			}
-			allowed = n
-		case pdb.Spec.MinAvailable != nil && pdb.Spec.MaxUnavailable == nil:
-			n, err := intstr.GetScaledValueFromIntOrPercent(pdb.Spec.MinAvailable, int(replicas), true)
-			if err != nil {
-				t.Errorf("PodDisruptionBudget %s: minAvailable: %v", pdb.Name, err)
+			if n >= 2 && (allowed < 1 || allowed >= int(n)) {
+				t.Errorf("PodDisruptionBudget %s: allows %d of %d pods to go at once; want at least 1 (drains must proceed) and fewer than all", pdb.Name, allowed, n)
 			}
-			allowed = int(replicas) - n
-		default:
-			t.Errorf("PodDisruptionBudget %s: set exactly one of minAvailable and maxUnavailable", pdb.Name)
-			continue
-		}
-		if allowed < 1 || allowed >= int(replicas) {
-			t.Errorf("PodDisruptionBudget %s: allows %d of %d pods to go at once; want at least 1 (drains must proceed) and fewer than all", pdb.Name, allowed, replicas)
 		}
 	}
 }
