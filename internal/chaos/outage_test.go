@@ -11,8 +11,8 @@ import (
 // TestTTSOutage takes text-to-speech down (503 to calls and health probes) while contacts
 // flow. Breakers open, contacts wait with their scripts checkpointed, and when the provider
 // returns the queue drains without paying the LLM again. The fleet shares one breaker per
-// provider: the calls sent into the outage are at most the failure threshold and one more a
-// worker (all at its onset, before the first trip opens the fleet), one probe a probe
+// provider: the calls sent into the outage all start at its onset, before the first trip
+// opens the fleet (at most a bulkhead's window and one more a worker), one probe a probe
 // interval runs fleet-wide, and every
 // worker resumes within about one probe interval of the recovery. The full suite runs it
 // with 1 and 3 workers, side by side.
@@ -22,11 +22,11 @@ func TestTTSOutage(t *testing.T) {
 	}
 }
 
-// Chaos workers' breaker settings (see workerEnv and the defaults): the failure threshold and
-// the probe interval while open (HEALTH_CHECK_OPEN_INTERVAL, capped by BREAKER_OPEN_TIMEOUT).
+// Chaos workers' settings (see workerEnv and the defaults): WORKER_CONCURRENCY, and the probe
+// interval while open (HEALTH_CHECK_OPEN_INTERVAL, capped by BREAKER_OPEN_TIMEOUT).
 const (
-	failureThreshold = 3
-	openProbeEvery   = time.Second
+	workerConcurrency = 4
+	openProbeEvery    = time.Second
 )
 
 func ttsOutage(t *testing.T, workers int) {
@@ -57,10 +57,11 @@ func ttsOutage(t *testing.T, workers int) {
 	s.Note("%d worker(s), %s TTS outage: %d TTS calls (%d of them after its first 2s) and %d health probes sent into it fleet-wide; %d of %d workers resumed, the last %s after the recovery",
 		workers, outage, calls, late, probes, len(resumed), workers, slowest.Round(10*time.Millisecond))
 	// Replicas count failures on their own (sharing counts would be a KV write per failure):
-	// each may send its threshold's calls (and one its last failure was still in flight
-	// for) at the onset, before the first trip opens the fleet; after it, none.
-	if limit := (failureThreshold + 1) * workers; calls > limit {
-		t.Errorf("%d TTS calls sent into the outage; want at most %d (the failure threshold and one more a worker)", calls, limit)
+	// at the onset each may have as many calls in flight as its bulkhead's window (at most
+	// WORKER_CONCURRENCY after healthy traffic) and start one more before its third failure
+	// trips it or the fleet's open reaches it; after that, none.
+	if limit := (workerConcurrency + 1) * workers; calls > limit {
+		t.Errorf("%d TTS calls sent into the outage; want at most %d (a bulkhead's window and one more a worker)", calls, limit)
 	}
 	if late > 0 {
 		t.Errorf("%d TTS calls sent into the outage after its first 2s; want none: the fleet's breaker was open", late)
