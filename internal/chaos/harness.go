@@ -237,6 +237,7 @@ type NATSServer struct {
 	StoreDir          string
 
 	t       testing.TB
+	name    string // of its processes and logs: "nats-server", or a cluster node's name
 	bin     string
 	conf    string
 	logDir  string
@@ -262,7 +263,7 @@ func StartNATS(t testing.TB, bin, dir, logDir string) *NATSServer {
 	t.Helper()
 	s := &NATSServer{
 		Port: freePort(t), MonitorPort: freePort(t), StoreDir: filepath.Join(dir, "jetstream"),
-		t: t, bin: bin, conf: filepath.Join(dir, "nats.conf"), logDir: logDir, readyIn: 30 * time.Second,
+		t: t, name: "nats-server", bin: bin, conf: filepath.Join(dir, "nats.conf"), logDir: logDir, readyIn: 30 * time.Second,
 	}
 	if err := os.WriteFile(s.conf, fmt.Appendf(nil, natsConf, s.Port, s.MonitorPort, s.StoreDir), 0o600); err != nil {
 		t.Fatal(err)
@@ -277,10 +278,23 @@ func (s *NATSServer) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.
 // Start runs the server (again) and waits until JetStream is healthy.
 func (s *NATSServer) Start() {
 	s.t.Helper()
+	s.launch()
+	s.awaitHealthy()
+}
+
+// launch runs the server (again) without waiting for it: the nodes of a cluster are healthy
+// only once a quorum of them runs.
+func (s *NATSServer) launch() {
+	s.t.Helper()
 	s.starts++
-	name := fmt.Sprintf("nats-server#%d", s.starts)
-	s.proc = StartProc(s.t, name, s.bin, []string{"-c", s.conf}, nil,
-		filepath.Join(s.logDir, fmt.Sprintf("nats-server-%d.out", s.starts)))
+	s.proc = StartProc(s.t, fmt.Sprintf("%s#%d", s.name, s.starts), s.bin, []string{"-c", s.conf}, nil,
+		filepath.Join(s.logDir, fmt.Sprintf("%s-%d.out", s.name, s.starts)))
+}
+
+// awaitHealthy waits until /healthz answers 200: JetStream is up and, in a cluster, the node
+// knows the meta leader and its streams and consumers are current.
+func (s *NATSServer) awaitHealthy() {
+	s.t.Helper()
 	healthz := fmt.Sprintf("http://127.0.0.1:%d/healthz", s.MonitorPort)
 	client := &http.Client{Timeout: time.Second}
 	s.proc.awaitReady(s.t, s.readyIn, "healthy", func() bool {

@@ -79,15 +79,16 @@ type Worker struct {
 	gen  int
 }
 
-// Scenario is one chaos run: a nats-server, the fakes behind per-worker proxies, the
-// workers, and what happened to them.
+// Scenario is one chaos run: a nats-server (or a cluster of them), the fakes behind
+// per-worker proxies, the workers, and what happened to them.
 type Scenario struct {
 	T        *testing.T
 	Name     string
 	Dir      string
 	LogDir   string
 	Bins     Binaries
-	NATS     *NATSServer
+	NATS     *NATSServer // nil when the scenario runs on a cluster
+	Cluster  *Cluster    // nil when it runs on one server
 	NC       *nats.Conn
 	JS       jetstream.JetStream
 	Ledger   *Ledger
@@ -99,6 +100,9 @@ type Scenario struct {
 	Redirect *HitCounter
 	// Env is added to every worker's settings (after the suite's, so it overrides them).
 	Env []string
+
+	natsURL      string   // the client URL(s) every process gets as NATS_URL
+	publisherEnv []string // added to the publisher's settings
 
 	contacts    []Contact
 	otherPhones []string             // in poison messages: never to be shown either
@@ -118,6 +122,15 @@ type Scenario struct {
 // slots (the workers themselves start with StartWorkers).
 func NewScenario(t *testing.T, name string, bins Binaries, workers int) *Scenario {
 	t.Helper()
+	return newScenario(t, name, bins, workers, func(s *Scenario) {
+		s.NATS = StartNATS(t, bins.NATSServer, s.Dir, s.LogDir)
+		s.natsURL = s.NATS.URL()
+	})
+}
+
+// newScenario is NewScenario with startNATS starting the server(s) and setting s.natsURL.
+func newScenario(t *testing.T, name string, bins Binaries, workers int, startNATS func(s *Scenario)) *Scenario {
+	t.Helper()
 	dir := t.TempDir()
 	s := &Scenario{
 		T: t, Name: name, Dir: dir, LogDir: filepath.Join(dir, "logs"), Bins: bins,
@@ -127,8 +140,8 @@ func NewScenario(t *testing.T, name string, bins Binaries, workers int) *Scenari
 	if err := os.MkdirAll(s.LogDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s.NATS = StartNATS(t, bins.NATSServer, dir, s.LogDir)
-	nc, err := nats.Connect(s.NATS.URL(), nats.Name("chaos-observer"), nats.MaxReconnects(-1),
+	startNATS(s)
+	nc, err := nats.Connect(s.natsURL, nats.Name("chaos-observer"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond), nats.Timeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +202,7 @@ func (s *Scenario) startWorker(w *Worker) {
 	w.gen++
 	name := fmt.Sprintf("%s#%d", w.ID, w.gen)
 	env := append([]string{
-		"NATS_URL=" + s.NATS.URL(), "WORKER_ID=" + w.ID,
+		"NATS_URL=" + s.natsURL, "WORKER_ID=" + w.ID,
 		"LOG_FILE=" + filepath.Join(s.LogDir, fmt.Sprintf("%s-%d.jsonl", w.ID, w.gen)),
 		"LLM_BASE_URL=" + w.Proxies[StepLLM].URL() + "/v1",
 		"ELEVENLABS_BASE_URL=" + w.Proxies[StepTTS].URL(),
@@ -318,8 +331,8 @@ func (s *Scenario) Enqueue(cs []Contact) {
 	var err error
 	for attempt := 1; attempt <= enqueueAttempts; attempt++ {
 		out, err = Run("publisher", s.Bins.Publisher, []string{"enqueue", file},
-			[]string{"NATS_URL=" + s.NATS.URL(), "ENV_FILE=", "LOG_LEVEL=debug",
-				"LOG_FILE=" + filepath.Join(s.LogDir, "publisher.jsonl")},
+			append([]string{"NATS_URL=" + s.natsURL, "ENV_FILE=", "LOG_LEVEL=debug",
+				"LOG_FILE=" + filepath.Join(s.LogDir, "publisher.jsonl")}, s.publisherEnv...),
 			filepath.Join(s.LogDir, "publisher.out"), time.Minute)
 		if err == nil {
 			return
