@@ -33,8 +33,8 @@ type Report struct {
 	// Lost is enqueued − completed − dead-lettered − still pending, counted message by
 	// message (two poison messages with one id complete as one contact).
 	Lost int
-	// CompletedTwice counts completed records written more than once (the bucket's writes
-	// beyond one per key) plus CRM records stored twice for a contact.
+	// CompletedTwice counts contacts delivered to the CRM (the call placed) more than once,
+	// beyond the deliveries in flight at a kill.
 	CompletedTwice int
 	// BothOutcomes lists contacts both completed and dead-lettered.
 	BothOutcomes []string
@@ -134,12 +134,17 @@ func (s *Scenario) completedKeys(ctx context.Context, r *Report) map[string]bool
 	for k := range lister.Keys() {
 		keys[strings.TrimPrefix(k, queue.CompletedKey(""))] = true
 	}
-	perContact := map[string]int{}
-	for _, rec := range s.CRM.Recorded() {
-		perContact[rec.ContactID]++
+	// A call is placed when the CRM accepts it. The fake CRM stores one record per
+	// idempotency key, so its records cannot show a second placement: the proxy's ledger
+	// does, counting every 2xx delivery beyond one a contact and the calls in flight at a kill.
+	delivered := map[string]int{}
+	for _, c := range s.Ledger.Calls() {
+		if c.Step == StepCRM && c.OK && !c.Probe && c.Contact != "" {
+			delivered[c.Contact]++
+		}
 	}
-	for _, n := range perContact {
-		r.CompletedTwice += n - 1
+	for id, n := range delivered {
+		r.CompletedTwice += max(0, n-1-s.Ledger.Allowed(id, StepCRM))
 	}
 	return keys
 }

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/avast/retry-go/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sirupsen/logrus"
@@ -254,12 +255,23 @@ type topology struct {
 // reports drift between cfg and the server (changing nothing that exists) and refuses to run
 // against what it cannot work with.
 func ensureTopology(ctx context.Context, js jetstream.JetStream, cfg config.Config, log logrus.FieldLogger) (topology, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// A cluster without a JetStream meta leader yet (nodes starting, an election) answers
+	// nothing: wait for it as for NATS itself, up to NATS_CONNECT_TIMEOUT (30s at least).
+	ctx, cancel := context.WithTimeout(ctx, max(30*time.Second, cfg.NATS.ConnectTimeout))
 	defer cancel()
 	var t topology
-	plan, err := queue.Setup(ctx, js, cfg.Topology)
+	plan, err := retry.DoWithData(func() (queue.Plan, error) {
+		attempt, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return queue.Setup(attempt, js, cfg.Topology)
+	},
+		retry.Context(ctx), retry.Attempts(0), retry.Delay(500*time.Millisecond), retry.MaxDelay(5*time.Second),
+		retry.DelayType(retry.BackOffDelay), retry.LastErrorOnly(true),
+		retry.OnRetry(func(n uint, err error) {
+			log.Warnf("JetStream is not answering yet (attempt %d): %v", n+1, err)
+		}))
 	if err != nil {
-		return t, err
+		return t, fmt.Errorf("set up the JetStream topology: %w", err)
 	}
 	for _, name := range plan.Created {
 		log.Infof("Created %s", name)
