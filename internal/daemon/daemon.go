@@ -219,6 +219,7 @@ func Run(ctx context.Context, opts Options) error {
 		service{name: "Alert dispatcher", level: logrus.ErrorLevel, run: alerts.dispatcher.Run},
 		service{name: "Fleet breaker report", level: logrus.WarnLevel, run: reporter.Run},
 		service{name: "Fleet breakers", level: logrus.WarnLevel, run: shared.Run})
+	shared.Sync(ctx) // an operator's hold applies before the first call or probe
 	stopBackground := startServices(ctx, log, background...)
 	defer stopBackground() // on a panic in consume; normally stopped below
 

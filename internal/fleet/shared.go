@@ -117,6 +117,11 @@ type SharedBreakers struct {
 	mu     sync.Mutex
 	guards map[string]*resilience.Guard // by provider key
 	timers map[string]*time.Timer       // override expiries
+	// caused marks, by provider key, the state a record made this replica's guard take:
+	// its transition is the fleet's, not this replica's, and is not proposed back.
+	caused map[string]resilience.State
+
+	applyMu sync.Mutex // one apply at a time (the watch and the expiry timers)
 
 	down atomic.Bool // the bucket is unreachable: local breakers only
 }
@@ -124,7 +129,7 @@ type SharedBreakers struct {
 // NewSharedBreakers shares the breakers of guards through kv for worker. It starts nothing.
 func NewSharedBreakers(kv jetstream.KeyValue, worker string, log logrus.FieldLogger, guards ...*resilience.Guard) *SharedBreakers {
 	s := &SharedBreakers{kv: kv, worker: worker, log: log, now: time.Now,
-		guards: map[string]*resilience.Guard{}, timers: map[string]*time.Timer{}}
+		guards: map[string]*resilience.Guard{}, timers: map[string]*time.Timer{}, caused: map[string]resilience.State{}}
 	for _, g := range guards {
 		s.guards[ProviderKey(g.Provider())] = g
 	}
@@ -150,6 +155,9 @@ func (s *SharedBreakers) BreakerStateChanged(provider string, _, to resilience.S
 	if g == nil || g.Held() != resilience.HoldNone {
 		return
 	}
+	if s.consumeCaused(provider, to) || g.State() != to {
+		return // the fleet's own transition, or a stale one the guard has left already
+	}
 	var want string
 	switch to {
 	case resilience.StateOpen:
@@ -170,8 +178,8 @@ func (s *SharedBreakers) BreakerStateChanged(provider string, _, to resilience.S
 			s.unavailable(err)
 			return
 		}
-		if rec.State == want || rec.Override(s.now()) != "" {
-			s.available()
+		if rec.State == want || rec.Override(s.now()) != "" || rec.Since.After(at) {
+			s.available() // said already, held by an operator, or newer than this transition
 			return
 		}
 		if want == SharedClosed && rev == 0 {
@@ -207,6 +215,21 @@ func (s *SharedBreakers) Gate(ctx context.Context, provider string, interval tim
 	default:
 		s.unavailable(err)
 		return true
+	}
+}
+
+// Sync applies the records there are now, before this replica calls anyone: a provider an
+// operator holds open is not called or probed in the moment the watch takes to start.
+func (s *SharedBreakers) Sync(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	recs, err := ListShared(ctx, s.kv)
+	if err != nil {
+		s.unavailable(err)
+		return
+	}
+	for _, rec := range recs {
+		s.apply(rec)
 	}
 }
 
@@ -257,12 +280,16 @@ func (s *SharedBreakers) watch(ctx context.Context) error {
 
 // apply makes this replica's guard follow rec.
 func (s *SharedBreakers) apply(rec SharedRecord) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	g := s.guard(rec.Provider)
 	if g == nil {
 		return
 	}
+	s.stopTimer(rec.Provider)
 	now := s.now()
 	hold := map[string]resilience.Hold{SharedOpen: resilience.HoldOpen, SharedClosed: resilience.HoldClosed}[rec.Override(now)]
+	wasHeldOpen := g.Held() == resilience.HoldOpen
 	if hold != g.Held() {
 		e := s.log.WithField("service", rec.Provider)
 		if hold == resilience.HoldNone {
@@ -282,13 +309,46 @@ func (s *SharedBreakers) apply(rec SharedRecord) {
 	}
 	switch {
 	case rec.State == SharedOpen && g.State() == resilience.StateClosed:
+		s.markCaused(rec.Provider, resilience.StateOpen)
 		g.ForceOpen()
-	case rec.State == SharedClosed && g.State() != resilience.StateClosed && !g.SettingsOpen():
+	case rec.State == SharedClosed && g.State() != resilience.StateClosed && !g.SettingsOpen() && !wasHeldOpen:
+		// A breaker released from an operator's hold stays open until a probe sees the
+		// provider up: the maintenance may not be over.
+		s.markCaused(rec.Provider, resilience.StateClosed)
 		g.Reset()
 	}
 }
 
-// expireAt re-applies rec when its override ends, so the guard returns to automatic.
+func (s *SharedBreakers) markCaused(provider string, st resilience.State) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.caused[ProviderKey(provider)] = st
+}
+
+// consumeCaused reports (once) whether the transition to st was caused by a record.
+func (s *SharedBreakers) consumeCaused(provider string, st resilience.State) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := ProviderKey(provider)
+	if c, ok := s.caused[key]; ok && c == st {
+		delete(s.caused, key)
+		return true
+	}
+	return false
+}
+
+func (s *SharedBreakers) stopTimer(provider string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := ProviderKey(provider)
+	if t := s.timers[key]; t != nil {
+		t.Stop()
+		delete(s.timers, key)
+	}
+}
+
+// expireAt re-applies the provider's current record when rec's override ends, so the guard
+// returns to automatic; a newer record applied meanwhile stops the timer.
 func (s *SharedBreakers) expireAt(rec SharedRecord) {
 	if rec.Until.IsZero() {
 		return
@@ -296,10 +356,15 @@ func (s *SharedBreakers) expireAt(rec SharedRecord) {
 	key := ProviderKey(rec.Provider)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if t := s.timers[key]; t != nil {
-		t.Stop()
-	}
-	s.timers[key] = time.AfterFunc(time.Until(rec.Until)+10*time.Millisecond, func() { s.apply(rec) })
+	s.timers[key] = time.AfterFunc(time.Until(rec.Until)+10*time.Millisecond, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		cur, _, err := ReadShared(ctx, s.kv, rec.Provider)
+		if err != nil {
+			cur = rec // the bucket is away: the expiry still ends the override
+		}
+		s.apply(cur)
+	})
 }
 
 func (s *SharedBreakers) stopTimers() {

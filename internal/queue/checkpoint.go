@@ -477,7 +477,9 @@ func (c *claim) write(ctx context.Context, next call.Checkpoint) error {
 		if err != nil {
 			return fmt.Errorf("encode checkpoint %q: %w", c.id, err)
 		}
-		newRev, err := c.store.put(ctx, ProgressKey(c.id), body, rev, "")
+		// Checked on both keys: refused once the contact is cancelled (x.<id>) or completed
+		// by another delivery, which current then reports as a lost claim.
+		newRev, err := c.store.put(ctx, ProgressKey(c.id), body, rev, anyRecordOf(c.id))
 		if err == nil {
 			c.rev, c.cp = newRev, next
 			return nil
@@ -506,6 +508,13 @@ func (c *claim) current(ctx context.Context) (call.Checkpoint, uint64, error) {
 	}
 	if cur.Owner != c.worker { // another owner, or an unreadable record (read as empty)
 		return call.Checkpoint{}, 0, fmt.Errorf("checkpoint %q: %w", c.id, call.ErrClaimLost)
+	}
+	for _, key := range []string{CancelledKey(c.id), CompletedKey(c.id)} {
+		if _, err := c.store.kv.Get(ctx, key); err == nil {
+			return call.Checkpoint{}, 0, fmt.Errorf("checkpoint %q: %s exists: %w", c.id, key, call.ErrClaimLost)
+		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return call.Checkpoint{}, 0, fmt.Errorf("read %s: %w", key, err)
+		}
 	}
 	return cur, rev, nil
 }

@@ -59,8 +59,8 @@ func Connect(ctx context.Context, url string, o ConnectOptions) (*nats.Conn, err
 	nc, err := retry.DoWithData(
 		func() (*nats.Conn, error) {
 			nc, err := nats.Connect(url, opts...)
-			if err != nil && !errors.Is(err, nats.ErrNoServers) {
-				return nil, retry.Unrecoverable(err) // bad credentials or URL: waiting will not help
+			if err != nil && permanent(err) {
+				return nil, retry.Unrecoverable(err) // waiting will not help
 			}
 			return nc, err
 		},
@@ -70,6 +70,7 @@ func Connect(ctx context.Context, url string, o ConnectOptions) (*nats.Conn, err
 		retry.MaxDelay(connectMaxDelay),
 		retry.DelayType(retry.BackOffDelay),
 		retry.LastErrorOnly(true),
+		retry.WrapContextErrorWithLastError(true),
 		retry.RetryIf(func(error) bool { return o.Wait > 0 }),
 		retry.OnRetry(func(n uint, err error) {
 			// The first miss is a warning; the retries after it are progress (a quiet
@@ -107,4 +108,12 @@ func redactURLs(urls string) string {
 		parts[i] = u.String()
 	}
 	return strings.Join(parts, ",")
+}
+
+// permanent reports a connection error that waiting does not cure: credentials, TLS. A host
+// that does not resolve yet or a dial that times out (a container or a pod not up) is not.
+func permanent(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrSecureConnRequired) ||
+		errors.Is(err, nats.ErrSecureConnWanted) || strings.Contains(err.Error(), "tls:")
 }

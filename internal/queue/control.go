@@ -82,6 +82,9 @@ func FindQueued(ctx context.Context, js jetstream.JetStream, t config.Topology, 
 		if err != nil {
 			return nil, fmt.Errorf("read stream %s at %d: %w", t.ContactsStream, seq, err)
 		}
+		if m.Subject != t.ContactsSubject {
+			continue // another subject of a stream someone else shares with us
+		}
 		var c struct {
 			ID string `json:"id"`
 		}
@@ -292,32 +295,65 @@ func isAlreadyGone(err error) bool {
 	return errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) && strings.Contains(err.Error(), "no message found")
 }
 
+// purgePause bounds the pause PurgePending takes: should the publisher die mid-purge, the
+// workers resume by themselves.
+const purgePause = 10 * time.Minute
+
 // PurgePending deletes every contact no worker has taken yet and returns how many. It pauses
 // the consumer meanwhile (unless it is paused already) so no worker takes one of them while
-// they are deleted; contacts being worked on or waiting for a redelivery stay.
-func PurgePending(ctx context.Context, js jetstream.JetStream, t config.Topology) (uint64, error) {
+// they are deleted; contacts being worked on or waiting for a redelivery stay, and so do
+// messages on other subjects of the stream.
+func PurgePending(ctx context.Context, js jetstream.JetStream, t config.Topology) (n uint64, err error) {
 	cons, err := js.Consumer(ctx, t.ContactsStream, t.Consumer)
 	if err != nil {
 		return 0, fmt.Errorf("read consumer %s: %w", t.Consumer, err)
 	}
 	if !cons.CachedInfo().Paused {
-		if _, err := Pause(ctx, js, t, PauseForever); err != nil {
+		if _, err := Pause(ctx, js, t, time.Now().Add(purgePause)); err != nil {
 			return 0, err
 		}
-		defer func() { _ = Resume(context.WithoutCancel(ctx), js, t) }()
+		defer func() {
+			if rerr := Resume(context.WithoutCancel(ctx), js, t); rerr != nil && err == nil {
+				err = fmt.Errorf("%w; the workers resume by themselves within %s", rerr, purgePause)
+			}
+		}()
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("read consumer %s: %w", t.Consumer, err)
+	// On a cluster the pause is answered before the consumer's leader applies it: read the
+	// bound once the consumer says it is paused and its delivered sequence stands still.
+	var delivered uint64
+	settled := false
+	for range 50 {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("read consumer %s: %w", t.Consumer, err)
+		}
+		if info.Paused && settled && info.Delivered.Stream == delivered {
+			break
+		}
+		settled, delivered = info.Paused, info.Delivered.Stream
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	stream, err := js.Stream(ctx, t.ContactsStream)
 	if err != nil {
 		return 0, fmt.Errorf("read stream %s: %w", t.ContactsStream, err)
 	}
 	last := stream.CachedInfo().State.LastSeq
-	var n uint64
-	for seq := info.Delivered.Stream + 1; seq <= last; seq++ {
-		err := stream.DeleteMsg(ctx, seq)
+	for seq := delivered + 1; seq <= last; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("read sequence %d of stream %s: %w", seq, t.ContactsStream, err)
+		}
+		if m.Subject != t.ContactsSubject {
+			continue
+		}
+		err = stream.DeleteMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) || isAlreadyGone(err) {
 			continue
 		}

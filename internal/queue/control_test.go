@@ -126,12 +126,24 @@ func TestCancel(t *testing.T) {
 	if err != nil || again[0].Cancelled || again[0].Reason != "already cancelled" {
 		t.Errorf("second cancel: %+v, %v", again, err)
 	}
+	// A worker whose lease lapsed (its renewals failed) may be cancelled under it: its next
+	// write reports the claim lost, so it stops before paying another step.
+	lapsed, err := cps.Claim(ctx, "c-2", "worker-c", -time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := queue.Cancel(ctx, js, topo, []string{"c-2"}); err != nil || !res[0].Cancelled {
+		t.Fatalf("cancel of a lapsed claim: %+v, %v", res, err)
+	}
+	if err := lapsed.Renew(ctx); !errors.Is(err, call.ErrClaimLost) {
+		t.Errorf("renewal after a cancel: %v; want ErrClaimLost", err)
+	}
 	st, err := queue.ReadStatus(ctx, js, topo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Pending != 2 || st.Cancelled != 2 || st.Completed != 0 {
-		t.Errorf("status %+v after cancelling c-0 and (ahead) c-9; want 2 pending, 2 cancelled, 0 completed", st)
+	if st.Pending != 1 || st.Cancelled != 3 || st.Completed != 0 {
+		t.Errorf("status %+v after cancelling c-0, c-2 and (ahead) c-9; want 1 pending, 3 cancelled, 0 completed", st)
 	}
 	got, err := queue.InspectContact(ctx, js, topo, "c-0")
 	if err != nil || got.State != queue.StatusCancelled {

@@ -312,8 +312,11 @@ func (r resource) inspect(ctx context.Context, js jetstream.JetStream) (drift []
 func (r resource) apply(ctx context.Context, js jetstream.JetStream) (left []Drift, err error) {
 	if r.consumer != nil {
 		c, err := js.Consumer(ctx, r.consumerOf, r.consumer.Durable)
-		if err != nil {
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, nil // missing: Setup creates it
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", r.name, err)
 		}
 		have := c.CachedInfo().Config
 		next, left, changed := fix(r.name, r.cfields, r.consumer, have)
@@ -325,8 +328,11 @@ func (r resource) apply(ctx context.Context, js jetstream.JetStream) (left []Dri
 		return left, nil
 	}
 	s, err := js.Stream(ctx, r.stream.Name)
-	if err != nil {
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", r.name, err)
 	}
 	next, left, changed := fix(r.name, r.fields, r.stream, s.CachedInfo().Config)
 	if changed {

@@ -190,6 +190,10 @@ func (g *Guard) State() State { return *g.state.Load() }
 // RetryAt returns when the breaker may let a call through: the end of the open timeout
 // while OPEN, now while HALF_OPEN, and the zero time while CLOSED.
 func (g *Guard) RetryAt() time.Time {
+	if g.Held() == HoldOpen {
+		// Held by an operator: the open timeout's HALF_OPEN admits nothing; look again later.
+		return g.clock.Now().Add(g.openTimeout)
+	}
 	switch g.State() {
 	case StateOpen:
 		g.mu.Lock()
@@ -206,6 +210,9 @@ func (g *Guard) RetryAt() time.Time {
 // and no HealthChecker owning it. Workers use it to stop taking contacts while a provider is
 // down.
 func (g *Guard) Ready() bool {
+	if g.Held() == HoldOpen {
+		return false
+	}
 	switch g.State() {
 	case StateClosed:
 		return true
@@ -268,6 +275,7 @@ func (g *Guard) SetHold(h Hold) {
 	g.hold.Store(int32(h))
 	switch h {
 	case HoldOpen:
+		g.settingsOpen.Store(false) // a settings error is not why it is open now
 		if g.State() != StateOpen {
 			g.cb.SetState(circuitbreaker.StateOpen)
 		}
