@@ -231,8 +231,9 @@ func renderNodeConf(confDir string, r nodeRewrite) (string, []string, error) {
 	}
 	// Whatever still names a container address would make the node listen on every
 	// interface or dial a host that does not resolve here.
+	// A port is left only as a whole number: a free port such as 42227 starts with 4222.
 	for _, left := range []string{"0.0.0.0", deployStoreDir, ":4222", ":6222", ":8222"} {
-		if strings.Contains(text, left) {
+		if leftover(text, left) {
 			return "", nil, fmt.Errorf("%q is left after the rewrite (an address or path the harness does not know):\n%s", left, text)
 		}
 	}
@@ -452,6 +453,21 @@ func (c *Cluster) Streams() ([]*jetstream.StreamInfo, error) {
 	}
 	slices.SortFunc(out, func(a, b *jetstream.StreamInfo) int { return strings.Compare(a.Config.Name, b.Config.Name) })
 	return out, nil
+}
+
+// leftover reports whether text holds s not followed by another digit.
+func leftover(text, s string) bool {
+	for i := 0; ; {
+		j := strings.Index(text[i:], s)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(s)
+		if end == len(text) || text[end] < '0' || text[end] > '9' {
+			return true
+		}
+		i = end
+	}
 }
 
 // NewClusterScenario is NewScenario on a cluster started from deploy/nats, with every stream

@@ -218,3 +218,14 @@ func TestClusterConfigFiles(t *testing.T) {
 		})
 	}
 }
+
+// A free port that starts with a container port (42227 and :4222) is not a leftover.
+func TestLeftoverPortIsAWholeNumber(t *testing.T) {
+	for text, want := range map[string]bool{
+		"http: 127.0.0.1:42227\n": false, "listen: 0.0.0.0:4222\n": true, "a:42227 b:4222": true, "x :4222": true,
+	} {
+		if got := leftover(text, ":4222"); got != want {
+			t.Errorf("leftover(%q) = %v, want %v", text, got, want)
+		}
+	}
+}
