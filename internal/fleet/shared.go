@@ -188,7 +188,7 @@ func (s *SharedBreakers) BreakerStateChanged(provider string, _, to resilience.S
 		next := SharedRecord{Provider: provider, State: want, Since: at, By: s.worker}
 		if err = s.write(ctx, provider, next, rev); err == nil {
 			s.available()
-			s.log.WithField("service", provider).Infof("Fleet breaker for %s: %s (by %s)", provider, strings.ToUpper(want), s.worker)
+			s.log.WithField("service", provider).Debugf("Fleet breaker for %s: %s (by %s)", provider, strings.ToUpper(want), s.worker)
 			return
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongLastSequence(err) {
