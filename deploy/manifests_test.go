@@ -7,6 +7,7 @@ package deploy_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -988,6 +989,9 @@ func TestDisruptionBudget(t *testing.T) {
 	}
 }
 
+// alertRulesJob is the Prometheus job deploy/prometheus/rules.yml's alerts match.
+const alertRulesJob = "worker"
+
 // TestServiceAndMonitor: a Service selects each Deployment's pods and its metrics port
 // targets the containers' metrics port (METRICS_ADDR's); a ServiceMonitor selects that
 // Service and scrapes that port's /metrics.
@@ -1044,6 +1048,13 @@ func TestServiceAndMonitor(t *testing.T) {
 				}
 				if err := scrapeTimingProblem(ep); err != nil {
 					t.Errorf("ServiceMonitor %s: %v", sm.Name, err)
+					continue
+				}
+				// deploy/prometheus/rules.yml matches job="worker": the Operator names the job
+				// after the Service, unless jobLabel names a Service label to take it from.
+				if job := svc.Labels[sm.Spec.JobLabel]; sm.Spec.JobLabel == "" || job != alertRulesJob {
+					t.Errorf("ServiceMonitor %s: the scrape job would be %q; the alert rules match job=%q (set jobLabel to a Service label whose value is %q)",
+						sm.Name, cmp.Or(job, svc.Name), alertRulesJob, alertRulesJob)
 					continue
 				}
 				scraped = true
