@@ -21,6 +21,8 @@ import (
 type replica struct {
 	guard  *resilience.Guard
 	shared *fleet.SharedBreakers
+	// handled receives each transition once the fleet's listener has handled it.
+	handled chan resilience.State
 }
 
 func startReplicas(t *testing.T, n int) ([]replica, jetstream.KeyValue) {
@@ -35,16 +37,20 @@ func startReplicas(t *testing.T, n int) ([]replica, jetstream.KeyValue) {
 	var out []replica
 	for i := range n {
 		var shared *fleet.SharedBreakers
+		handled := make(chan resilience.State, 100)
 		g := resilience.NewGuard("ElevenLabs", resilience.GuardOptions{
-			Breaker:  resilience.BreakerSettings{FailureThreshold: 2, OpenTimeout: time.Hour},
-			Listener: listenerFunc(func(p string, from, to resilience.State, at time.Time) { shared.BreakerStateChanged(p, from, to, at) }),
+			Breaker: resilience.BreakerSettings{FailureThreshold: 2, OpenTimeout: time.Hour},
+			Listener: listenerFunc(func(p string, from, to resilience.State, at time.Time) {
+				shared.BreakerStateChanged(p, from, to, at)
+				handled <- to
+			}),
 		})
 		shared = fleet.NewSharedBreakers(kv, fmt.Sprintf("w-%d", i), log, g)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { _ = shared.Run(ctx); close(done) }()
 		t.Cleanup(func() { cancel(); <-done })
-		out = append(out, replica{guard: g, shared: shared})
+		out = append(out, replica{guard: g, shared: shared, handled: handled})
 	}
 	return out, kv
 }
@@ -133,5 +139,33 @@ func TestOperatorOverrideHoldsEveryReplica(t *testing.T) {
 	}
 	testwait.Eventually(t, 10*time.Second, "the override expired on both replicas", func() (bool, string) {
 		return rs[0].guard.Held() == resilience.HoldNone && rs[1].guard.Held() == resilience.HoldNone, fmt.Sprint(rs[0].guard.Held(), rs[1].guard.Held())
+	})
+}
+
+// A transition the guard has already left is not proposed: it is an echo of records the watch
+// applied in a row (open, then closed before the listener ran). Proposing it made two replicas
+// write each other's echoes thousands of times a second.
+func TestStaleTransitionIsNotProposed(t *testing.T) {
+	rs, kv := startReplicas(t, 1)
+	ctx := context.Background()
+	rev, err := fleet.WriteShared(ctx, kv, fleet.SharedRecord{Provider: "ElevenLabs", State: fleet.SharedClosed, Since: time.Now(), By: "elsewhere"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rs[0]
+	if r.guard.State() != resilience.StateClosed {
+		t.Fatalf("guard %s, want closed", r.guard.State())
+	}
+	// The OPEN the watch caused a moment ago, handled after the record said closed again.
+	r.shared.BreakerStateChanged("ElevenLabs", resilience.StateClosed, resilience.StateOpen, time.Now())
+	if _, now, err := fleet.ReadShared(ctx, kv, "ElevenLabs"); err != nil || now != rev {
+		t.Fatalf("record revision %d after a stale OPEN (was %d): proposed; err %v", now, rev, err)
+	}
+	// A real trip is proposed.
+	fail(r.guard)
+	fail(r.guard)
+	testwait.Eventually(t, 10*time.Second, "the trip proposed to the fleet", func() (bool, string) {
+		rec, _, err := fleet.ReadShared(ctx, kv, "ElevenLabs")
+		return err == nil && rec.State == fleet.SharedOpen && rec.By == "w-0", fmt.Sprintf("%+v %v", rec, err)
 	})
 }
