@@ -22,6 +22,8 @@ type Checkpoint struct {
 	FirstFailure time.Time `json:"first_failure,omitzero"`
 	LastFailure  time.Time `json:"last_failure,omitzero"`
 	Failures     int       `json:"failures,omitempty"`
+	// LastError is the last failure's error, redacted (publisher inspect shows it).
+	LastError string `json:"last_error,omitempty"`
 	// Owner holds the claim until LeaseUntil; empty when nobody works on the contact.
 	Owner      string    `json:"owner,omitempty"`
 	LeaseUntil time.Time `json:"lease_until,omitzero"`
@@ -92,9 +94,10 @@ type Claim interface {
 	Refresh(ctx context.Context) (Checkpoint, error)
 	// Renew extends the lease; ErrClaimLost as Save.
 	Renew(ctx context.Context) error
-	// Release gives the contact up (Owner cleared), recording a failure at failedAt if it is
+	// Release gives the contact up (Owner cleared), recording a failure at failedAt (with its
+	// redacted error) if it is
 	// not zero.
-	Release(ctx context.Context, failedAt time.Time) error
+	Release(ctx context.Context, failedAt time.Time, lastError string) error
 	// Complete records the contact as completed with rec and ends the claim. A completed
 	// contact is never claimed again (Claim returns ErrCompleted); completing twice is not an
 	// error (the first record stays).

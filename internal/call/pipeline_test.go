@@ -108,7 +108,7 @@ func TestAudioStoredButNotRecordedIsNotPaidAgain(t *testing.T) {
 	if _, err := b.checkpoints.PutAudio(ctx, "c1", call.Audio{Data: []byte("mp3"), Format: "mp3_44100_128"}, paidStep, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := earlier.Release(ctx, time.Time{}); err != nil { // its lease lapsed
+	if err := earlier.Release(ctx, time.Time{}, ""); err != nil { // its lease lapsed
 		t.Fatal(err)
 	}
 	if out, err := b.pipeline.Process(context.Background(), ada, &call.Progress{}); err != nil || out != call.Completed {

@@ -292,6 +292,9 @@ func (a *publisherApp) printContact(st queue.ContactState) {
 			fmt.Fprintf(w, "  failed attempts: %d (first %s, last %s)\n", p.Failures,
 				p.FirstFailure.Local().Format(time.RFC3339), p.LastFailure.Local().Format(time.RFC3339))
 		}
+		if p.LastError != "" {
+			fmt.Fprintf(w, "  last error: %s\n", p.LastError)
+		}
 		if p.Script != nil {
 			fmt.Fprintf(w, "  paid: script by %s\n", p.Providers[call.StepLLM])
 		}

@@ -326,11 +326,11 @@ func (w *worker) apply(msg jetstream.Msg, claim call.Claim, ev OutcomeEvent) {
 		// lost on its way only means a redelivery that finds the record and acks again.
 		settle = msg.Ack
 	case Retry:
-		w.release(ctx, log, claim, time.Now())
+		w.release(ctx, log, claim, time.Now(), ev.Cause)
 		settle = nakAfter(d.Delay)
 	case DeadLetter:
 		now := time.Now()
-		cp := w.release(ctx, log, claim, now)
+		cp := w.release(ctx, log, claim, now, ev.Cause)
 		ev.Letter, ev.LetterErr = w.deadLetter(ctx, msg, ev, cp, now)
 		settle = func() error { return msg.TermWithReason(d.Reason) }
 		if ev.LetterErr != nil {
@@ -342,14 +342,14 @@ func (w *worker) apply(msg jetstream.Msg, claim call.Claim, ev OutcomeEvent) {
 			settle = nakAfter(ev.RetryIn)
 		}
 	case Release:
-		w.release(ctx, log, claim, time.Time{})
+		w.release(ctx, log, claim, time.Time{}, nil)
 		settle = msg.Nak
 	case Yield:
 		settle = nakAfter(d.Delay)
 	case Abandon:
 		// The message belongs to the other worker's delivery: touch nothing.
 	case HandBack:
-		w.release(ctx, log, claim, time.Time{}) // no failure: the provider is down, not the contact
+		w.release(ctx, log, claim, time.Time{}, nil) // no failure: the provider is down, not the contact
 		ev.Requeued, ev.RequeueErr = w.dlq.Requeue(ctx, msg, ev.ContactID)
 		settle = func() error { return msg.DoubleAck(ctx) }
 		if ev.RequeueErr != nil {
@@ -366,13 +366,23 @@ func (w *worker) apply(msg jetstream.Msg, claim call.Claim, ev OutcomeEvent) {
 	}
 }
 
+// maxLastError bounds the error a progress record keeps, in characters.
+const maxLastError = 500
+
 // release gives up the claim, recording a failure when failedAt is set, and returns the
 // checkpoint as released (for the dead letter's failure times).
-func (w *worker) release(ctx context.Context, log logrus.FieldLogger, claim call.Claim, failedAt time.Time) call.Checkpoint {
+func (w *worker) release(ctx context.Context, log logrus.FieldLogger, claim call.Claim, failedAt time.Time, cause error) call.Checkpoint {
 	if claim == nil {
 		return call.Checkpoint{FirstFailure: failedAt, LastFailure: failedAt}
 	}
-	if err := claim.Release(ctx, failedAt); err != nil {
+	lastError := ""
+	if cause != nil && !failedAt.IsZero() {
+		lastError = redact.Text(cause.Error())
+		if r := []rune(lastError); len(r) > maxLastError {
+			lastError = string(r[:maxLastError-1]) + "…"
+		}
+	}
+	if err := claim.Release(ctx, failedAt, lastError); err != nil {
 		log.Warnf("Could not release the claim; it expires with its lease: %v", err)
 	}
 	cp := claim.Checkpoint()

@@ -449,7 +449,7 @@ func (c *claim) Complete(ctx context.Context, rec call.Record) error {
 	return nil
 }
 
-func (c *claim) Release(ctx context.Context, failedAt time.Time) error {
+func (c *claim) Release(ctx context.Context, failedAt time.Time, lastError string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.released {
@@ -464,6 +464,7 @@ func (c *claim) Release(ctx context.Context, failedAt time.Time) error {
 		}
 		next.LastFailure = failedAt
 		next.Failures++
+		next.LastError = lastError
 	}
 	return c.write(ctx, next)
 }

@@ -62,7 +62,7 @@ func TestClaimsAreExclusiveUntilTheLeaseExpires(t *testing.T) {
 		t.Fatalf("stale worker saved a step: %v", err)
 	}
 	// A released claim stays released: a late heartbeat cannot take the contact back.
-	if err := b.Release(ctx, time.Time{}); err != nil {
+	if err := b.Release(ctx, time.Time{}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Renew(ctx); err != nil {
@@ -78,22 +78,23 @@ func TestClaimsAreExclusiveUntilTheLeaseExpires(t *testing.T) {
 
 	// Failures are recorded on release, the first one kept.
 	first := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	if err := b.Release(ctx, first); err != nil {
+	if err := b.Release(ctx, first, "ElevenLabs: 503 service unavailable"); err != nil {
 		t.Fatal(err)
 	}
 	c, err := store.Claim(ctx, "c-1", "worker-c", lease)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Release(ctx, first.Add(time.Minute)); err != nil {
+	if err := c.Release(ctx, first.Add(time.Minute), "ElevenLabs: timeout"); err != nil {
 		t.Fatal(err)
 	}
 	cp, ok, err := store.Get(ctx, "c-1")
 	if err != nil || !ok {
 		t.Fatalf("get: %v %v", ok, err)
 	}
-	if !cp.FirstFailure.Equal(first) || !cp.LastFailure.Equal(first.Add(time.Minute)) || cp.Failures != 2 || cp.Owner != "" {
-		t.Fatalf("checkpoint after two failed deliveries = %+v", cp)
+	if !cp.FirstFailure.Equal(first) || !cp.LastFailure.Equal(first.Add(time.Minute)) || cp.Failures != 2 || cp.Owner != "" ||
+		cp.LastError != "ElevenLabs: timeout" {
+		t.Fatalf("checkpoint after two failed deliveries = %+v; want the last error kept", cp)
 	}
 }
 

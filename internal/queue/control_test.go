@@ -107,7 +107,7 @@ func TestCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = held.Release(ctx, time.Time{}) }()
+	defer func() { _ = held.Release(ctx, time.Time{}, "") }()
 
 	res, err := queue.Cancel(ctx, js, topo, []string{"c-0", "c-1", "c-9"})
 	if err != nil {

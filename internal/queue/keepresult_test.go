@@ -85,7 +85,7 @@ func takeOver(t *testing.T, store *queue.Checkpoints, clock *testClock, id strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := first.Release(ctx, clock.Now()); err != nil {
+	if err := first.Release(ctx, clock.Now(), ""); err != nil {
 		t.Fatal(err)
 	}
 	if a, err = store.Claim(ctx, id, "worker-a", time.Minute); err != nil {
@@ -153,7 +153,7 @@ func TestAScriptPaidAfterALostClaimIsKeptForTheNewHolder(t *testing.T) {
 		t.Fatalf("worker-b's checkpoint = %+v, want the kept script under its claim", got)
 	}
 	// Releasing keeps it too.
-	if err := b.Release(ctx, time.Time{}); err != nil {
+	if err := b.Release(ctx, time.Time{}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if cp = mustGet(t, store, "c-1"); cp.Script == nil || cp.Script.Text != "from a" || cp.Owner != "" {
