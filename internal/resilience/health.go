@@ -70,6 +70,7 @@ type HealthChecker struct {
 	outageStart  time.Time           // when next first saw the breaker not closed; zero while on the interval; only Run's goroutine touches it
 	scheduled    func(time.Duration) // test hook: told each wait the timer was set to; nil in production
 	gate         ProbeGate           // nil: every probe of an open breaker runs
+	wait         time.Duration       // the wait before the probe at hand; only Run's goroutine touches it
 
 	healthy                                   bool // last probe succeeded; only Run's goroutine touches it
 	permissionWarned                          bool // the scoped-key warning was logged; only Run's goroutine touches it
@@ -175,6 +176,7 @@ func (h *HealthChecker) Run(ctx context.Context) {
 	defer timer.Stop()
 	reset := func() {
 		d := h.next()
+		h.wait = d
 		timer.Stop()
 		timer.Reset(d)
 		if h.scheduled != nil {
@@ -228,7 +230,9 @@ func (h *HealthChecker) check(ctx context.Context) {
 	if h.g.Held() == HoldOpen {
 		return // an operator holds it open: nothing to learn
 	}
-	if h.gate != nil && h.g.State() != StateClosed && !h.gate(ctx, h.g.Provider(), h.openInterval) {
+	// The lease lasts as long as this checker's wait, which grows with the outage: one probe a
+	// wait fleet-wide, not one a HEALTH_CHECK_OPEN_INTERVAL per replica late in an outage.
+	if h.gate != nil && h.g.State() != StateClosed && !h.gate(ctx, h.g.Provider(), max(h.openInterval, h.wait)) {
 		return // another replica probes this interval
 	}
 	halfOpen := h.g.State() == StateHalfOpen
