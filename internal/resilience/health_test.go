@@ -59,6 +59,8 @@ type checkerBundle struct {
 	fast   bool // probe while open at 1s, 2s, 4s… (no jitter), as the worker does
 	// scheduled receives each wait the checker set its timer to (fast only).
 	scheduled chan time.Duration
+	// gate, if set, is the checker's probe gate.
+	gate ProbeGate
 }
 
 // startChecker runs a HealthChecker (interval 60s, timeout 5s) on a mock clock until the
@@ -77,6 +79,9 @@ func startChecker(t *testing.T, o GuardOptions, setup func(b *checkerBundle)) *c
 		b.h.openInterval, b.h.jitter = time.Second, func() float64 { return 0 }
 		b.scheduled = make(chan time.Duration, 100)
 		b.h.scheduled = func(d time.Duration) { b.scheduled <- d }
+	}
+	if b.gate != nil {
+		b.h.SetProbeGate(b.gate)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
@@ -388,9 +393,17 @@ func (b *checkerBundle) waitProbe(t *testing.T, n uint64) {
 // recovers is seen within one wait.
 func TestHealthCheckerProbesOftenWhileOpen(t *testing.T) {
 	t.Parallel()
+	var leaseMu sync.Mutex
+	var leases []time.Duration // what the fleet's gate was asked for, probe by probe
 	b := startChecker(t, GuardOptions{}, func(b *checkerBundle) { // open timeout 30s
 		b.fast = true
 		b.p.set(unavailable(), false)
+		b.gate = func(_ context.Context, _ string, d time.Duration) bool {
+			leaseMu.Lock()
+			defer leaseMu.Unlock()
+			leases = append(leases, d)
+			return true
+		}
 	})
 	testwait.True(t, 5*time.Second, "the first probe", func() bool { return b.h.Stats().Probes == 1 })
 	openGuard(t, b.g)
@@ -432,6 +445,13 @@ func TestHealthCheckerProbesOftenWhileOpen(t *testing.T) {
 	}
 	if b.logs.count("Circuit breaker HALF_OPEN") == 0 {
 		t.Fatal("the breaker never went half-open: the half-open probes were not exercised")
+	}
+	// The fleet's probe lease lasts the wait: a second at first, the open timeout late on.
+	leaseMu.Lock()
+	first, last := leases[0], leases[len(leases)-1]
+	leaseMu.Unlock()
+	if first != time.Second || last != 30*time.Second {
+		t.Fatalf("probe leases asked for %s first and %s last; want 1s (the open interval) and 30s (the wait late in the outage)", first, last)
 	}
 
 	// The provider recovers: the next probe closes the breaker, and the checker goes back to
