@@ -394,7 +394,8 @@ func (b *checkerBundle) waitProbe(t *testing.T, n uint64) {
 func TestHealthCheckerProbesOftenWhileOpen(t *testing.T) {
 	t.Parallel()
 	var leaseMu sync.Mutex
-	var leases []time.Duration                                    // what the fleet's gate was asked for, probe by probe
+	// leases are what the fleet's gate was asked for, probe by probe.
+	var leases []time.Duration
 	b := startChecker(t, GuardOptions{}, func(b *checkerBundle) { // open timeout 30s
 		b.fast = true
 		b.p.set(unavailable(), false)
