@@ -140,7 +140,7 @@ func setOverride(ctx context.Context, kv jetstream.KeyValue, provider, mode stri
 		}
 		if _, err := fleet.WriteShared(ctx, kv, rec, rev); err == nil {
 			return rec, nil
-		} else if !errors.Is(err, jetstream.ErrKeyExists) && !strings.Contains(err.Error(), "wrong last sequence") {
+		} else if !fleet.IsConflict(err) {
 			return rec, fmt.Errorf("write the fleet breaker of %s: %w", provider, err)
 		}
 	}

@@ -191,7 +191,7 @@ func (s *SharedBreakers) BreakerStateChanged(provider string, _, to resilience.S
 			s.log.WithField("service", provider).Debugf("Fleet breaker for %s: %s (by %s)", provider, strings.ToUpper(want), s.worker)
 			return
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongLastSequence(err) {
+		if !IsConflict(err) {
 			s.unavailable(err)
 			return
 		}
@@ -448,8 +448,11 @@ func ListShared(ctx context.Context, kv jetstream.KeyValue) ([]SharedRecord, err
 	return out, nil
 }
 
-func isWrongLastSequence(err error) bool {
+// IsConflict reports whether a WriteShared was refused because the record changed (or
+// appeared) since it was read: read it again and retry.
+func IsConflict(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }

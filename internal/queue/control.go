@@ -390,8 +390,8 @@ func ReadConsumerState(ctx context.Context, js jetstream.JetStream, t config.Top
 const completedLookupBatch = 256 // two keys an id
 
 // CompletedAmong returns which of ids have a completed or a cancellation record, with the
-// record's status. It asks the server in batches (one batched direct get a
-// completedLookupBatch ids; one get an id on a server older than 2.11).
+// record's status. It asks the server in batches: one batched direct get a
+// completedLookupBatch ids.
 func CompletedAmong(ctx context.Context, js jetstream.JetStream, t config.Topology, ids []string) (map[string]string, error) {
 	done := map[string]string{}
 	stream := "KV_" + t.CheckpointBucket
@@ -402,30 +402,14 @@ func CompletedAmong(ctx context.Context, js jetstream.JetStream, t config.Topolo
 		for _, id := range part {
 			subjects = append(subjects, prefix+CompletedKey(id), prefix+CancelledKey(id))
 		}
+		// Batched direct gets need server 2.11, as the records bucket's per-message TTLs do.
 		msgs, err := jetstreamext.GetLastMsgsFor(ctx, js, stream, subjects)
-		if err == nil {
-			for m, err := range msgs {
-				if errors.Is(err, jetstreamext.ErrNoMessages) {
-					break
-				}
-				if err != nil {
-					return nil, fmt.Errorf("look up completed records in %s: %w", t.CheckpointBucket, err)
-				}
-				addCompleted(done, m, prefix)
-			}
-			continue
-		}
-		if !errors.Is(err, jetstreamext.ErrBatchUnsupported) {
-			return nil, fmt.Errorf("look up completed records in %s: %w", t.CheckpointBucket, err)
-		}
-		s, err := js.Stream(ctx, stream)
 		if err != nil {
 			return nil, fmt.Errorf("look up completed records in %s: %w", t.CheckpointBucket, err)
 		}
-		for _, subject := range subjects {
-			m, err := s.GetLastMsgForSubject(ctx, subject)
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				continue
+		for m, err := range msgs {
+			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				break
 			}
 			if err != nil {
 				return nil, fmt.Errorf("look up completed records in %s: %w", t.CheckpointBucket, err)

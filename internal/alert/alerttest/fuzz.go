@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/callagent/resilience/internal/fault"
+	"github.com/callagent/resilience/internal/provider/providertest"
 )
 
 // FuzzWindow is the shortest piece of a secret that counts as a leak.
@@ -68,7 +69,7 @@ func NewAnswerFuzz(f *testing.F, o AnswerFuzzOptions) *AnswerFuzz {
 func (h *AnswerFuzz) serve(w http.ResponseWriter, r *http.Request) {
 	req, _ := io.ReadAll(r.Body)
 	rep := h.reply.Load()
-	if validHeaderValue(rep.retryAfter) {
+	if providertest.ValidHeaderValue(rep.retryAfter) {
 		w.Header().Set("Retry-After", rep.retryAfter)
 	}
 	if h.o.ContentType != "" {
@@ -162,17 +163,4 @@ type AnswerFailure struct {
 	Err     error
 	Service *fault.ServiceError // Err's
 	Retry   bool
-}
-
-// validHeaderValue reports whether a server can send v as a header value as it is.
-func validHeaderValue(v string) bool {
-	if v == "" || v != strings.TrimSpace(v) {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
