@@ -47,37 +47,34 @@ the override; the workers' breaker alerts fire as for any opening and closing.`,
 				return flagError(cmd, "for", "must not be negative")
 			}
 			ctx := cmd.Context()
-			js, closeConn, err := a.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			kv, err := fleet.EnsureBreakerBucket(ctx, js, fleet.BreakerBucketConfig(fleet.DefaultBreakerBucket, a.cfg.Topology.Replicas))
-			if err != nil {
-				return err
-			}
-			name, err := a.knownProvider(ctx, js, kv, provider)
-			if err != nil {
-				return err
-			}
-			rec, err := setOverride(ctx, kv, name, mode, forDur)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return a.printJSON(rec)
-			}
-			switch rec.Mode {
-			case "":
-				fmt.Fprintf(a.stdout, "%s: breaker back to automatic (fleet state %s)\n", name, rec.State)
-			default:
-				until := "until `publisher breaker auto " + name + "`"
-				if !rec.Until.IsZero() {
-					until = "until " + rec.Until.Local().Format(time.RFC3339)
+			return a.withJetStream(ctx, func(js jetstream.JetStream) error {
+				kv, err := fleet.EnsureBreakerBucket(ctx, js, fleet.BreakerBucketConfig(fleet.DefaultBreakerBucket, a.cfg.Topology.Replicas))
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(a.stdout, "%s: breaker held %s on every worker %s\n", name, strings.ToUpper(rec.Mode), until)
-			}
-			return nil
+				name, err := a.knownProvider(ctx, js, kv, provider)
+				if err != nil {
+					return err
+				}
+				rec, err := setOverride(ctx, kv, name, mode, forDur)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return a.printJSON(rec)
+				}
+				switch rec.Mode {
+				case "":
+					fmt.Fprintf(a.stdout, "%s: breaker back to automatic (fleet state %s)\n", name, rec.State)
+				default:
+					until := "until `publisher breaker auto " + name + "`"
+					if !rec.Until.IsZero() {
+						until = "until " + rec.Until.Local().Format(time.RFC3339)
+					}
+					fmt.Fprintf(a.stdout, "%s: breaker held %s on every worker %s\n", name, strings.ToUpper(rec.Mode), until)
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().DurationVar(&forDur, "for", 0, "return to auto after this long (e.g. 45m); default: until `breaker auto`")

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/callagent/resilience/internal/call"
@@ -53,52 +54,49 @@ Exit codes: 0 the server matches the configuration, 3 drift remains, 1 failure.`
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			js, closeConn, err := a.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			plan, err := queue.Setup(ctx, js, a.cfg.Topology)
-			if err != nil {
-				return err
-			}
-			if apply && len(plan.Drift) > 0 {
-				a.printDrift(plan.Drift)
-				if !yes && !confirm(cmd.InOrStdin(), a.stderr, fmt.Sprintf("Change %d setting(s) on the server? [y/N] ", len(plan.Drift))) {
-					return &ExitError{Code: 1, Err: fmt.Errorf("nothing changed")}
-				}
-				left, err := queue.ApplyDrift(ctx, js, a.cfg.Topology)
+			return a.withJetStream(ctx, func(js jetstream.JetStream) error {
+				plan, err := queue.Setup(ctx, js, a.cfg.Topology)
 				if err != nil {
 					return err
 				}
-				applied := len(plan.Drift) - len(left)
-				plan.Drift = left
-				if !asJSON {
-					fmt.Fprintf(a.stdout, "changed %d setting(s)\n", applied)
-				}
-			}
-			if asJSON {
-				if err := a.printJSON(plan); err != nil {
-					return err
-				}
-			} else {
-				for _, name := range plan.Created {
-					fmt.Fprintf(a.stdout, "created %s\n", name)
-				}
-				if len(plan.Drift) == 0 {
-					fmt.Fprintln(a.stdout, "the server matches the configuration")
-				} else {
+				if apply && len(plan.Drift) > 0 {
 					a.printDrift(plan.Drift)
+					if !yes && !confirm(cmd.InOrStdin(), a.stderr, fmt.Sprintf("Change %d setting(s) on the server? [y/N] ", len(plan.Drift))) {
+						return &ExitError{Code: 1, Err: fmt.Errorf("nothing changed")}
+					}
+					left, err := queue.ApplyDrift(ctx, js, a.cfg.Topology)
+					if err != nil {
+						return err
+					}
+					applied := len(plan.Drift) - len(left)
+					plan.Drift = left
+					if !asJSON {
+						fmt.Fprintf(a.stdout, "changed %d setting(s)\n", applied)
+					}
 				}
-			}
-			if len(plan.Drift) > 0 {
-				hint := "`publisher setup --apply` changes the fixable ones"
-				if apply {
-					hint = "JetStream cannot change these in place: drain and recreate the resource to apply them"
+				if asJSON {
+					if err := a.printJSON(plan); err != nil {
+						return err
+					}
+				} else {
+					for _, name := range plan.Created {
+						fmt.Fprintf(a.stdout, "created %s\n", name)
+					}
+					if len(plan.Drift) == 0 {
+						fmt.Fprintln(a.stdout, "the server matches the configuration")
+					} else {
+						a.printDrift(plan.Drift)
+					}
 				}
-				return &ExitError{Code: exitDrift, Err: fmt.Errorf("%d setting(s) differ from the configuration; %s", len(plan.Drift), hint)}
-			}
-			return nil
+				if len(plan.Drift) > 0 {
+					hint := "`publisher setup --apply` changes the fixable ones"
+					if apply {
+						hint = "JetStream cannot change these in place: drain and recreate the resource to apply them"
+					}
+					return &ExitError{Code: exitDrift, Err: fmt.Errorf("%d setting(s) differ from the configuration; %s", len(plan.Drift), hint)}
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&apply, "apply", false, "change the drifted settings on the server to the configured values")
@@ -149,21 +147,18 @@ the pause. Enqueueing goes on.`,
 				deadline = t
 			}
 			ctx := cmd.Context()
-			js, closeConn, err := a.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			got, err := queue.Pause(ctx, js, a.cfg.Topology, deadline)
-			if err != nil {
-				return err
-			}
-			st := queue.ConsumerState{Paused: true, PauseUntil: got}
-			if asJSON {
-				return a.printJSON(st)
-			}
-			fmt.Fprintf(a.stdout, "paused %s: workers finish what they hold and take nothing new %s\n", a.cfg.Topology.Consumer, describePause(st))
-			return nil
+			return a.withJetStream(ctx, func(js jetstream.JetStream) error {
+				got, err := queue.Pause(ctx, js, a.cfg.Topology, deadline)
+				if err != nil {
+					return err
+				}
+				st := queue.ConsumerState{Paused: true, PauseUntil: got}
+				if asJSON {
+					return a.printJSON(st)
+				}
+				fmt.Fprintf(a.stdout, "paused %s: workers finish what they hold and take nothing new %s\n", a.cfg.Topology.Consumer, describePause(st))
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&until, "until", "", "resume by itself at this time (RFC 3339) or after this duration (e.g. 90m); default: until `publisher resume`")
@@ -208,19 +203,16 @@ func (a *publisherApp) resumeCommand() *cobra.Command {
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			js, closeConn, err := a.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			if err := queue.Resume(ctx, js, a.cfg.Topology); err != nil {
-				return err
-			}
-			if asJSON {
-				return a.printJSON(queue.ConsumerState{})
-			}
-			fmt.Fprintf(a.stdout, "resumed %s\n", a.cfg.Topology.Consumer)
-			return nil
+			return a.withJetStream(ctx, func(js jetstream.JetStream) error {
+				if err := queue.Resume(ctx, js, a.cfg.Topology); err != nil {
+					return err
+				}
+				if asJSON {
+					return a.printJSON(queue.ConsumerState{})
+				}
+				fmt.Fprintf(a.stdout, "resumed %s\n", a.cfg.Topology.Consumer)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print {paused: false}")
@@ -244,26 +236,23 @@ Exit codes: 0 found, 4 nothing is known of the contact, 1 failure.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			js, closeConn, err := a.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			st, err := queue.InspectContact(ctx, js, a.cfg.Topology, args[0])
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				if err := a.printJSON(st); err != nil {
+			return a.withJetStream(ctx, func(js jetstream.JetStream) error {
+				st, err := queue.InspectContact(ctx, js, a.cfg.Topology, args[0])
+				if err != nil {
 					return err
 				}
-			} else {
-				a.printContact(st)
-			}
-			if st.State == "unknown" {
-				return &ExitError{Code: exitNotFound}
-			}
-			return nil
+				if asJSON {
+					if err := a.printJSON(st); err != nil {
+						return err
+					}
+				} else {
+					a.printContact(st)
+				}
+				if st.State == "unknown" {
+					return &ExitError{Code: exitNotFound}
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print {id, state, queued, progress, completed, dead_letters}")
@@ -351,38 +340,35 @@ Exit codes: 0 all cancelled, 5 some were not (see why), 1 failure or declined.`,
 				return &ExitError{Code: 1, Err: fmt.Errorf("nothing cancelled")}
 			}
 			ctx := cmd.Context()
-			js, closeConn, err := a.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			res, err := queue.Cancel(ctx, js, a.cfg.Topology, ids)
-			if err != nil {
-				return err
-			}
-			refused := 0
-			for _, r := range res {
-				if !r.Cancelled {
-					refused++
-				}
-			}
-			if asJSON {
-				if err := a.printJSON(res); err != nil {
+			return a.withJetStream(ctx, func(js jetstream.JetStream) error {
+				res, err := queue.Cancel(ctx, js, a.cfg.Topology, ids)
+				if err != nil {
 					return err
 				}
-			} else {
+				refused := 0
 				for _, r := range res {
-					if r.Cancelled {
-						fmt.Fprintf(a.stdout, "%s: cancelled, %d message(s) removed\n", r.ID, r.Removed)
-					} else {
-						fmt.Fprintf(a.stdout, "%s: not cancelled: %s\n", r.ID, r.Reason)
+					if !r.Cancelled {
+						refused++
 					}
 				}
-			}
-			if refused > 0 {
-				return &ExitError{Code: exitPartial, Err: fmt.Errorf("%d of %d contact(s) not cancelled", refused, len(ids))}
-			}
-			return nil
+				if asJSON {
+					if err := a.printJSON(res); err != nil {
+						return err
+					}
+				} else {
+					for _, r := range res {
+						if r.Cancelled {
+							fmt.Fprintf(a.stdout, "%s: cancelled, %d message(s) removed\n", r.ID, r.Removed)
+						} else {
+							fmt.Fprintf(a.stdout, "%s: not cancelled: %s\n", r.ID, r.Reason)
+						}
+					}
+				}
+				if refused > 0 {
+					return &ExitError{Code: exitPartial, Err: fmt.Errorf("%d of %d contact(s) not cancelled", refused, len(ids))}
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
@@ -411,31 +397,28 @@ is dropped as a duplicate.`,
 				return usageError("purge needs --pending (the contacts no worker has taken yet); dead letters: publisher dlq purge")
 			}
 			ctx := cmd.Context()
-			js, closeConn, err := a.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			st, err := queue.ReadStatus(ctx, js, a.cfg.Topology)
-			if err != nil {
-				return err
-			}
-			if st.Pending == 0 {
-				fmt.Fprintln(a.stdout, "nothing pending; nothing to purge")
+			return a.withJetStream(ctx, func(js jetstream.JetStream) error {
+				st, err := queue.ReadStatus(ctx, js, a.cfg.Topology)
+				if err != nil {
+					return err
+				}
+				if st.Pending == 0 {
+					fmt.Fprintln(a.stdout, "nothing pending; nothing to purge")
+					return nil
+				}
+				if !yes && !confirm(cmd.InOrStdin(), a.stderr, fmt.Sprintf("Delete about %d pending contact(s) from %s? [y/N] ", st.Pending, a.cfg.Topology.ContactsStream)) {
+					return &ExitError{Code: 1, Err: fmt.Errorf("purge cancelled; nothing deleted")}
+				}
+				n, err := queue.PurgePending(ctx, js, a.cfg.Topology)
+				if err != nil {
+					return fmt.Errorf("%w (%d deleted)", err, n)
+				}
+				if asJSON {
+					return a.printJSON(map[string]uint64{"purged": n})
+				}
+				fmt.Fprintf(a.stdout, "purged %d pending contact(s)\n", n)
 				return nil
-			}
-			if !yes && !confirm(cmd.InOrStdin(), a.stderr, fmt.Sprintf("Delete about %d pending contact(s) from %s? [y/N] ", st.Pending, a.cfg.Topology.ContactsStream)) {
-				return &ExitError{Code: 1, Err: fmt.Errorf("purge cancelled; nothing deleted")}
-			}
-			n, err := queue.PurgePending(ctx, js, a.cfg.Topology)
-			if err != nil {
-				return fmt.Errorf("%w (%d deleted)", err, n)
-			}
-			if asJSON {
-				return a.printJSON(map[string]uint64{"purged": n})
-			}
-			fmt.Fprintf(a.stdout, "purged %d pending contact(s)\n", n)
-			return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&pending, "pending", false, "delete the contacts no worker has taken yet (required)")

@@ -78,6 +78,16 @@ func (a *publisherApp) connect(ctx context.Context, opts ...jetstream.JetStreamO
 	return js, func() { _ = drain(nc) }, nil
 }
 
+// withJetStream connects for one command, runs fn and closes the connection.
+func (a *publisherApp) withJetStream(ctx context.Context, fn func(js jetstream.JetStream) error) error {
+	js, closeConn, err := a.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	return fn(js)
+}
+
 func drain(nc *nats.Conn) error {
 	closed := make(chan struct{})
 	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
